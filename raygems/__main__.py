@@ -1,0 +1,5 @@
+import sys
+
+from raygems.cli import main
+
+sys.exit(main())

@@ -1,0 +1,392 @@
+"""Index policies used for pure exploration: UCB1, UCB-StdDev (UCB1-Tuned by default) and UCB-E.
+
+Each pulls every arm once, then one arm per step: the argmax of an index (spec 2-4). They recommend the
+empirical best arm (EBA), ties broken by more pulls, then at random.
+
+Speed: the loop over the B steps is sequential, each step vectorised over the R repetitions. Index arrays
+are kept up to date incrementally (only the pulled arm's entry changes, apart from the global ln t term).
+Ties in the per-step argmax are broken by a random priority per (repetition, arm), drawn once per run,
+instead of a fresh draw per step (a fresh (R, K) draw per step would dominate the cost). Ties matter at
+the start, when many arms share (n, S); each arm is equally likely to come first.
+
+Replays: `run_until(env, budget)` advances all repetitions to a budget in one compiled call
+(`kernels.run_index_policy`, when numba is installed) against the in-process fast `MatrixEnvironment`. It
+makes exactly the choices of the ask/tell loop (same expressions, same order, same reward draws); the replay
+engine uses it when it applies and the ask/tell loop otherwise.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from raygems.bandits import kernels
+from raygems.bandits.base import BanditAlgorithm, Pulls, make_pulls
+from raygems.bandits.randomness import STREAM_PRIORITY, STREAM_TIEBREAK, uniform
+from raygems.bandits.schedules import successive_rejects_schedule
+
+_TIE_SCALE = 1e-10
+#: counters of the compiled path, process-wide: steps, exact index evaluations, bound-tree rebuilds
+KERNEL_STATS = np.zeros(3, dtype=np.int64)
+
+
+class IndexPolicy(BanditAlgorithm):
+    """Pull every arm once, then the argmax of `index()` each step.
+
+    Per-arm quantities are cached in float arrays and refreshed only for the arms just pulled, so a step
+    costs a few passes over the (R, K) arrays.
+    """
+
+    anytime: ClassVar[bool] = True
+
+    def __init__(self, num_arms, num_queries, budget_per_model, seeds):
+        super().__init__(num_arms, num_queries, budget_per_model, seeds)
+        self.initialized = False
+        # tie-break priority in (0, 1e-10): fixed per run (see module docstring)
+        self.tie_priority = _TIE_SCALE * uniform(self.seeds, STREAM_PRIORITY, np.arange(self.num_arms))
+        shape = (self.reps, self.num_arms)
+        self._rows = np.arange(self.reps)
+        self._mean = np.zeros(shape)                  # S / n
+        self._base = np.full(shape, -np.inf)          # mean + tie priority; -inf when the arm cannot be pulled
+        self._inv_n = np.ones(shape)                  # 1 / n
+        self._sqrt_inv_n = np.ones(shape)             # 1 / sqrt(n)
+        self._work = np.empty(shape)                  # scratch for index computations
+        self._work2 = np.empty(shape)
+        self._exhausted = False
+
+    @property
+    def done(self) -> bool:
+        if self._budget_low >= self.budget:
+            return True
+        if self.initialized and (self._exhausted or self._any_failed):
+            return not ((self.pulls < self.num_queries) & ~self.failed).any()
+        return False
+
+    def ask(self) -> Pulls | None:
+        if self._pending is not None:
+            return self._pending
+        if self.done:
+            return None
+        if not self.initialized:
+            rep, arm = np.nonzero(~self.failed)
+            return self._issue(make_pulls(rep, arm, np.zeros_like(rep), np.ones_like(rep), False, self.order))
+        index = self.index()
+        arm = np.argmax(index, axis=1)
+        rep = self._rows
+        if self._exhausted or self._any_failed or self._budget_high >= self.budget:
+            active = np.isfinite(index[rep, arm]) & (self.budget_used < self.budget)
+            rep, arm = rep[active], arm[active]
+        pulls = Pulls(rep, arm, self.pulls[rep, arm], np.ones(rep.shape[0], dtype=np.int64), False, self.order)
+        return self._issue(pulls)
+
+    def _update(self, pulls: Pulls, successes: np.ndarray) -> None:
+        self.initialized = True
+        rep, arm = pulls.rep, pulls.arm
+        flat = rep * self.num_arms + arm
+        n = np.maximum(self.pulls.ravel()[flat], 1).astype(np.float64)  # failed arms may have 0 pulls
+        mean = self.successes.ravel()[flat] / n
+        self._mean.ravel()[flat] = mean
+        inv_n = 1.0 / n
+        self._inv_n.ravel()[flat] = inv_n
+        self._sqrt_inv_n.ravel()[flat] = np.sqrt(inv_n)
+        base = mean + self.tie_priority.ravel()[flat]
+        if self._any_failed or n.max() >= self.num_queries:
+            closed = (n >= self.num_queries) | self.failed.ravel()[flat]
+            self._exhausted = self._exhausted or bool((n >= self.num_queries).any())
+            base[closed] = -np.inf
+        self._base.ravel()[flat] = base
+        self.on_pulled(rep, arm)
+
+    def mark_failed(self, failed) -> None:
+        super().mark_failed(failed)
+        self._base[self.failed] = -np.inf
+
+    def load_state_dict(self, state) -> None:
+        super().load_state_dict(state)
+        rep, arm = np.nonzero(self.pulls > 0)
+        self._exhausted = bool((self.pulls >= self.num_queries).any())
+        if rep.size:  # rebuild the per-arm caches from the restored counts
+            self._update(Pulls(rep, arm, self.pulls[rep, arm], np.ones_like(rep), False, self.order),
+                         np.zeros_like(rep))
+
+    # ------------------------------------------------------------------------------ compiled fast path
+    #: epochs of the kernel's bound tree last max(8, t // KERNEL_EPOCH_DIV) steps (speed only, see kernels.py)
+    KERNEL_EPOCH_DIV: ClassVar[int] = 512
+
+    def kernel_kind(self) -> int | None:
+        """The kernels.KIND_* of this policy, or None when the compiled path does not cover it."""
+        return None
+
+    def kernel_tables(self, log_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-step scalars (table1[t], table2[t]) at budget_used == t, computed with numpy exactly as
+        `index()` computes them from `_log_t()`."""
+        return np.zeros_like(log_t), np.zeros_like(log_t)
+
+    def run_until(self, env, budget: int) -> bool:
+        """Advance every repetition until it has used `budget` evaluations (or has nothing left to pull),
+        answering pulls from `env`, in one compiled call. Identical to the ask/tell loop with `env`.
+
+        Returns False, having done nothing, when the fast path does not apply (numba missing, an exact or
+        foreign environment, a pending ask, an option the kernel does not cover); the caller then uses the
+        ask/tell loop.
+        """
+        kind = self.kernel_kind()
+        if (kind is None or not kernels.HAVE_NUMBA or self._pending is not None
+                or not kernels.is_fast_matrix_environment(env, self)):
+            return False
+        budget = min(int(budget), self.budget)
+        if not self.initialized:
+            if self.done:
+                return True
+            pulls = self.ask()
+            self.tell(env.evaluate(pulls))
+        if self._budget_low >= budget:
+            return True
+        size = self.budget + 1
+        tables = getattr(self, "_kernel_cache", None)
+        if tables is None or tables[0].shape[0] < size:
+            log_t = np.log(np.arange(size, dtype=np.int64) + 1.0)  # as _log_t(): log(budget_used + 1.0)
+            table1, table2 = (np.ascontiguousarray(x, dtype=np.float64) for x in self.kernel_tables(log_t))
+            if np.any(np.diff(table1) < 0) or np.any(np.diff(table2) < 0):
+                return False  # the bound argument needs scalars that grow with t
+            self._kernel_cache = tables = (table1, table2)
+        before = int(self.budget_used.sum())
+        exhausted = kernels.run_index_policy(
+            kind, budget, self.num_queries, self.seeds, self.tie_priority, env.correct_total, self.failed,
+            self.pulls, self.successes, self.budget_used, env.correct_seen,
+            self._mean, self._base, self._inv_n, self._sqrt_inv_n, self._kernel_variance(), tables[0], tables[1],
+            *self._kernel_ucbe_arguments(), self.KERNEL_EPOCH_DIV, KERNEL_STATS)
+        env.evaluations += int(self.budget_used.sum()) - before
+        self._exhausted = self._exhausted or bool(exhausted)
+        self._budget_low, self._budget_high = int(self.budget_used.min()), int(self.budget_used.max())
+        self._after_kernel()
+        return True
+
+    def _kernel_variance(self) -> np.ndarray:
+        return self._work  # unused by kinds without a variance term
+
+    def _kernel_ucbe_arguments(self) -> tuple:
+        dummy_i = np.zeros(1, dtype=np.int64)
+        return (dummy_i, np.zeros(self.reps, dtype=np.int64), np.zeros(self.reps), self._work2, 0.0, 0, 0.0, False)
+
+    def _after_kernel(self) -> None:
+        """Hook: resynchronise caches the kernel does not maintain."""
+
+    def on_pulled(self, rep: np.ndarray, arm: np.ndarray) -> None:
+        """Hook: refresh cached per-arm quantities of the arms just pulled."""
+
+    def index(self) -> np.ndarray:
+        """(R, K) index including tie-break priority; -inf for arms that cannot be pulled."""
+        raise NotImplementedError
+
+    def recommend(self) -> np.ndarray:
+        """Empirical best arm; ties by more pulls, then at random."""
+        means = np.where(self.failed | (self.pulls == 0), -np.inf, self.means)
+        jitter = uniform(self.seeds, STREAM_TIEBREAK, -1, np.arange(self.num_arms))
+        order = np.lexsort((jitter, self.pulls, means), axis=-1)
+        return order[:, -1]
+
+    def most_played(self) -> np.ndarray:
+        """The most-played arm (MPA), logged as a secondary output (spec 2)."""
+        return np.argmax(self.pulls + 0.5 * uniform(self.seeds, STREAM_TIEBREAK, -2, np.arange(self.num_arms)),
+                         axis=1)
+
+    def _log_t(self) -> np.ndarray:
+        """ln t per repetition, t = the 1-based index of the pull being chosen, as an (R, 1) column."""
+        return np.log(self.budget_used + 1.0)[:, None]
+
+
+class UCB(IndexPolicy):
+    """UCB1 (Auer et al. 2002): mean + c * sqrt(2 ln t / n), c = 1."""
+
+    name = "ucb"
+
+    def __init__(self, *args, c: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if c <= 0:
+            raise ValueError(f"c must be positive, got {c}")
+        self.c = float(c)
+
+    def index(self) -> np.ndarray:
+        out = self._work
+        np.multiply(self._sqrt_inv_n, self.c * np.sqrt(2.0 * self._log_t()), out=out)
+        return np.add(out, self._base, out=out)
+
+    def kernel_kind(self) -> int | None:
+        return kernels.KIND_UCB
+
+    def kernel_tables(self, log_t):
+        return self.c * np.sqrt(2.0 * log_t), np.zeros_like(log_t)
+
+
+class UCBStdDev(IndexPolicy):
+    """UCB-StdDev: a UCB whose width scales with the empirical standard deviation (spec 3).
+
+    variant "tuned" (default): UCB1-Tuned, mean + sqrt(ln t / n * min(1/4, s2 + sqrt(2 ln t / n)));
+    "ucb-v": UCB-V (Audibert, Munos, Szepesvari 2009), mean + sqrt(2 s2 ln t / n) + 3 ln t / n;
+    "mean-se": smoothed mean + c sqrt(2 ln t) sqrt(p(1-p)/n), p = (S+1)/(n+2).
+    Bernoulli rewards: the empirical variance (1/n normalisation) is s2 = mean (1 - mean).
+    """
+
+    name = "ucb-stddev"
+    VARIANTS = ("tuned", "ucb-v", "mean-se")
+
+    def __init__(self, *args, variant: str = "tuned", c: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if variant not in self.VARIANTS:
+            raise ValueError(f"variant must be one of {self.VARIANTS}, got {variant!r}")
+        self.variant = variant
+        self.c = float(c)
+        self._variance = np.zeros((self.reps, self.num_arms))
+
+    def on_pulled(self, rep, arm):
+        if self.variant == "mean-se":
+            n = self.pulls[rep, arm]
+            smoothed = (self.successes[rep, arm] + 1.0) / (n + 2.0)
+            self._variance[rep, arm] = smoothed * (1.0 - smoothed)
+            shift = smoothed - self._mean[rep, arm]       # the centre is the smoothed mean
+            self._base[rep, arm] = np.where(np.isfinite(self._base[rep, arm]), self._base[rep, arm] + shift, -np.inf)
+        else:
+            mean = self._mean[rep, arm]
+            self._variance[rep, arm] = mean * (1.0 - mean)
+
+    def kernel_kind(self) -> int | None:
+        if self.variant == "tuned":
+            return kernels.KIND_TUNED
+        if self.variant == "ucb-v":
+            return kernels.KIND_UCB_V
+        return kernels.KIND_MEAN_SE if self.c > 0 else None
+
+    def kernel_tables(self, log_t):
+        if self.variant == "tuned":
+            return np.sqrt(2.0 * log_t), np.sqrt(log_t)
+        if self.variant == "ucb-v":
+            return np.sqrt(2.0 * log_t), 3.0 * log_t
+        return self.c * np.sqrt(2.0 * log_t), np.zeros_like(log_t)
+
+    def _kernel_variance(self) -> np.ndarray:
+        return self._variance
+
+    def index(self) -> np.ndarray:
+        log_t = self._log_t()
+        out, tmp = self._work, self._work2
+        if self.variant == "tuned":
+            np.multiply(self._sqrt_inv_n, np.sqrt(2.0 * log_t), out=out)   # sqrt(2 ln t / n)
+            np.add(out, self._variance, out=out)                           # V = s2 + sqrt(2 ln t / n)
+            np.minimum(out, 0.25, out=out)
+            np.multiply(out, self._inv_n, out=out)
+            np.sqrt(out, out=out)
+            np.multiply(out, np.sqrt(log_t), out=out)                      # sqrt(ln t / n * min(1/4, V))
+        elif self.variant == "ucb-v":
+            np.multiply(self._variance, self._inv_n, out=out)
+            np.sqrt(out, out=out)
+            np.multiply(out, np.sqrt(2.0 * log_t), out=out)
+            np.multiply(self._inv_n, 3.0 * log_t, out=tmp)
+            np.add(out, tmp, out=out)
+        else:
+            np.multiply(self._variance, self._inv_n, out=out)
+            np.sqrt(out, out=out)
+            np.multiply(out, self.c * np.sqrt(2.0 * log_t), out=out)
+        return np.add(out, self._base, out=out)
+
+
+class UCBE(IndexPolicy):
+    """UCB-E (Audibert & Bubeck 2010): mean + sqrt(a / n), no ln t (spec 4).
+
+    mode "adaptive" (default): Adaptive UCB-E; time is split into Successive Rejects' phases and phase k uses
+        a_k = c * B / Hhat_k, Hhat_0 = K, Hhat_k = max over the k largest empirical gaps D_(i) of i / D_(i)^2,
+        gaps floored at `gap_floor` (0.01).
+    mode "plugin": a = (25/36) (B - K) / Hhat_1 re-estimated every K pulls from the empirical gaps
+        (starting from a = B / K).
+    Not anytime: a depends on the budget B.
+    """
+
+    name = "ucb-e"
+    anytime = False
+    MODES = ("adaptive", "plugin")
+
+    def __init__(self, *args, mode: str = "adaptive", c: float = 1.0, gap_floor: float = 0.01, **kwargs):
+        super().__init__(*args, **kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        if c <= 0 or gap_floor <= 0:
+            raise ValueError(f"c and gap_floor must be positive, got c={c}, gap_floor={gap_floor}")
+        self.mode, self.c, self.gap_floor = mode, float(c), float(gap_floor)
+        k = self.num_arms
+        if mode == "adaptive":
+            schedule = successive_rejects_schedule(k, self.budget_per_model, self.num_queries)
+            # t_k = total pulls at the end of SR phase k; phase k (k = 0 .. K-2) covers (t_k, t_{k+1}].
+            ends, alive, total = [], k, 0
+            for rnd in schedule:
+                total += alive * rnd.queries_per_arm
+                ends.append(total)
+                alive = rnd.keep
+            self.phase_ends = np.asarray(ends, dtype=np.int64)
+        else:
+            self.phase_ends = np.arange(2 * k, self.budget + k, k, dtype=np.int64)
+        self.phase = np.full(self.reps, -1, dtype=np.int64)
+        self._next_phase_end: int | None = None
+        self.exploration = np.full(self.reps, self.c * self.budget / k if mode == "adaptive" else self.budget / k)
+        self._index = np.full((self.reps, k), -np.inf)
+
+    def _hardness(self, k_largest: int) -> np.ndarray:
+        """Hhat from the k largest empirical gaps, per repetition."""
+        means = np.where(self.failed, -np.inf, self.means)
+        best = means.max(axis=1, keepdims=True)
+        gaps = np.where(self.failed, np.inf, np.maximum(best - means, self.gap_floor))
+        gaps = np.sort(gaps, axis=1)  # ascending: D_(1) <= ... <= D_(K)
+        i = np.arange(1, self.num_arms + 1, dtype=np.float64)
+        terms = i / gaps**2
+        return terms[:, self.num_arms - k_largest:].max(axis=1)
+
+    def _refresh_phase(self) -> None:
+        if self._next_phase_end is not None and self._budget_high < self._next_phase_end:
+            return  # no repetition crossed a phase boundary
+        phase = np.searchsorted(self.phase_ends, self.budget_used, side="right")
+        changed = phase != self.phase
+        if not changed.any():
+            return
+        for p in np.unique(phase[changed]):
+            rows = changed & (phase == p)
+            if self.mode == "adaptive":
+                hardness = self.num_arms if p == 0 else self._hardness(int(min(p, self.num_arms - 1)))[rows]
+                self.exploration[rows] = self.c * self.budget / hardness
+            else:
+                hardness = self._hardness(self.num_arms)[rows]
+                self.exploration[rows] = (25.0 / 36.0) * (self.budget - self.num_arms) / hardness
+        self.phase = phase
+        self._recompute(changed)
+        upcoming = self.phase_ends[self.phase[self.phase < self.phase_ends.size]]
+        self._next_phase_end = int(upcoming.min()) if upcoming.size else np.iinfo(np.int64).max
+
+    def load_state_dict(self, state) -> None:
+        self._next_phase_end = None
+        super().load_state_dict(state)
+        self._recompute(np.ones(self.reps, dtype=bool))
+
+    def _recompute(self, rows: np.ndarray) -> None:
+        width = np.sqrt(self.exploration[rows, None]) * self._sqrt_inv_n[rows]
+        self._index[rows] = self._base[rows] + width
+
+    def on_pulled(self, rep: np.ndarray, arm: np.ndarray) -> None:
+        self._index[rep, arm] = self._base[rep, arm] + np.sqrt(self.exploration[rep]) * self._sqrt_inv_n[rep, arm]
+
+    def mark_failed(self, failed) -> None:
+        super().mark_failed(failed)
+        self._index[self.failed] = -np.inf
+
+    def index(self) -> np.ndarray:
+        self._refresh_phase()
+        return self._index
+
+    def kernel_kind(self) -> int | None:
+        return kernels.KIND_UCB_E
+
+    def _kernel_ucbe_arguments(self) -> tuple:
+        return (self.phase_ends, self.phase, self.exploration, self._index, self.c, self.budget, self.gap_floor,
+                self.mode == "plugin")
+
+    def _after_kernel(self) -> None:
+        upcoming = self.phase_ends[self.phase[(self.phase >= 0) & (self.phase < self.phase_ends.size)]]
+        self._next_phase_end = int(upcoming.min()) if upcoming.size else np.iinfo(np.int64).max
+

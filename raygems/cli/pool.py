@@ -1,0 +1,55 @@
+"""`raygems pool`: draw a query pool and write it as parquet.
+
+    raygems pool --tasks routerbench --per-task 500 --seed 0 --data-dir ../shared/data/benchmarks --out pool.parquet
+
+The paper's pool is `--tasks routerbench --per-task 500` (500 queries from each of ARC-Challenge,
+Winogrande, MMLU, MBPP and GSM8K). Without --data-dir the benchmarks are read from $RAYGEMS_DATA_DIR,
+or from the Hugging Face hub when that is unset. Prints the pool's content hash: pools with equal
+hashes hold the same queries, prompts and references.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("pool", help="draw a seeded query pool from benchmark tasks (parquet)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default="routerbench",
+                   help="comma-separated task names (default: routerbench, i.e. its five tasks)")
+    p.add_argument("--per-task", default="500",
+                   help="queries drawn from each task, or 'all' (default: 500)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--stratify-by", default=None,
+                   help="spread each task's share over this meta field in proportion (e.g. subject)")
+    p.add_argument("--data-dir", default=None,
+                   help="local benchmark directory (default: $RAYGEMS_DATA_DIR, else the hub)")
+    p.add_argument("--out", required=True, help="parquet file to write")
+    return p
+
+
+def parse_per_task(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"--per-task must be a positive integer or 'all', got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"--per-task must be at least 1, got {value}")
+    return value
+
+
+def run(args) -> int:
+    from raygems.tasks.pool import build_query_pool
+
+    names = [name.strip() for name in args.tasks.split(",") if name.strip()]
+    if not names:
+        raise ValueError("--tasks names no task")
+    pool = build_query_pool(names, per_task=parse_per_task(args.per_task), seed=args.seed,
+                            data_dir=args.data_dir, stratify_by=args.stratify_by)
+    path = pool.to_parquet(args.out)
+    counts = ", ".join(f"{task} {n}" for task, n in pool.counts().items())
+    print(f"wrote {len(pool)} queries ({counts}) to {path}")
+    print(f"content hash: {pool.content_hash}")
+    return 0

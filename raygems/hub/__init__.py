@@ -1,0 +1,32 @@
+"""Model trees: records, tree sources (the hub, a local directory), the tree walk and the paper's selection.
+
+Names are imported on first use, so `import raygems.hub.types` stays light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ModelRecord": "raygems.hub.types",
+    "MODEL_KINDS": "raygems.hub.types",
+    "TreeSource": "raygems.hub.sources",
+    "HubTreeSource": "raygems.hub.sources",
+    "LocalTreeSource": "raygems.hub.sources",
+    "open_tree_source": "raygems.hub.sources",
+    "list_tree": "raygems.hub.listing",
+    "save_tree": "raygems.hub.listing",
+    "read_tree": "raygems.hub.listing",
+    "tree_records": "raygems.hub.listing",
+    "paper_selection": "raygems.hub.selection",
+    "ModelCard": "raygems.hub.cards",
+    "parse_model_card": "raygems.hub.cards",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'raygems.hub' has no attribute {name!r}")

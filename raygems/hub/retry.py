@@ -1,0 +1,106 @@
+"""Retries with exponential back-off for calls to the Hugging Face hub.
+
+The hub answers busy periods with HTTP 429 (rate limit) and 5xx, and connections drop. `huggingface_hub`
+already retries some calls (listing pages) but not others (`model_info`), and gives up after a few
+seconds: `call_with_retries` wraps a whole operation (a full listing, a card download) so that a
+failure anywhere in it repeats the operation after waiting `backoff * 2**attempt` seconds (capped; a
+`Retry-After` header, when the hub sends one, is honoured if longer). Client errors (404, 401, 400)
+and offline mode are not retried: waiting does not fix them.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: HTTP statuses worth waiting for.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait: attempt k (0-based) waits min(backoff * 2**k, max_backoff) seconds."""
+
+    retries: int = 5
+    backoff: float = 1.0
+    max_backoff: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise ValueError(f"backoff and max_backoff must be >= 0, got {self.backoff}, {self.max_backoff}")
+
+    def wait(self, attempt: int, retry_after: float | None = None) -> float:
+        delay = min(self.backoff * (2 ** attempt), self.max_backoff)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.max_backoff))
+        return delay
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level exception classes of whichever HTTP stacks huggingface_hub may use."""
+    errors: list[type[BaseException]] = [TimeoutError]
+    for module_name, names in (("httpx2", ("TransportError",)), ("httpx", ("TransportError",)),
+                               ("requests", ("ConnectionError", "Timeout"))):
+        try:
+            module = __import__(module_name)
+        except ImportError:
+            continue
+        errors.extend(getattr(module, n) for n in names if isinstance(getattr(module, n, None), type))
+    return tuple(errors)
+
+
+_TRANSPORT_ERRORS = _transport_errors()
+
+
+def http_status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return int(status) if status is not None else None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for rate limits, server errors and dropped connections; False for everything else."""
+    try:
+        from huggingface_hub.errors import OfflineModeIsEnabled
+    except ImportError:  # pragma: no cover - very old huggingface_hub
+        OfflineModeIsEnabled = ()  # type: ignore[assignment]
+    if OfflineModeIsEnabled and isinstance(exc, OfflineModeIsEnabled):
+        return False
+    status = http_status(exc)
+    if status is not None:
+        return status in RETRY_STATUSES
+    return isinstance(exc, _TRANSPORT_ERRORS)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def call_with_retries(call: Callable[[], T], policy: RetryPolicy, *, what: str,
+                      sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run `call()`; on a retryable error wait and run it again, up to `policy.retries` more times."""
+    for attempt in range(policy.retries + 1):
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - filtered by is_retryable
+            if attempt >= policy.retries or not is_retryable(exc):
+                raise
+            delay = policy.wait(attempt, _retry_after(exc))
+            status = http_status(exc)
+            logger.warning("%s failed (%s); retry %d/%d in %.1f s", what,
+                           f"HTTP {status}" if status else type(exc).__name__, attempt + 1, policy.retries, delay)
+            sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover

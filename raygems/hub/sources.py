@@ -1,0 +1,310 @@
+"""Where model trees come from: the Hugging Face hub, or a local directory laid out like it.
+
+Both sources answer the same four questions (`TreeSource`):
+
+* `model(model_id)`: the model's own record (downloads, likes, revision, ...);
+* `children(model_id, kinds)`: its direct descendants of the given relations (finetune, adapter,
+  quantized, merge), as the hub's `base_model:<relation>:<parent>` tags (or the local cards) say;
+* `model_card(model_id)`: its parsed README.md;
+* `fetch(model)`: a local folder holding its files.
+
+The hub source talks to the hub through `huggingface_hub.HfApi` only, so tests can point it at a local
+server (`HfApi(endpoint=...)`) that serves recorded responses: the real client code then parses them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from raygems.hub.cards import ModelCard, parse_model_card
+from raygems.hub.retry import RetryPolicy, call_with_retries, http_status
+from raygems.hub.types import MODEL_KINDS, ModelRecord
+
+logger = logging.getLogger(__name__)
+
+#: Relations a child can have to its parent (the hub's `base_model:<relation>:<parent>` tags).
+RELATIONS: tuple[str, ...] = tuple(k for k in MODEL_KINDS if k != "base")
+
+#: Metadata file the local layout keeps beside a model's files (what the hub knows, the repo does not).
+LOCAL_HUB_FILE = ".raygems_hub.json"
+
+#: Files a checkpoint download skips by default: formats no raygems backend loads (TF/Flax/ONNX/...),
+#: and Meta's `original/` consolidated checkpoints that duplicate the safetensors weights.
+DEFAULT_FETCH_IGNORE = ("*.h5", "*.msgpack", "*.ot", "*.onnx", "*.onnx_data", "*.tflite", "*.mlmodel",
+                        "original/*", "onnx/*", "openvino/*", "coreml/*")
+
+
+def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
+    kinds = tuple(kinds)
+    bad = [k for k in kinds if k not in RELATIONS]
+    if bad:
+        raise ValueError(f"unknown relation(s) {bad}: choose from {RELATIONS}")
+    return kinds
+
+
+class TreeSource(ABC):
+    """A place that knows models and their base-model links."""
+
+    @abstractmethod
+    def model(self, model_id: str) -> ModelRecord:
+        """The record of `model_id` itself (kind 'base', depth 0: callers place it in a tree)."""
+
+    @abstractmethod
+    def children(self, model_id: str, kinds: Sequence[str] = RELATIONS) -> list[ModelRecord]:
+        """Direct descendants of `model_id` whose relation is one of `kinds`, with `base_model=model_id`.
+
+        A record's `extra["children_count"]`, when present, says how many descendants it has itself
+        (0 lets a tree walk skip asking).
+        """
+
+    @abstractmethod
+    def model_card(self, model_id: str, revision: str | None = None) -> ModelCard:
+        """The parsed README.md of `model_id` (an empty card when the repository has none)."""
+
+    @abstractmethod
+    def fetch(self, model: ModelRecord) -> Path:
+        """A local folder with the model's files at `model.revision`."""
+
+
+# ---------------------------------------------------------------------------------------------- hub
+class HubTreeSource(TreeSource):
+    """Model trees from the Hugging Face hub.
+
+    Parameters
+    ----------
+    token: hub access token (None: huggingface_hub's saved token, if any).
+    api: an `HfApi` (or a compatible object) to use instead of `HfApi(endpoint=endpoint, token=token)`.
+    retries, backoff, max_backoff: the back-off on 429/5xx/connection errors (see `raygems.hub.retry`).
+    endpoint: hub URL (None: huggingface_hub's default, `HF_ENDPOINT`).
+    cache_dir: download cache for cards and checkpoints (None: huggingface_hub's cache).
+    fetch_ignore: glob patterns `fetch` does not download.
+    sleep: how to wait between retries (tests pass a recorder).
+    """
+
+    #: ModelInfo properties a listing asks for. `childrenModelCount` lets the walk skip leaves.
+    EXPAND = ("createdAt", "downloads", "likes", "pipeline_tag", "library_name", "sha", "tags",
+              "childrenModelCount")
+
+    def __init__(self, token: str | None = None, api: Any = None, retries: int = 5, backoff: float = 1.0,
+                 max_backoff: float = 60.0, endpoint: str | None = None, cache_dir: str | Path | None = None,
+                 fetch_ignore: Sequence[str] = DEFAULT_FETCH_IGNORE,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.token = token
+        self.api = api
+        self.policy = RetryPolicy(retries=retries, backoff=backoff, max_backoff=max_backoff)
+        self.endpoint = endpoint
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+        self.fetch_ignore = tuple(fetch_ignore)
+        self.sleep = sleep
+        self._expand: tuple[str, ...] | None = None  # EXPAND, minus what the hub refused
+
+    # -------------------------------------------------------------- plumbing
+    @property
+    def _api(self) -> Any:
+        if self.api is None:
+            from huggingface_hub import HfApi
+            self.api = HfApi(endpoint=self.endpoint, token=self.token)
+        return self.api
+
+    def _retrying(self, call: Callable[[], Any], what: str) -> Any:
+        return call_with_retries(call, self.policy, what=what, sleep=self.sleep)
+
+    def _expanded(self, call: Callable[[tuple[str, ...]], Any]) -> Any:
+        """Run `call(expand)`; if the hub rejects `childrenModelCount` (HTTP 400), go on without it."""
+        expand = self._expand or self.EXPAND
+        try:
+            result = call(expand)
+        except Exception as exc:  # noqa: BLE001
+            if http_status(exc) != 400 or "childrenModelCount" not in expand:
+                raise
+            logger.warning("the hub refused expand=childrenModelCount; listing every node's children")
+            expand = tuple(e for e in expand if e != "childrenModelCount")
+            result = call(expand)
+        self._expand = expand
+        return result
+
+    # -------------------------------------------------------------- TreeSource
+    def model(self, model_id: str) -> ModelRecord:
+        info = self._retrying(
+            lambda: self._expanded(lambda expand: self._api.model_info(model_id, expand=list(expand))),
+            f"model_info({model_id})")
+        return replace(_record_from_info(info, kind="base", parent=None), is_base=True)
+
+    def children(self, model_id: str, kinds: Sequence[str] = RELATIONS) -> list[ModelRecord]:
+        records: list[ModelRecord] = []
+        for relation in _check_kinds(kinds):
+            tag = f"base_model:{relation}:{model_id}"
+            infos = self._retrying(
+                lambda: self._expanded(lambda expand: list(self._api.list_models(filter=tag, expand=list(expand)))),
+                f"list_models(filter={tag})")
+            records.extend(_record_from_info(info, kind=relation, parent=model_id) for info in infos)
+        return records
+
+    def model_card(self, model_id: str, revision: str | None = None) -> ModelCard:
+        from huggingface_hub.errors import EntryNotFoundError
+
+        def download() -> str | None:
+            try:
+                return self._api.hf_hub_download(model_id, "README.md", revision=revision, cache_dir=self.cache_dir)
+            except EntryNotFoundError:
+                return None
+
+        path = self._retrying(download, f"README.md of {model_id}")
+        if path is None:
+            return ModelCard(model_id=model_id)
+        return parse_model_card(Path(path).read_text(encoding="utf-8", errors="replace"), model_id)
+
+    def fetch(self, model: ModelRecord) -> Path:
+        folder = self._retrying(
+            lambda: self._api.snapshot_download(model.model_id, revision=model.revision, cache_dir=self.cache_dir,
+                                                ignore_patterns=list(self.fetch_ignore) or None),
+            f"download of {model.model_id}@{model.revision}")
+        return Path(folder)
+
+
+def _record_from_info(info: Any, kind: str, parent: str | None) -> ModelRecord:
+    """A ModelRecord from a `huggingface_hub.ModelInfo` (fields the hub did not send stay at defaults)."""
+    created = getattr(info, "created_at", None)
+    extra: dict[str, Any] = {}
+    count = getattr(info, "children_model_count", None)
+    if count is not None:
+        extra["children_count"] = count
+    tags = getattr(info, "tags", None)
+    if tags is not None:
+        extra["tags"] = list(tags)
+    return ModelRecord(
+        model_id=info.id,
+        kind=kind,
+        base_model=parent,
+        revision=getattr(info, "sha", None) or "main",
+        downloads=int(getattr(info, "downloads", None) or 0),
+        likes=int(getattr(info, "likes", None) or 0),
+        created_at=created.isoformat() if isinstance(created, datetime) else (str(created) if created else None),
+        pipeline_tag=getattr(info, "pipeline_tag", None),
+        library_name=getattr(info, "library_name", None),
+        extra=extra,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- local
+class LocalTreeSource(TreeSource):
+    """Model trees from a directory in the local hub layout (docs/architecture.md):
+
+    ROOT/<org>/<name>/README.md (front matter: base_model, base_model_relation, pipeline_tag, library_name,
+    tags, model-index), the model files, and `.raygems_hub.json` ({"downloads", "likes", "created_at",
+    "revision"}). A card without `base_model_relation` gets the relation the hub would infer from its files:
+    adapter (adapter_config.json), quantized (*.gguf files or a quantization_config in config.json), merge
+    (several base models or a `merge` tag), otherwise finetune.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"local tree root {str(root)!r} is not a directory")
+        self._models: dict[str, dict[str, Any]] | None = None
+
+    # -------------------------------------------------------------- index
+    def _index(self) -> dict[str, dict[str, Any]]:
+        """model_id -> {"folder", "card", "meta", "relation"}, built on first use."""
+        if self._models is None:
+            models: dict[str, dict[str, Any]] = {}
+            for folder in sorted(p for p in self.root.glob("*/*") if p.is_dir()):
+                if not any((folder / f).exists() for f in ("README.md", "config.json", "adapter_config.json",
+                                                           LOCAL_HUB_FILE)):
+                    continue
+                model_id = f"{folder.parent.name}/{folder.name}"
+                readme = folder / "README.md"
+                card = (parse_model_card(readme.read_text(encoding="utf-8"), model_id) if readme.exists()
+                        else ModelCard(model_id=model_id))
+                meta_file = folder / LOCAL_HUB_FILE
+                meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.exists() else {}
+                models[model_id] = {"folder": folder, "card": card, "meta": meta,
+                                    "relation": _local_relation(folder, card)}
+            self._models = models
+        return self._models
+
+    def _entry(self, model_id: str) -> dict[str, Any]:
+        try:
+            return self._index()[model_id]
+        except KeyError:
+            raise ValueError(f"model {model_id!r} is not in the local tree at {self.root}") from None
+
+    def _record(self, model_id: str, kind: str, parent: str | None) -> ModelRecord:
+        entry = self._entry(model_id)
+        meta, card = entry["meta"], entry["card"]
+        return ModelRecord(
+            model_id=model_id,
+            kind=kind,
+            base_model=parent,
+            revision=str(meta.get("revision") or "main"),
+            downloads=int(meta.get("downloads") or 0),
+            likes=int(meta.get("likes") or 0),
+            created_at=meta.get("created_at"),
+            pipeline_tag=card.pipeline_tag,
+            library_name=card.library_name,
+            path=str(entry["folder"].resolve()),
+            extra={"children_count": sum(1 for e in self._index().values()
+                                         if model_id in e["card"].base_models)},
+        )
+
+    # -------------------------------------------------------------- TreeSource
+    def model_ids(self) -> list[str]:
+        return list(self._index())
+
+    def roots(self) -> list[str]:
+        """Models whose card names no base model present in this directory."""
+        index = self._index()
+        return [m for m, e in index.items() if not any(p in index for p in e["card"].base_models)]
+
+    def model(self, model_id: str) -> ModelRecord:
+        return replace(self._record(model_id, "base", None), is_base=True)
+
+    def children(self, model_id: str, kinds: Sequence[str] = RELATIONS) -> list[ModelRecord]:
+        kinds = _check_kinds(kinds)
+        self._entry(model_id)
+        return [self._record(child, e["relation"], model_id) for child, e in self._index().items()
+                if model_id in e["card"].base_models and e["relation"] in kinds and child != model_id]
+
+    def model_card(self, model_id: str, revision: str | None = None) -> ModelCard:
+        return self._entry(model_id)["card"]
+
+    def fetch(self, model: ModelRecord) -> Path:
+        folder = self._entry(model.model_id)["folder"]
+        return folder.resolve()
+
+
+def _local_relation(folder: Path, card: ModelCard) -> str:
+    declared = card.base_model_relation
+    if declared:
+        if declared not in RELATIONS:
+            raise ValueError(f"{folder}/README.md: base_model_relation {declared!r} is not one of {RELATIONS}")
+        return declared
+    if (folder / "adapter_config.json").exists():
+        return "adapter"
+    if any(folder.glob("*.gguf")) or _has_quantization_config(folder / "config.json"):
+        return "quantized"
+    if len(card.base_models) > 1 or "merge" in card.tags:
+        return "merge"
+    return "finetune"
+
+
+def _has_quantization_config(config_file: Path) -> bool:
+    if not config_file.exists():
+        return False
+    try:
+        return "quantization_config" in json.loads(config_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def open_tree_source(spec: str | Path, **hub_options: Any) -> TreeSource:
+    """A directory -> LocalTreeSource(spec); anything else ('hub', a hub model id) -> HubTreeSource(**hub_options)."""
+    if Path(spec).is_dir():
+        return LocalTreeSource(spec)
+    return HubTreeSource(**hub_options)

@@ -1,0 +1,251 @@
+"""Correctness matrices: which model answered which query correctly (0/1), with ids and an optional models table.
+
+Formats
+-------
+* long parquet: one row per (model_id, query_id) with `correct` (0/1) and optionally `task`;
+* wide `.npy`: uint8 (K x Q), with an optional `index.json` beside it (`models`, `item_ids`, `benchmark`),
+  or a folder holding `matrix_models_x_items.npy` + `index.json` (the RouterBench release in ../shared);
+* models table (parquet or csv): `model_id, downloads, is_base, ...`; `best-base` needs it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LONG_COLUMNS = ("model_id", "query_id", "correct")
+NPY_IN_FOLDER = "matrix_models_x_items.npy"
+
+
+class MatrixError(ValueError):
+    """A correctness matrix or models table that cannot be used, with the reason."""
+
+
+@dataclass(frozen=True, eq=False)
+class CorrectnessMatrix:
+    """K models x Q queries of 0/1 results, with the ids that name rows and columns."""
+
+    values: np.ndarray
+    model_ids: tuple[str, ...]
+    query_ids: tuple[str, ...]
+    tasks: tuple[str, ...] | None = None
+    models: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values)
+        if values.ndim != 2:
+            raise MatrixError(f"a correctness matrix must be 2-D (models x queries), got shape {values.shape}")
+        if values.dtype.kind == "f" and np.isnan(values).any():
+            r, c = np.argwhere(np.isnan(values))[0]
+            raise MatrixError(f"correctness matrix has NaN values, e.g. at model {self._name(r, 'model')}, "
+                              f"query {self._name(c, 'query')}")
+        bad = (values != 0) & (values != 1)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise MatrixError(f"correctness matrix must be binary (0/1): found {values[r, c].item()!r} at model "
+                              f"{self._name(r, 'model')}, query {self._name(c, 'query')}")
+        k, q = values.shape
+        if k < 2:
+            raise MatrixError(f"need at least 2 models to search among, got {k}")
+        if q < 1:
+            raise MatrixError("need at least one query")
+        if len(self.model_ids) != k or len(self.query_ids) != q:
+            raise MatrixError(f"ids do not match the matrix shape {values.shape}: {len(self.model_ids)} model ids, "
+                              f"{len(self.query_ids)} query ids")
+        for label, ids in (("model", self.model_ids), ("query", self.query_ids)):
+            if len(set(ids)) != len(ids):
+                dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
+                raise MatrixError(f"duplicate {label} id {dup!r}")
+        if self.tasks is not None and len(self.tasks) != q:
+            raise MatrixError(f"{len(self.tasks)} task labels for {q} queries")
+        object.__setattr__(self, "values", values.astype(np.uint8, copy=False))
+        object.__setattr__(self, "model_ids", tuple(str(m) for m in self.model_ids))
+        object.__setattr__(self, "query_ids", tuple(str(x) for x in self.query_ids))
+        if self.models is not None:
+            object.__setattr__(self, "models", align_models_table(self.models, self.model_ids))
+
+    def _name(self, i: int, label: str) -> str:
+        ids = self.model_ids if label == "model" else self.query_ids
+        return repr(ids[i]) if i < len(ids) else f"#{i}"
+
+    # ------------------------------------------------------------------------------------------ views
+    @property
+    def num_models(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def num_queries(self) -> int:
+        return self.values.shape[1]
+
+    @property
+    def accuracies(self) -> np.ndarray:
+        """True accuracy of every model on the whole pool."""
+        return self.values.mean(axis=1)
+
+    def ranks(self) -> np.ndarray:
+        """Rank of every model: 1 + number of models with strictly higher accuracy."""
+        return rank_of(self.accuracies, np.arange(self.num_models))
+
+    def task_accuracies(self) -> pd.DataFrame:
+        """Long table (model_id, task, accuracy); task 'all' when the matrix has no task labels."""
+        tasks = np.asarray(self.tasks if self.tasks is not None else ["all"] * self.num_queries)
+        rows = []
+        for task in dict.fromkeys(tasks):
+            acc = self.values[:, tasks == task].mean(axis=1)
+            rows.append(pd.DataFrame({"model_id": self.model_ids, "task": task, "accuracy": acc}))
+        return pd.concat(rows, ignore_index=True)
+
+    def select_tasks(self, tasks) -> "CorrectnessMatrix":
+        if self.tasks is None:
+            raise MatrixError("this matrix has no task labels")
+        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+        unknown = sorted(set(tasks) - set(self.tasks))
+        if unknown:
+            raise MatrixError(f"unknown task(s) {unknown}; the matrix has {sorted(set(self.tasks))}")
+        cols = np.isin(np.asarray(self.tasks), tasks)
+        return CorrectnessMatrix(self.values[:, cols], self.model_ids, tuple(np.asarray(self.query_ids)[cols]),
+                                 tuple(np.asarray(self.tasks)[cols]), self.models)
+
+    def with_models(self, models: pd.DataFrame | None) -> "CorrectnessMatrix":
+        return CorrectnessMatrix(self.values, self.model_ids, self.query_ids, self.tasks, models)
+
+    # ---------------------------------------------------------------------------------------- writing
+    def to_long(self) -> pd.DataFrame:
+        k, q = self.values.shape
+        frame = pd.DataFrame({
+            "model_id": np.repeat(np.asarray(self.model_ids, dtype=object), q),
+            "query_id": np.tile(np.asarray(self.query_ids, dtype=object), k),
+            "correct": self.values.ravel(),
+        })
+        if self.tasks is not None:
+            frame.insert(2, "task", np.tile(np.asarray(self.tasks, dtype=object), k))
+        return frame
+
+    def to_parquet(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.to_long().to_parquet(path, index=False)
+        return path
+
+    def to_npy(self, path: str | Path) -> Path:
+        """Write the wide uint8 array and an index.json beside it (RouterBench layout)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, self.values)
+        index = {"models": list(self.model_ids), "item_ids": list(self.query_ids)}
+        if self.tasks is not None:
+            index["benchmark"] = list(self.tasks)
+        (path.parent / "index.json").write_text(json.dumps(index))
+        return path
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def load_matrix(path: str | Path, models: str | Path | pd.DataFrame | None = None) -> CorrectnessMatrix:
+    """Load a correctness matrix from long parquet, a wide .npy, or a RouterBench-style folder."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no correctness matrix at {path}")
+    if path.is_dir():
+        npy = path / NPY_IN_FOLDER
+        if not npy.exists():
+            candidates = sorted(path.glob("*.npy")) + sorted(path.glob("*.parquet"))
+            if len(candidates) != 1:
+                raise MatrixError(f"{path} is a folder without {NPY_IN_FOLDER}; pass the matrix file itself")
+            npy = candidates[0]
+        matrix = load_matrix(npy)
+    elif path.suffix == ".npy":
+        matrix = _from_npy(path)
+    elif path.suffix in (".parquet", ".pq"):
+        matrix = from_long(pd.read_parquet(path), source=str(path))
+    elif path.suffix == ".csv":
+        matrix = from_long(pd.read_csv(path), source=str(path))
+    else:
+        raise MatrixError(f"unknown matrix format {path.suffix!r} for {path}: use .parquet (long) or .npy (wide)")
+    if models is not None:
+        matrix = matrix.with_models(load_models_table(models) if not isinstance(models, pd.DataFrame) else models)
+    return matrix
+
+
+def _from_npy(path: Path) -> CorrectnessMatrix:
+    values = np.load(path, allow_pickle=False)
+    index_path = path.parent / "index.json"
+    if values.ndim != 2:
+        raise MatrixError(f"{path}: expected a 2-D array (models x queries), got shape {values.shape}")
+    k, q = values.shape
+    model_ids = [f"model_{i}" for i in range(k)]
+    query_ids = [f"query_{j}" for j in range(q)]
+    tasks = None
+    if index_path.exists():
+        index = json.loads(index_path.read_text())
+        model_ids = index.get("models", model_ids)
+        query_ids = index.get("item_ids", query_ids)
+        tasks = index.get("benchmark") or index.get("tasks")
+        if isinstance(tasks, str):
+            tasks = [tasks] * q
+    return CorrectnessMatrix(values, tuple(model_ids), tuple(query_ids), tuple(tasks) if tasks else None)
+
+
+def from_long(frame: pd.DataFrame, source: str = "table") -> CorrectnessMatrix:
+    """Pivot a long (model_id, query_id, [task,] correct) table into a matrix, checking completeness."""
+    missing = [c for c in LONG_COLUMNS if c not in frame.columns]
+    if missing:
+        raise MatrixError(f"{source}: missing column(s) {missing}; a long matrix needs {list(LONG_COLUMNS)}")
+    if frame["correct"].isna().any():
+        row = frame[frame["correct"].isna()].iloc[0]
+        raise MatrixError(f"{source}: NaN in 'correct' for model {row.model_id!r}, query {row.query_id!r}")
+    bad = ~frame["correct"].isin([0, 1, True, False])
+    if bad.any():
+        row = frame[bad].iloc[0]
+        raise MatrixError(f"{source}: 'correct' must be 0 or 1, got {getattr(row.correct, 'item', lambda: row.correct)()!r} for model {row.model_id!r}, "
+                          f"query {row.query_id!r}")
+    dup = frame.duplicated(["model_id", "query_id"])
+    if dup.any():
+        row = frame[dup].iloc[0]
+        raise MatrixError(f"{source}: duplicate result for model {row.model_id!r}, query {row.query_id!r}")
+    model_ids = list(dict.fromkeys(frame["model_id"].astype(str)))
+    query_ids = list(dict.fromkeys(frame["query_id"].astype(str)))
+    wide = frame.assign(model_id=frame["model_id"].astype(str), query_id=frame["query_id"].astype(str)).pivot(
+        index="model_id", columns="query_id", values="correct").reindex(index=model_ids, columns=query_ids)
+    if wide.isna().any().any():
+        counts = wide.isna().sum(axis=1)
+        model = counts.idxmax()
+        raise MatrixError(f"{source}: incomplete matrix: model {model!r} lacks results for {int(counts[model])} of "
+                          f"{len(query_ids)} queries")
+    tasks = None
+    if "task" in frame.columns:
+        task_of = frame.drop_duplicates("query_id").set_index(frame.drop_duplicates("query_id")["query_id"].astype(str))["task"]
+        tasks = tuple(str(task_of[q]) for q in query_ids)
+    return CorrectnessMatrix(wide.to_numpy(dtype=np.uint8), tuple(model_ids), tuple(query_ids), tasks)
+
+
+def load_models_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no models table at {path}")
+    table = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    if "model_id" not in table.columns:
+        raise MatrixError(f"{path}: a models table needs a 'model_id' column, got {list(table.columns)}")
+    return table
+
+
+def align_models_table(models: pd.DataFrame, model_ids) -> pd.DataFrame:
+    """The models table's rows in the matrix's model order; every matrix model must be present."""
+    if "model_id" not in models.columns:
+        raise MatrixError(f"a models table needs a 'model_id' column, got {list(models.columns)}")
+    table = models.drop_duplicates("model_id").set_index(models.drop_duplicates("model_id")["model_id"].astype(str))
+    absent = [m for m in model_ids if m not in table.index]
+    if absent:
+        raise MatrixError(f"models table lacks {len(absent)} model(s) of the matrix, e.g. {absent[0]!r}")
+    aligned = table.loc[list(model_ids)].reset_index(drop=True)
+    if "downloads" in aligned.columns and aligned["downloads"].isna().any():
+        raise MatrixError("models table has missing downloads")
+    return aligned
+
+
+def rank_of(accuracies: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """1 + number of models with strictly higher accuracy than each chosen model (competition rank)."""
+    sorted_acc = np.sort(accuracies)
+    return 1 + accuracies.size - np.searchsorted(sorted_acc, accuracies[chosen], side="right")

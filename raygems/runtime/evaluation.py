@@ -1,0 +1,201 @@
+"""Evaluating one loaded model on a batch of queries: both prompt variants, greedy generation, scoring.
+
+An `Evaluator` is what a model actor holds. Two kinds:
+* `GenerativeEvaluator`: a real checkpoint behind a generation backend (transformers, vLLM). For each query it
+  renders the "system" variant (with the model's own system prompt) and the "plain" variant (without), generates
+  greedily with the task's token limit and stop strings, and scores each completion with the task.
+  A model without a system prompt of its own has identical variants: it is generated once and recorded twice.
+* `MatrixEvaluator` (backend "replay"): answers from a recorded correctness matrix. Used by tests and by
+  replays through the live runtime; it exercises everything but generation.
+
+Both return result rows in the store's schema (`raygems.runtime.store.RESULT_COLUMNS`).
+"""
+from __future__ import annotations
+
+import functools
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from raygems.hub.types import ModelRecord
+from raygems.runtime.store import settings_json
+
+VARIANTS = ("system", "plain")
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """How to build an evaluator on a worker (serialisable: it travels to Ray actors).
+
+    backend: "transformers", "vllm" or "replay".
+    settings: backend constructor keyword arguments (batch size, dtype, device, ...).
+    tree: where checkpoints come from (a local directory or a hub id), for fetching.
+    matrix: path of the correctness matrix (replay backend only).
+    fail: replay backend only, {model_id: (stage, reason)} for simulated broken checkpoints.
+    """
+
+    backend: str = "transformers"
+    settings: dict[str, Any] = field(default_factory=dict)
+    tree: str | None = None
+    matrix: str | None = None
+    fail: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def build(self, model: ModelRecord, pool) -> "Evaluator":
+        if self.backend == "replay":
+            return MatrixEvaluator(model, pool, self)
+        return GenerativeEvaluator(model, pool, self)
+
+
+class EvaluationError(Exception):
+    """A model that could not be fetched, loaded or run: `stage` says which, `reason` why."""
+
+    def __init__(self, stage: str, reason: str):
+        super().__init__(f"{stage}: {reason}")
+        self.stage, self.reason = stage, reason
+
+    def __reduce__(self):
+        return (type(self), (self.stage, self.reason))
+
+
+class Evaluator(ABC):
+    def __init__(self, model: ModelRecord, pool, spec: EvaluatorSpec):
+        self.model, self.pool, self.spec = model, pool, spec
+
+    @abstractmethod
+    def load(self) -> None:
+        """Fetch and load the checkpoint; raise EvaluationError(stage, reason) when it cannot be."""
+
+    @abstractmethod
+    def evaluate(self, query_ids: list[str]) -> list[dict]:
+        """Result rows (one per query and variant); EvaluationError("generate", reason) on failure."""
+
+    def unload(self) -> None:
+        pass
+
+    def _row(self, query_id: str, variant: str, reward: int, generation: str, prompt_tokens: int,
+             completion_tokens: int, latency: float, backend: str, settings: str) -> dict:
+        return {
+            "model_id": self.model.model_id, "revision": self.model.revision, "query_id": query_id,
+            "variant": variant, "task": self.pool.task_of(query_id), "reward": int(reward),
+            "generation": generation, "prompt_tokens": int(prompt_tokens),
+            "completion_tokens": int(completion_tokens), "latency_s": float(latency), "backend": backend,
+            "backend_settings": settings, "pool_hash": self.pool.content_hash,
+        }
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_matrix(path: str):
+    """A worker reads a matrix once, however many checkpoints it is assigned."""
+    from raygems.replay import load_matrix
+
+    return load_matrix(path)
+
+
+class MatrixEvaluator(Evaluator):
+    """The replay backend: rewards looked up in a recorded correctness matrix (both variants identical)."""
+
+    def load(self) -> None:
+        failure = self.spec.fail.get(self.model.model_id)
+        if failure and failure[0] in ("fetch", "load"):
+            raise EvaluationError(*failure)
+        if self.spec.matrix is None:
+            raise EvaluationError("load", "the replay backend needs a correctness matrix")
+        matrix = _cached_matrix(str(self.spec.matrix))
+        if self.model.model_id not in matrix.model_ids:
+            raise EvaluationError("load", f"model {self.model.model_id!r} is not in the matrix")
+        self._row_values = matrix.values[matrix.model_ids.index(self.model.model_id)]
+        self._column = {q: j for j, q in enumerate(matrix.query_ids)}
+        self._settings = settings_json({"backend": "replay", "matrix": str(self.spec.matrix)})
+
+    def evaluate(self, query_ids: list[str]) -> list[dict]:
+        failure = self.spec.fail.get(self.model.model_id)
+        if failure and failure[0] == "generate":
+            raise EvaluationError(*failure)
+        time.sleep(float(self.spec.settings.get("delay_s", 0.0)))  # simulated generation time (tests)
+        rows = []
+        for q in query_ids:
+            reward = int(self._row_values[self._column[q]])
+            for variant in VARIANTS:
+                rows.append(self._row(q, variant, reward, "", 0, 0, 0.0, "replay", self._settings))
+        return rows
+
+
+class GenerativeEvaluator(Evaluator):
+    """A real checkpoint behind a generation backend."""
+
+    def load(self) -> None:
+        from raygems.backends import CheckpointError, get_backend
+        from raygems.tasks import get_task, model_system_prompt
+
+        model = self.model
+        try:
+            if model.path is None and self.spec.tree is not None:
+                from raygems.hub.sources import open_tree_source
+
+                path = open_tree_source(self.spec.tree).fetch(model)
+                model = ModelRecord(**{**model.to_row(), "path": str(path)})
+                self.model = model
+        except Exception as exc:  # noqa: BLE001 - any fetch problem is the checkpoint's failure
+            raise EvaluationError("fetch", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        self.backend = get_backend(self.spec.backend, **self.spec.settings)
+        try:
+            self.backend.load(model)
+        except CheckpointError as exc:
+            raise EvaluationError("load", exc.reason) from None
+        tokenizer = self.backend.tokenizer
+        generation_config = getattr(self.backend, "generation_config", None)
+        self.system_prompt = model_system_prompt(tokenizer, generation_config)
+        self._tasks = {}
+        self._get_task = get_task
+        self._settings = settings_json(self.backend.settings())
+
+    def _task(self, name: str):
+        if name not in self._tasks:
+            self._tasks[name] = self._get_task(name)
+        return self._tasks[name]
+
+    def evaluate(self, query_ids: list[str]) -> list[dict]:
+        from raygems.backends import CheckpointError, GenerationRequest
+        from raygems.tasks import render_prompt
+
+        queries = [self.pool.query(q) for q in query_ids]
+        variants = VARIANTS if self.system_prompt else ("plain",)
+        requests, keys = [], []
+        for query in queries:
+            stop = tuple(query.get("stop") or ())
+            for variant in variants:
+                system = self.system_prompt if variant == "system" else None
+                prompt = render_prompt(self.backend.tokenizer, query["messages"], system)
+                requests.append(GenerationRequest(prompt, int(query["max_new_tokens"]), stop))
+                keys.append((query, variant))
+        try:
+            outputs = self.backend.generate(requests)
+        except CheckpointError as exc:
+            raise EvaluationError("generate", exc.reason) from None
+        rows = []
+        for (query, variant), out in zip(keys, outputs):
+            task = self._task(query["task"])
+            reward = task.score(query, out.text)
+            names = VARIANTS if len(variants) == 1 else (variant,)  # identical variants are recorded twice
+            for name in names:
+                rows.append(self._row(query["query_id"], name, reward, out.text, out.prompt_tokens,
+                                      out.completion_tokens, out.seconds, self.spec.backend, self._settings))
+        return rows
+
+    def unload(self) -> None:
+        backend = getattr(self, "backend", None)
+        if backend is not None:
+            backend.unload()
+
+
+def best_variant_successes(rows) -> int:
+    """Correct answers of one model on a set of queries, using its better prompt variant per task
+    (the paper, Appendix C: each model is evaluated with and without its system prompt and, per task, the
+    better variant counts). `rows`: DataFrame with task, variant, reward (one row per query and variant)."""
+    if len(rows) == 0:
+        return 0
+    totals = rows.groupby(["task", "variant"])["reward"].sum().unstack(fill_value=0)
+    return int(np.asarray(totals.max(axis=1)).sum())

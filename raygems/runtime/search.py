@@ -1,0 +1,336 @@
+"""A live search, end to end: candidates -> query pool -> Ray driver and model actors -> summary.
+
+    from raygems.runtime import SearchConfig, run_search
+    result = run_search(SearchConfig(tree="path/to/local/tree", tasks=("gsm8k",), budget=50, out="runs/x"))
+    result.summary["chosen_model"], result.leaderboard
+
+Everything lands in `out`:
+    search.json         the configuration (a re-run with a different one is refused; --resume reuses it)
+    tree.parquet        the candidates (one ModelRecord row each)
+    pool.parquet        the query pool (with its content hash)
+    store/              the result store: every (model, query, prompt variant) evaluated (parquet parts)
+    leaderboard.parquet per model: queries evaluated, accuracy (better prompt variant per task), status
+    summary.json        the outcome
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from raygems.hub.types import ModelRecord
+from raygems.runtime.driver import DriverSettings, accuracy_table, remote_driver
+from raygems.runtime.evaluation import EvaluatorSpec
+from raygems.runtime.store import ResultStore
+
+#: Settings that may differ between a run and its resumption without changing the search.
+RUNTIME_ONLY = ("address", "max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource",
+                "progress", "resume", "backend_settings")
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search depends on. Defaults follow the paper where it says something."""
+
+    out: str = "runs/search"
+    tree: str | None = None                    # local directory laid out like the hub, or a hub base model id
+    matrix: str | None = None                  # replay backend: candidates and answers from a correctness matrix
+    models: str | None = None                  # models table for --matrix (downloads, is_base)
+    tasks: tuple[str, ...] = ("routerbench",)
+    per_task: int | None = 500
+    pool_seed: int = 0
+    data_dir: str | None = None
+    kinds: tuple[str, ...] = ("finetune", "adapter")
+    max_depth: int | None = None
+    max_models: int | None = None
+    method: str = "ours"
+    budget: int = 50
+    seed: int = 0
+    method_options: dict[str, Any] = field(default_factory=dict)
+    backend: str = "transformers"
+    backend_settings: dict[str, Any] = field(default_factory=dict)
+    max_loaded: int = 2
+    chunk_size: int = 32
+    cpus_per_model: float = 1.0
+    gpus_per_model: float | None = None        # None: 1 / max_loaded of a GPU when the cluster has GPUs, else 0
+    slot_resource: str | None = None
+    final_evaluation: bool = True              # chosen model and popular base on the whole pool
+    exhaustive: bool = False                   # every model on the whole pool (gives best_model)
+    prior: str | None = None                   # a fitted ModelPrior directory
+    prior_task: str | None = None
+    prior_keep: float = 1.0
+    address: str | None = None
+    progress: bool = True
+    resume: bool = False
+    fail: dict[str, tuple[str, str]] = field(default_factory=dict)   # replay backend: simulated failures
+
+    def __post_init__(self) -> None:
+        if (self.tree is None) == (self.matrix is None):
+            raise ValueError("give exactly one of tree (a directory or hub id) or matrix (replay backend)")
+        if self.matrix is not None:
+            self.backend = "replay"
+        if self.budget < 1:
+            raise ValueError(f"budget per model must be at least 1, got {self.budget}")
+        if self.max_loaded < 1:
+            raise ValueError(f"max_loaded must be at least 1, got {self.max_loaded}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
+        if not 0 < self.prior_keep <= 1:
+            raise ValueError(f"prior_keep must be in (0, 1], got {self.prior_keep}")
+        self.tasks = tuple(self.tasks)
+        self.kinds = tuple(self.kinds)
+        from raygems.bandits import get_method
+
+        get_method(self.method)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define the search (runtime-only ones excluded), JSON-ready."""
+        data = json.loads(json.dumps(asdict(self), default=str))
+        return {k: v for k, v in data.items() if k not in RUNTIME_ONLY}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown search setting(s) {unknown}")
+        data = dict(data)
+        data["fail"] = {k: tuple(v) for k, v in data.get("fail", {}).items()}
+        return cls(**data)
+
+
+@dataclass
+class SearchResult:
+    summary: dict[str, Any]
+    leaderboard: pd.DataFrame
+    out: Path
+
+
+# ------------------------------------------------------------------------------------------- candidates
+def load_candidates(config: SearchConfig) -> tuple[list[ModelRecord], Any]:
+    """Candidate models and the query pool."""
+    if config.matrix is not None:
+        return _matrix_candidates(config)
+    from raygems.hub.listing import list_tree, tree_records
+    from raygems.hub.sources import LocalTreeSource, open_tree_source
+    from raygems.tasks.pool import build_query_pool
+
+    source = open_tree_source(config.tree)
+    if isinstance(source, LocalTreeSource):
+        roots = source.roots()
+        if len(roots) != 1:
+            raise ValueError(f"{config.tree} holds {len(roots)} root models ({roots[:5]}); a search needs one tree")
+        base_id = roots[0]
+    else:
+        base_id = config.tree
+    tree = list_tree(source, base_id, kinds=config.kinds, max_depth=config.max_depth, progress=config.progress)
+    if config.max_models is not None and len(tree) > config.max_models:
+        tree = tree.sort_values("downloads", ascending=False, kind="stable").head(config.max_models)
+    candidates = tree_records(tree)
+    pool = build_query_pool(list(config.tasks), per_task=config.per_task, seed=config.pool_seed,
+                            data_dir=config.data_dir)
+    return candidates, pool
+
+
+def _matrix_candidates(config: SearchConfig):
+    from raygems.replay import load_matrix
+    from raygems.tasks.pool import QueryPool
+
+    matrix = load_matrix(config.matrix, models=config.models)
+    models = matrix.models
+    candidates = []
+    for i, model_id in enumerate(matrix.model_ids):
+        row = models.iloc[i].to_dict() if models is not None else {}
+        candidates.append(ModelRecord(model_id=model_id, kind="finetune",
+                                      downloads=int(row.get("downloads", 0) or 0),
+                                      is_base=bool(row.get("is_base", False))))
+    tasks = matrix.tasks or ("all",) * matrix.num_queries
+    frame = pd.DataFrame({
+        "query_id": list(matrix.query_ids), "task": list(tasks), "source_id": list(matrix.query_ids),
+        "messages": "[]", "reference": "", "max_new_tokens": 1, "stop": "[]", "extra": "{}",
+    })
+    return candidates, QueryPool(frame, tasks=tuple(dict.fromkeys(tasks)), per_task=None, seed=0)
+
+
+def popular_base(candidates: list[ModelRecord]) -> int:
+    """The most-downloaded official release (is_base), or the most-downloaded model if none is flagged."""
+    flagged = [i for i, m in enumerate(candidates) if m.is_base] or list(range(len(candidates)))
+    return max(flagged, key=lambda i: (candidates[i].downloads, -i))
+
+
+def apply_prior(config: SearchConfig, candidates: list[ModelRecord]):
+    """Order candidates by a learned prior and prune the bottom fraction before anything is downloaded."""
+    if config.prior is None:
+        return candidates, None, []
+    from raygems.prior import ModelPrior
+
+    prior = ModelPrior.load(config.prior)
+    table = pd.DataFrame([m.to_row() for m in candidates])
+    task = config.prior_task or config.tasks[0]
+    ranked = prior.rank(table, task)
+    score = dict(zip(ranked["model_id"], ranked["score"]))
+    keep_n = max(2, int(np.ceil(config.prior_keep * len(candidates))))
+    order = sorted(range(len(candidates)), key=lambda i: -score.get(candidates[i].model_id, -np.inf))
+    base = popular_base(candidates)
+    kept = set(order[:keep_n]) | {base}   # the popular base stays: it is what the search is compared against
+    pruned = [candidates[i].model_id for i in range(len(candidates)) if i not in kept]
+    kept_models = [candidates[i] for i in range(len(candidates)) if i in kept]
+    priority = [float(score.get(m.model_id, -np.inf)) for m in kept_models]
+    priority = [p if np.isfinite(p) else min(score.values(), default=0.0) - 1 for p in priority]
+    return kept_models, priority, pruned
+
+
+# ---------------------------------------------------------------------------------------------- running
+def _check_out_dir(config: SearchConfig, out: Path) -> SearchConfig:
+    saved_path = out / "search.json"
+    if saved_path.exists():
+        saved = json.loads(saved_path.read_text())
+        if config.resume:
+            merged = {**saved, **{k: getattr(config, k) for k in RUNTIME_ONLY if k in saved or k == "resume"}}
+            merged["resume"] = True
+            return SearchConfig.from_dict({k: v for k, v in merged.items()})
+        mine = config.identity()
+        differing = sorted(k for k in set(mine) | set(saved) if k not in RUNTIME_ONLY and mine.get(k) != saved.get(k))
+        if differing:
+            raise ValueError(f"{out} holds a different search (settings {differing} differ); use another --out, "
+                             f"or --resume to continue the saved one")
+    elif config.resume:
+        raise ValueError(f"nothing to resume in {out}: no search.json")
+    return config
+
+
+def _init_ray(config: SearchConfig) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=config.address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
+
+
+def _gpus_per_model(config: SearchConfig) -> float:
+    if config.gpus_per_model is not None:
+        return float(config.gpus_per_model)
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    return (1.0 / config.max_loaded) if gpus else 0.0
+
+
+def run_search(config: SearchConfig) -> SearchResult:
+    out = Path(config.out)
+    config = _check_out_dir(config, out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_text(json.dumps({**config.identity(), **{
+        k: getattr(config, k) for k in RUNTIME_ONLY if k not in ("progress", "resume")}}, indent=2, default=str))
+    started = time.time()
+    candidates, pool = load_candidates(config)
+    candidates, priority, pruned = apply_prior(config, candidates)
+    pd.DataFrame([m.to_row() for m in candidates]).to_parquet(out / "tree.parquet", index=False)
+    pool_path = out / "pool.parquet"
+    if pool_path.exists():
+        from raygems.tasks.pool import QueryPool
+
+        saved = QueryPool.from_parquet(pool_path)
+        if saved.content_hash != pool.content_hash:
+            raise ValueError(f"{pool_path} has content hash {saved.content_hash[:12]}, but this search's pool hashes "
+                             f"to {pool.content_hash[:12]}: the tasks or their data changed; use another --out")
+    else:
+        pool.to_parquet(pool_path)
+    if config.budget > len(pool):
+        raise ValueError(f"budget per model N={config.budget} exceeds the pool of {len(pool)} queries")
+
+    _init_ray(config)
+    import ray
+
+    spec = EvaluatorSpec(backend=config.backend, settings=dict(config.backend_settings), tree=config.tree,
+                         matrix=config.matrix, fail=dict(config.fail))
+    settings = DriverSettings(method=config.method, budget_per_model=config.budget, seed=config.seed,
+                              method_options=dict(config.method_options), max_loaded=config.max_loaded,
+                              chunk_size=config.chunk_size, cpus_per_model=config.cpus_per_model,
+                              gpus_per_model=_gpus_per_model(config), slot_resource=config.slot_resource,
+                              arm_priority=priority)
+    store_root = str((out / "store").resolve())
+    driver = remote_driver().remote(candidates, pool, store_root, spec, settings)
+    outcome = _wait(driver, driver.run.remote(), config.progress, "search")
+    chosen = outcome["chosen"]
+    base = popular_base(candidates)
+    final_arms = [chosen, base] if config.final_evaluation else []
+    if config.exhaustive:
+        final_arms = list(range(len(candidates)))
+    if final_arms:
+        _wait(driver, driver.evaluate_all.remote(final_arms), config.progress, "final evaluation")
+    progress = ray.get(driver.status.remote())
+    failures = ray.get(driver.failures.remote())
+    ray.get(driver.shutdown.remote())
+    ray.kill(driver)
+
+    store = ResultStore(store_root)
+    leaderboard = _leaderboard(store, candidates, pool, outcome, failures, chosen, base)
+    leaderboard.to_parquet(out / "leaderboard.parquet", index=False)
+    complete = leaderboard[leaderboard["complete"]]
+    best = complete.sort_values(["accuracy", "downloads"], ascending=[False, False]).iloc[0]["model_id"] \
+        if config.exhaustive and not complete.empty else None
+    acc = dict(zip(leaderboard["model_id"], leaderboard["accuracy"]))
+    summary = {
+        "chosen_model": candidates[chosen].model_id,
+        "popular_base": candidates[base].model_id,
+        "chosen_accuracy": _finite(acc.get(candidates[chosen].model_id)),
+        "base_accuracy": _finite(acc.get(candidates[base].model_id)),
+        "best_model": best,
+        "best_accuracy": _finite(acc.get(best)) if best else None,
+        "queries_paid": int(progress["paid"]),
+        "queries_reused": int(progress["reused"]),
+        "failed_models": [{"model_id": f.model_id, "reason": f.reason, "stage": f.stage} for f in failures.values()],
+        "pruned_by_prior": pruned,
+        "method": config.method, "budget_per_model": config.budget, "seed": config.seed,
+        "budget_used": outcome["budget_used"], "budget": outcome["budget"], "rounds": outcome["rounds"],
+        "num_candidates": len(candidates), "pool_size": len(pool), "pool_hash": pool.content_hash,
+        "backend": config.backend, "elapsed_s": round(time.time() - started, 2),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return SearchResult(summary, leaderboard, out)
+
+
+def _finite(value):
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _leaderboard(store, candidates, pool, outcome, failures, chosen, base) -> pd.DataFrame:
+    table = accuracy_table(store, candidates, pool)
+    table["downloads"] = [m.downloads for m in candidates]
+    table["kind"] = [m.kind for m in candidates]
+    table["pulls"] = outcome["pulls"]
+    status = np.full(len(candidates), "eliminated", dtype=object)
+    status[[i for i in failures]] = "failed"
+    status[chosen] = "chosen"
+    table["status"] = status
+    table["popular_base"] = [i == base for i in range(len(candidates))]
+    table["failure"] = [failures[i].reason if i in failures else None for i in range(len(candidates))]
+    return table.sort_values(["accuracy", "pulls"], ascending=[False, False], na_position="last").reset_index(drop=True)
+
+
+def _wait(driver, ref, progress: bool, label: str):
+    """Wait for a driver call, printing live progress (round, survivors, queries, throughput)."""
+    import ray
+
+    last = ""
+    while True:
+        ready, _ = ray.wait([ref], timeout=1.0)
+        if progress:
+            s = ray.get(driver.status.remote())
+            line = (f"\r[{label}] round {s['round']:>2}  survivors {s['survivors']:>4}  paid {s['paid']:>6}  "
+                    f"reused {s['reused']:>6}  failed {s['failed']:>2}  loaded {s['loaded']:>2}  "
+                    f"{s['throughput_qps']:.1f} q/s  {s['elapsed_s']:.0f}s")
+            if line != last:
+                print(line, end="", file=sys.stderr, flush=True)
+                last = line
+        if ready:
+            if progress:
+                print(file=sys.stderr)
+            return ray.get(ref)

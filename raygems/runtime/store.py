@@ -1,0 +1,142 @@
+"""The result store: every (model revision, query, prompt variant) evaluated, as append-only parquet.
+
+Layout of a store directory:
+
+    DIR/results/part-<time>-<id>.parquet     one file per write (atomic: written to a temp name, then renamed)
+    DIR/failures/part-<time>-<id>.parquet    checkpoints that could not be downloaded, loaded or run
+
+Nothing is ever rewritten in place, so a crash (of an actor or of the driver) loses at most the write in
+flight, and never what was recorded. A key seen twice (two writers raced) keeps its first row. Open the
+results in pandas with `ResultStore(DIR).results()` or simply `pd.read_parquet(DIR / "results")`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+KEY = ("model_id", "revision", "query_id", "variant")
+RESULT_COLUMNS = {
+    "model_id": "string", "revision": "string", "query_id": "string", "variant": "string", "task": "string",
+    "reward": "int8", "generation": "string", "prompt_tokens": "int32", "completion_tokens": "int32",
+    "latency_s": "float64", "backend": "string", "backend_settings": "string", "pool_hash": "string",
+    "recorded_at": "float64",
+}
+FAILURE_COLUMNS = {"model_id": "string", "revision": "string", "stage": "string", "reason": "string",
+                   "recorded_at": "float64"}
+
+
+@dataclass(frozen=True)
+class Failure:
+    model_id: str
+    revision: str
+    stage: str      # "fetch" | "load" | "generate"
+    reason: str
+
+
+class ResultStore:
+    """Append-only parquet store keyed by (model_id, revision, query_id, variant)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.results_dir = self.root / "results"
+        self.failures_dir = self.root / "failures"
+        self._lock = threading.Lock()
+        self._cache: pd.DataFrame | None = None
+        self._cache_files: frozenset[str] = frozenset()
+
+    # -------------------------------------------------------------------------------------------- writing
+    def put(self, rows: Iterable[dict] | pd.DataFrame) -> int:
+        """Append result rows; returns how many were written. Rows need every column of RESULT_COLUMNS
+        except `recorded_at` (filled in)."""
+        frame = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
+        if frame.empty:
+            return 0
+        missing = [c for c in RESULT_COLUMNS if c not in frame.columns and c != "recorded_at"]
+        if missing:
+            raise ValueError(f"result rows lack column(s) {missing}")
+        frame["recorded_at"] = time.time()
+        if frame.duplicated(list(KEY)).any():
+            raise ValueError("a write holds the same (model_id, revision, query_id, variant) twice")
+        frame = frame[list(RESULT_COLUMNS)].astype(RESULT_COLUMNS)
+        self._write(self.results_dir, frame)
+        return len(frame)
+
+    def put_failure(self, failure: Failure) -> None:
+        frame = pd.DataFrame([{**failure.__dict__, "recorded_at": time.time()}]).astype(FAILURE_COLUMNS)
+        self._write(self.failures_dir, frame)
+
+    def _write(self, folder: Path, frame: pd.DataFrame) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = folder / f".{name}.tmp"
+        frame.to_parquet(tmp, index=False)
+        with open(tmp, "rb") as handle:  # make the bytes durable before the rename makes them visible
+            os.fsync(handle.fileno())
+        os.replace(tmp, folder / name)
+        return folder / name
+
+    # -------------------------------------------------------------------------------------------- reading
+    def _parts(self, folder: Path) -> list[Path]:
+        return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+
+    def results(self) -> pd.DataFrame:
+        """Every recorded row (first write wins for a repeated key)."""
+        with self._lock:
+            parts = self._parts(self.results_dir)
+            names = frozenset(p.name for p in parts)
+            if self._cache is not None and names == self._cache_files:
+                return self._cache
+            new = [p for p in parts if p.name not in self._cache_files] if self._cache is not None else parts
+            frames = ([self._cache] if self._cache is not None else []) + [pd.read_parquet(p) for p in new]
+            frame = (pd.concat(frames, ignore_index=True) if frames
+                     else pd.DataFrame({c: pd.Series(dtype=t) for c, t in RESULT_COLUMNS.items()}))
+            frame = frame.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
+            self._cache, self._cache_files = frame, names
+            return frame
+
+    def failures(self) -> pd.DataFrame:
+        parts = self._parts(self.failures_dir)
+        if not parts:
+            return pd.DataFrame({c: pd.Series(dtype=t) for c, t in FAILURE_COLUMNS.items()})
+        frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        return frame.drop_duplicates(["model_id", "revision"], keep="first").reset_index(drop=True)
+
+    def failure_of(self, model_id: str, revision: str) -> Failure | None:
+        frame = self.failures()
+        hit = frame[(frame["model_id"] == model_id) & (frame["revision"] == revision)]
+        if hit.empty:
+            return None
+        row = hit.iloc[0]
+        return Failure(row.model_id, row.revision, row.stage, row.reason)
+
+    def known_rewards(self, model_id: str, revision: str, query_ids: Iterable[str]) -> pd.DataFrame:
+        """Recorded rows of one model for the given queries (both variants)."""
+        frame = self.results()
+        wanted = set(query_ids)
+        hit = frame[(frame["model_id"] == model_id) & (frame["revision"] == revision) & frame["query_id"].isin(wanted)]
+        return hit
+
+    def compact(self) -> Path | None:
+        """Merge all result parts into one (atomically: the merged file is visible before old parts go)."""
+        parts = self._parts(self.results_dir)
+        if len(parts) <= 1:
+            return parts[0] if parts else None
+        merged = self.results()
+        path = self._write(self.results_dir, merged.astype(RESULT_COLUMNS))
+        for part in parts:
+            part.unlink()
+        with self._lock:
+            self._cache, self._cache_files = None, frozenset()
+        return path
+
+
+def settings_json(settings: dict) -> str:
+    return json.dumps(settings, sort_keys=True, default=str)

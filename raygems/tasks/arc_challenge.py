@@ -1,0 +1,66 @@
+"""ARC-Challenge (AI2 Reasoning Challenge, challenge set), test split: 1,172 grade-school science
+questions with 3-5 options.
+
+Local: ``arc_challenge/ARC-Challenge-Test.jsonl`` (AI2's ARC-V1-Feb2018 release). Hub:
+``allenai/ai2_arc``, ``ARC-Challenge/test-00000-of-00001.parquet``. 22 questions label their options
+1-4 instead of A-D; they are shown and scored as letters like the rest (``meta["source_labels"]`` keeps
+the original labels).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from raygems.tasks.base import make_query
+from raygems.tasks.benchmark import FALLBACK_TURN_STOP
+from raygems.tasks.multiple_choice import LETTERS, MultipleChoiceTask, lettered_question_prompt
+from raygems.tasks.registry import register_task
+from raygems.tasks.sources import read_parquet_rows
+
+INTRO = "Answer the following multiple-choice science question."
+
+
+@register_task("arc_challenge")
+class ArcChallenge(MultipleChoiceTask):
+    name = "arc_challenge"
+    stop = (FALLBACK_TURN_STOP,)
+    local_folder = "arc_challenge"
+    local_files = ("ARC-Challenge-Test.jsonl",)
+    hub_repo = "allenai/ai2_arc"
+    hub_files = ("ARC-Challenge/test-00000-of-00001.parquet",)
+
+    def items_from_local(self, folder: Path) -> list[dict]:
+        items = []
+        with open(folder / "ARC-Challenge-Test.jsonl", encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    row = json.loads(line)
+                    question = row["question"]
+                    items.append({
+                        "id": row["id"],
+                        "question": question["stem"],
+                        "choices": [c["text"] for c in question["choices"]],
+                        "labels": [c["label"] for c in question["choices"]],
+                        "answer": row["answerKey"],
+                    })
+        return items
+
+    def items_from_hub(self, paths: list[Path]) -> list[dict]:
+        return [
+            {"id": row["id"], "question": row["question"], "choices": list(row["choices"]["text"]),
+             "labels": list(row["choices"]["label"]), "answer": row["answerKey"]}
+            for row in read_parquet_rows(paths[0])
+        ]
+
+    def to_query(self, item: dict) -> dict:
+        source_labels = [str(label) for label in item["labels"]]
+        if str(item["answer"]) not in source_labels:
+            raise ValueError(f"ARC item {item['id']}: answer {item['answer']!r} not among {source_labels}")
+        labels = list(LETTERS[: len(source_labels)])
+        reference = labels[source_labels.index(str(item["answer"]))]
+        return make_query(
+            self.name, item["id"], source_id=item["id"],
+            prompt=lettered_question_prompt(item["question"], item["choices"], INTRO),
+            reference=reference, max_new_tokens=self.max_new_tokens, stop=self.stop,
+            meta={"choices": list(item["choices"]), "labels": labels, "source_labels": source_labels},
+        )

@@ -1,0 +1,66 @@
+"""MMLU (Hendrycks et al.), test split: 14,042 four-option questions in 57 subjects.
+
+Local: ``mmlu/test/<subject>_test.csv`` (the original release: no header; question, A, B, C, D,
+answer letter). Hub: ``cais/mmlu``, ``all/test-00000-of-00001.parquet`` (question, subject, choices,
+answer index). Query ids are ``mmlu/<subject>/<row>`` (row within the subject's file, from 0): MMLU
+has no ids of its own, and the hub's ``all`` table keeps each subject's rows in file order.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from raygems.tasks.base import make_query
+from raygems.tasks.benchmark import FALLBACK_TURN_STOP
+from raygems.tasks.multiple_choice import LETTERS, MultipleChoiceTask, lettered_question_prompt
+from raygems.tasks.registry import register_task
+from raygems.tasks.sources import read_parquet_rows
+
+SUFFIX = "_test.csv"
+
+
+@register_task("mmlu")
+class MMLU(MultipleChoiceTask):
+    name = "mmlu"
+    stop = (FALLBACK_TURN_STOP,)
+    local_folder = "mmlu"
+    local_files = ("test/*_test.csv",)
+    hub_repo = "cais/mmlu"
+    hub_files = ("all/test-00000-of-00001.parquet",)
+
+    def items_from_local(self, folder: Path) -> list[dict]:
+        items = []
+        for path in sorted((folder / "test").glob(f"*{SUFFIX}")):
+            subject = path.name[: -len(SUFFIX)]
+            with open(path, newline="", encoding="utf-8") as handle:
+                for row_number, row in enumerate(csv.reader(handle)):
+                    if len(row) != 6:
+                        raise ValueError(f"{path}, row {row_number}: expected 6 columns, got {len(row)}")
+                    items.append({"subject": subject, "row": row_number, "question": row[0],
+                                  "choices": row[1:5], "answer": row[5].strip()})
+        return items
+
+    def items_from_hub(self, paths: list[Path]) -> list[dict]:
+        items, rows_seen = [], {}
+        for row in read_parquet_rows(paths[0]):
+            subject = row["subject"]
+            number = rows_seen.get(subject, 0)
+            rows_seen[subject] = number + 1
+            items.append({"subject": subject, "row": number, "question": row["question"],
+                          "choices": list(row["choices"]), "answer": LETTERS[int(row["answer"])]})
+        return items
+
+    def to_query(self, item: dict) -> dict:
+        labels = list(LETTERS[: len(item["choices"])])
+        if item["answer"] not in labels:
+            raise ValueError(f"MMLU {item['subject']} row {item['row']}: bad answer {item['answer']!r}")
+        subject = item["subject"].replace("_", " ")
+        local_id = f"{item['subject']}/{item['row']:03d}"
+        return make_query(
+            self.name, local_id, source_id=local_id,
+            prompt=lettered_question_prompt(
+                item["question"], item["choices"],
+                f"Answer the following multiple-choice question about {subject}."),
+            reference=item["answer"], max_new_tokens=self.max_new_tokens, stop=self.stop,
+            meta={"choices": list(item["choices"]), "labels": labels, "subject": item["subject"]},
+        )

