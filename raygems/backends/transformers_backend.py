@@ -11,6 +11,12 @@ Why each choice:
   for the loading info and fails with `CheckpointError` when any tensor is missing.
 * Adapters: the base model stays loaded when the next model is another adapter of the same base
   (only the small adapter is swapped).
+* The fast GPU path (`fast_decode`, on by default on CUDA, off on CPU): a static KV cache with compiled
+  decoding (`raygems.backends.static_decoding`), and checkpoints of the same architecture copied into the
+  already-built module (`raygems.backends.weight_swap`; LoRA adapters merged into the base's weights), so
+  the 40-60 s compilation is paid once per architecture, not once per checkpoint. With it, `unload()`
+  keeps that module (and its GPU memory) for the next checkpoint; `release()` frees everything. Because
+  the module survives, the runtime keeps one backend per worker process (`raygems.backends.reuse`).
 """
 from __future__ import annotations
 
@@ -32,10 +38,14 @@ from raygems.backends.checkpoint import (
     missing_tensor_reason,
     read_config,
 )
+from raygems.backends.static_decoding import StaticDecoder
+from raygems.backends.weight_swap import LoraUpdate, architecture_key, copy_weights, merge_lora, plan_copy, read_lora
 from raygems.hub.types import ModelRecord
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
+FAST_DECODE = ("auto", "static", "off")
+COMPILE = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -46,12 +56,23 @@ class TransformersSettings:
     dtype: "auto" (bfloat16 on a GPU that supports it, else float32), "float32", "bfloat16", "float16".
     batch_size: prompts per `generate` call.
     use_stop_strings: let `generate` end rows at a stop string (the text is cut afterwards either way).
+    fast_decode: "static" = the fast path (static KV cache, compiled decoding where `compile` says, weights
+        of same-architecture checkpoints swapped into the built module); "off" = dynamic cache, a fresh
+        module per checkpoint; "auto" = "static" on CUDA, "off" on CPU.
+    compile: compile the decode step on the fast path: "auto" (on CUDA only), "on" (any device), "off".
+    compile_backend: torch.compile backend for "on"/"auto" ("inductor"; "eager" only traces: tests).
+    cache_bucket: static cache lengths are rounded up to a multiple of this many tokens (fewer shapes,
+        fewer compilations).
     """
 
     device: str = "auto"
     dtype: str = "auto"
     batch_size: int = 32
     use_stop_strings: bool = True
+    fast_decode: str = "auto"
+    compile: str = "auto"
+    compile_backend: str = "inductor"
+    cache_bucket: int = 256
 
     def __post_init__(self) -> None:
         if not (self.device in DEVICES or self.device.startswith("cuda:")):
@@ -60,6 +81,34 @@ class TransformersSettings:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        if self.fast_decode not in FAST_DECODE:
+            raise ValueError(f"fast_decode must be one of {FAST_DECODE}, got {self.fast_decode!r}")
+        if self.compile not in COMPILE:
+            raise ValueError(f"compile must be one of {COMPILE}, got {self.compile!r}")
+        if not isinstance(self.compile_backend, str) or not self.compile_backend:
+            raise ValueError(f"compile_backend must be a torch.compile backend name, got {self.compile_backend!r}")
+        if not isinstance(self.cache_bucket, int) or self.cache_bucket < 1:
+            raise ValueError(f"cache_bucket must be a positive int, got {self.cache_bucket!r}")
+
+    def resolved_device(self) -> str:
+        """The device "auto" stands for here ("cuda" when CUDA is available, else "cpu")."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def fast_path(self) -> bool:
+        """Whether the fast path (static cache, weight swapping) is on for the resolved device."""
+        if self.fast_decode == "auto":
+            return self.resolved_device().startswith("cuda")
+        return self.fast_decode == "static"
+
+    def compiled(self) -> bool:
+        """Whether decoding is compiled (the fast path only)."""
+        if not self.fast_path() or self.compile == "off":
+            return False
+        return self.compile == "on" or self.resolved_device().startswith("cuda")
 
 
 class TransformersBackend(Backend):
@@ -68,9 +117,12 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, device: str = "auto", dtype: str = "auto", batch_size: int = 32,
-                 use_stop_strings: bool = True) -> None:
+                 use_stop_strings: bool = True, fast_decode: str = "auto", compile: str = "auto",
+                 compile_backend: str = "inductor", cache_bucket: int = 256) -> None:
         self.config = TransformersSettings(device=device, dtype=dtype, batch_size=batch_size,
-                                           use_stop_strings=use_stop_strings)
+                                           use_stop_strings=use_stop_strings, fast_decode=fast_decode,
+                                           compile=compile, compile_backend=compile_backend,
+                                           cache_bucket=cache_bucket)
         self._model = None
         self._tokenizer = None
         self._record: ModelRecord | None = None
@@ -78,17 +130,28 @@ class TransformersBackend(Backend):
         self._adapter_name: str | None = None
         self._device = None
         self._dtype = None
+        self._shell: _Shell | None = None          # fast path: the built module kept across checkpoints
+        self._decoder = None                        # fast path: StaticDecoder (caches, compile settings)
+        self._fast_active = False                   # the loaded checkpoint runs on the fast path
+        self.last_load: dict[str, Any] = {}         # how the last load went ("swap", "full", ...; seconds)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def load(self, model: ModelRecord) -> None:
+        started = time.perf_counter()
         files = locate(model)
         model_id = model.model_id
         check_tokenizer(files.tokenizer_dir, model_id)
         if files.is_adapter:
             check_adapter(files, model_id)
+        if self.config.fast_path():
+            how = self._load_fast(model, files)
+            self.last_load = {"how": how, "seconds": time.perf_counter() - started}
+            return
+        if files.is_adapter:
             if self._files is not None and self._files.is_adapter and self._files.base_dir == files.base_dir:
                 self._swap_adapter(files, model_id)
                 self._record, self._files = model, files
+                self.last_load = {"how": "adapter swap", "seconds": time.perf_counter() - started}
                 return
         self.unload()
         self._resolve_device_and_dtype()
@@ -102,18 +165,124 @@ class TransformersBackend(Backend):
             self.unload()
             raise
         self._model, self._record, self._files = base, model, files
+        self.last_load = {"how": "full", "seconds": time.perf_counter() - started}
 
     def unload(self) -> None:
-        self._model = None
-        self._tokenizer = None
-        self._record = None
-        self._files = None
-        self._adapter_name = None
+        """Forget the loaded checkpoint. On the fast path the built module stays (weights and compiled
+        decoding, ready for the next checkpoint of its architecture); `release()` frees it too."""
+        self._forget_checkpoint()
         gc.collect()
         import torch
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+    def release(self) -> None:
+        """Free everything: the checkpoint, and on the fast path the kept module and its caches."""
+        self._shell = None
+        if self._decoder is not None:
+            self._decoder.clear()
+        self._decoder = None
+        self.unload()
+
+    @property
+    def reuse_per_process(self) -> bool:
+        """True when this backend keeps state worth reusing for the next checkpoint (the fast path): the
+        runtime then keeps one instance per worker process (`raygems.backends.reuse`)."""
+        return self.config.fast_path()
+
+    def _forget_checkpoint(self) -> None:
+        self._model = None
+        self._tokenizer = None
+        self._record = None
+        self._files = None
+        self._adapter_name = None
+        self._fast_active = False
+
+    # -- the fast path: one built module per architecture, checkpoints swapped in ------------------------
+    def _load_fast(self, model: ModelRecord, files: CheckpointFiles) -> str:
+        """Load `model` on the fast path; returns how: "swap" (weights copied into the kept module), "full"
+        (a new module: first checkpoint or another architecture), "peft" (an adapter that is not plain
+        LoRA: loaded with peft, without the kept module)."""
+        model_id = model.model_id
+        folder = files.weights_dir
+        key = architecture_key(read_config(folder, model_id))
+        self._forget_checkpoint()
+        shell = self._shell if self._shell is not None and self._shell.key == key else None
+        lora: LoraUpdate | None = None
+        if shell is not None and files.is_adapter:
+            lora = read_lora(files, shell.module)
+            if lora is None:
+                shell = None
+        how = "swap"
+        if shell is None or not self._refill(shell, folder, model_id):
+            self.release()
+            self._resolve_device_and_dtype()
+            shell = _Shell(self._load_full_model(folder, model_id), key, folder)
+            how = "full"
+            if files.is_adapter:
+                lora = read_lora(files, shell.module)
+                if lora is None:
+                    return self._load_peft_adapter(shell.module, model, files)
+        self._shell = shell
+        if self._decoder is None:
+            self._decoder = StaticDecoder(compile=self.config.compiled(), compile_backend=self.config.compile_backend,
+                                          cache_bucket=self.config.cache_bucket)
+        if lora is not None:
+            try:
+                merge_lora(shell.module, lora)
+            except Exception as exc:
+                shell.source = None
+                raise CheckpointError(f"cannot merge adapter: {type(exc).__name__}: {_first_line(exc)}",
+                                      model_id) from exc
+            shell.merged = frozenset(lora.parameters)
+        shell.module.generation_config = self._checkpoint_generation_config(folder, model_id)
+        shell.module.config._name_or_path = str(files.model_dir)
+        self._tokenizer = self._load_tokenizer(files.tokenizer_dir, model_id)
+        self._model, self._record, self._files = shell.module, model, files
+        self._fast_active = True
+        return how
+
+    def _refill(self, shell: "_Shell", folder: Path, model_id: str) -> bool:
+        """Put the weights stored in `folder` into the kept module; False when they do not fit it (the
+        caller loads a new module). The module holds no complete checkpoint while copying: a failure
+        marks it so, and the next refill copies every tensor again."""
+        if shell.source == folder and not shell.merged:
+            return True                                  # it holds exactly these weights already
+        plan = plan_copy(shell.module, folder, model_id)  # CheckpointError for a missing tensor
+        if plan is None:
+            return False
+        if shell.source == folder:
+            plan = plan.restricted(set(shell.merged))    # undo the last adapter merge only
+        shell.source = None
+        try:
+            copy_weights(shell.module, plan)
+        except Exception as exc:
+            raise CheckpointError(f"cannot load weights: {type(exc).__name__}: {_first_line(exc)}",
+                                  model_id) from exc
+        shell.source, shell.merged = folder, frozenset()
+        return True
+
+    def _load_peft_adapter(self, base, model: ModelRecord, files: CheckpointFiles) -> str:
+        """An adapter that cannot be merged here: peft wraps `base` (no kept module, dynamic cache)."""
+        self.release()
+        self._model = self._wrap_with_adapter(base, files, model.model_id)
+        self._tokenizer = self._load_tokenizer(files.tokenizer_dir, model.model_id)
+        self._record, self._files = model, files
+        return "peft"
+
+    def _checkpoint_generation_config(self, folder: Path, model_id: str):
+        """The generation config a fresh load of `folder` would get (its file, else its model config)."""
+        from transformers import AutoConfig, GenerationConfig
+
+        try:
+            return GenerationConfig.from_pretrained(str(folder))
+        except OSError:
+            try:
+                return GenerationConfig.from_model_config(AutoConfig.from_pretrained(str(folder)))
+            except Exception as exc:
+                raise CheckpointError(f"cannot read config: {type(exc).__name__}: {_first_line(exc)}",
+                                      model_id) from exc
 
     @property
     def tokenizer(self):
@@ -146,7 +315,20 @@ class TransformersBackend(Backend):
             "stop_strings": "cut before the first stop string"
                             + (", rows end early in generate" if self.config.use_stop_strings else ""),
             "torch_threads": torch.get_num_threads(),
+            "fast_decode": self.config.fast_decode,
         }
+        static = self._fast_active if self._model is not None else self.config.fast_path()
+        settings["kv_cache"] = "static" if static else "dynamic"
+        if static:
+            compiled = self._decoder.compile if self._decoder is not None else self.config.compiled()
+            settings["compiled"] = compiled
+            if compiled:
+                settings["compile_backend"] = self.config.compile_backend
+                settings["batch_padding"] = "rows repeated up to batch_size"
+            if self._decoder is not None and self._decoder.compile_error:
+                settings["compile_error"] = self._decoder.compile_error
+            settings["cache_bucket"] = self.config.cache_bucket
+            settings["weights"] = "copied into the kept module (LoRA merged into the base weights)"
         try:
             import peft
 
@@ -181,26 +363,56 @@ class TransformersBackend(Backend):
 
         tokenizer = self._tokenizer
         started = time.perf_counter()
+        rows = len(prompts)
+        decoder = self._decoder if self._fast_active else None
+        if decoder is not None and decoder.compile and rows < self.config.batch_size:
+            # one batch shape for the compiled decode step: repeat the last prompt, drop its outputs
+            prompts = list(prompts) + [prompts[-1]] * (self.config.batch_size - rows)
         encoded = tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
         encoded = {k: v.to(self._device) for k, v in encoded.items()}
         generation_config = self._generation_config(max_new_tokens)
         if stop and self.config.use_stop_strings:
             generation_config.stop_strings = list(stop)
         try:
-            with torch.inference_mode():
-                output = self._model.generate(**encoded, generation_config=generation_config, tokenizer=tokenizer)
+            try:
+                output = self._run_generate(encoded, generation_config, decoder, max_new_tokens)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as exc:
+                if decoder is None or not decoder.compile:
+                    raise
+                # a compiler problem must not fail every checkpoint: go on without compiling
+                reason = f"{type(exc).__name__}: {_first_line(exc)}"
+                logging.getLogger(__name__).warning("compiled generation failed (%s); decoding eagerly from now on",
+                                                    reason)
+                decoder.disable_compile(reason)
+                output = self._run_generate(encoded, generation_config, decoder, max_new_tokens)
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as exc:
             raise CheckpointError(f"generation failed: {type(exc).__name__}: {_first_line(exc)}",
                                   self._record.model_id if self._record else None) from exc
         prompt_width = encoded["input_ids"].shape[1]
-        prompt_tokens = encoded["attention_mask"].sum(dim=1).tolist()
-        new_tokens = output[:, prompt_width:].tolist()
-        seconds = (time.perf_counter() - started) / len(prompts)
+        prompt_tokens = encoded["attention_mask"][:rows].sum(dim=1).tolist()
+        new_tokens = output[:rows, prompt_width:].tolist()
+        seconds = (time.perf_counter() - started) / rows
         eos_ids = self._eos_ids()
         return [self._finish(row, n_prompt, stop, eos_ids, seconds)
                 for row, n_prompt in zip(new_tokens, prompt_tokens)]
+
+    def _run_generate(self, encoded: dict, generation_config, decoder: StaticDecoder | None, max_new_tokens: int):
+        """One `generate` call; on the fast path with the static cache for this batch's shape."""
+        import torch
+
+        with torch.inference_mode():
+            extra: dict[str, Any] = {}
+            if decoder is not None:
+                decoder.configure(generation_config)
+                length = decoder.cache_length(encoded["input_ids"].shape[1], max_new_tokens,
+                                              getattr(self._model.config, "max_position_embeddings", None))
+                extra["past_key_values"] = decoder.cache_for(self._model, encoded["input_ids"].shape[0], length)
+            return self._model.generate(**encoded, generation_config=generation_config, tokenizer=self._tokenizer,
+                                        **extra)
 
     def _finish(self, ids: list[int], prompt_tokens: int, stop: tuple[str, ...], eos_ids: set[int],
                 seconds: float) -> Generation:
@@ -346,6 +558,17 @@ class TransformersBackend(Backend):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
+
+
+@dataclass
+class _Shell:
+    """The fast path's kept module: its architecture key, the folder whose weights it holds (None while
+    incomplete), and the weights a merged LoRA adapter changed (restored before the next checkpoint)."""
+
+    module: Any
+    key: str
+    source: Path | None
+    merged: frozenset = frozenset()
 
 
 def _adapter_name(folder: Path) -> str:

@@ -29,6 +29,7 @@ from raygems.backends.checkpoint import (
     check_full_checkpoint,
     check_tokenizer,
     locate,
+    read_config,
 )
 from raygems.hub.types import ModelRecord
 
@@ -131,7 +132,7 @@ class VLLMBackend(Backend):
             "decoding": "greedy",
             "max_new_tokens_policy": "per request (the task's max_new_tokens)",
             "stop_strings": "cut before the first stop string (vLLM stop)",
-            "max_model_len": self.config.max_model_len,
+            "max_model_len": self._engine_args.get("max_model_len", self.config.max_model_len),
             "max_num_seqs": self.config.max_num_seqs,
             "enable_lora": self.config.enable_lora,
             "max_lora_rank": self.config.max_lora_rank,
@@ -185,7 +186,7 @@ class VLLMBackend(Backend):
             "model": str(folder),
             "tokenizer": str(folder),
             "dtype": ("float32" if on_cpu else "auto") if config.dtype == "auto" else config.dtype,
-            "max_model_len": config.max_model_len,
+            "max_model_len": _fitting_model_len(folder, config.max_model_len),
             "max_num_seqs": config.max_num_seqs,
             "gpu_memory_utilization": (0.2 if on_cpu else 0.9) if config.gpu_memory_utilization == "auto"
             else float(config.gpu_memory_utilization),
@@ -231,6 +232,15 @@ class VLLMBackend(Backend):
         key = str(files.model_dir.resolve())
         lora_id = self._lora_ids.setdefault(key, len(self._lora_ids) + 1)
         return LoRARequest(f"adapter-{lora_id}", lora_id, key)
+
+
+def _fitting_model_len(folder: Path, wanted: int) -> int:
+    """`wanted`, or the model's own context length when that is shorter (vLLM refuses a longer one)."""
+    try:
+        limit = int(read_config(Path(folder)).get("max_position_embeddings") or 0)
+    except (CheckpointError, TypeError, ValueError):
+        limit = 0
+    return min(wanted, limit) if limit > 0 else wanted
 
 
 def _device_type() -> str:

@@ -25,6 +25,7 @@ from raygems.bandits.elimination import (
 )
 from raygems.bandits.index_policies import UCB, UCBE, UCBStdDev
 from raygems.bandits.randomness import repetition_keys
+from raygems.bandits.recommended import RecommendedSearch
 from raygems.bandits.reference import BestBase, RandomSelection
 from raygems.bandits.ttts import TopTwoThompsonSampling
 
@@ -73,6 +74,7 @@ for _spec in (
     MethodSpec("ours", AggressiveElimination, "Ours"),
     MethodSpec("ours-sh-schedule", OursSHSchedule, "Ours w. SH Scheduler"),
     MethodSpec("ours-no-corr", OursNoCorrelation, "Ours w/o Corr. Sampling"),
+    MethodSpec("recommended", RecommendedSearch, "Recommended"),
 ):
     register_method(_spec)
 

@@ -158,6 +158,8 @@ def _envelope_mass(a, b, tau):
         log_z = math.log(-math.expm1(lw)) - math.log(-lam)
     else:
         log_z = lw + math.log(-math.expm1(-lw)) - math.log(lam)
+    if log_f + log_z > 0.0:
+        return np.inf  # mass above 1: not a tail arm (and exp() would overflow in plain Python)
     return math.exp(log_f + log_z)
 
 

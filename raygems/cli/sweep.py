@@ -65,4 +65,9 @@ def run(args: argparse.Namespace) -> int:
         for error in outcome.errors:
             print(f"  {error}", file=sys.stderr)
         return 1
+    unfinished = outcome.cells_planned - outcome.cells_run
+    if unfinished > 0:
+        print(f"the sweep stopped before {unfinished} of its {outcome.cells_planned} cells finished; the finished "
+              f"ones are saved: run the same command again to run the rest", file=sys.stderr)
+        return 1
     return 0

@@ -63,7 +63,8 @@ class ReplayResult:
 
 
 def method_options(matrix: CorrectnessMatrix, method: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """Options a method needs from the models table (best-base: downloads and is_base)."""
+    """Options a method needs from the matrix: the models table (best-base: downloads and is_base) and the
+    task label of every query (methods with `uses_query_groups`, e.g. recommended: stratified query blocks)."""
     spec = get_method(method)
     merged = dict(options or {})
     if spec.needs_models_table and "downloads" not in merged:
@@ -72,6 +73,8 @@ def method_options(matrix: CorrectnessMatrix, method: str, options: dict[str, An
         merged["downloads"] = matrix.models["downloads"].to_numpy(dtype=float)
         if "is_base" in matrix.models.columns:
             merged["is_base"] = matrix.models["is_base"].fillna(False).to_numpy(dtype=bool)
+    if getattr(spec.cls, "uses_query_groups", False) and "query_groups" not in merged and matrix.tasks is not None:
+        merged["query_groups"] = np.asarray(matrix.tasks)   # task label per query (stratified query blocks)
     return merged
 
 

@@ -110,7 +110,7 @@ class SearchDriver:
         self._pool_ref = ray.put(self.pool)
         s = self.settings
         options = dict(s.method_options)
-        if s.arm_priority is not None:
+        if s.arm_priority is not None and accepts_option(s.method, "arm_priority"):
             options.setdefault("arm_priority", np.asarray(s.arm_priority, dtype=float))
         algo = make_algorithm(s.method, len(self.candidates), len(self.pool), s.budget_per_model,
                               repetition_keys(s.seed, 1), **options)
@@ -317,6 +317,17 @@ class SearchDriver:
             self._free.append(actor)
         self.progress.failed = len(self._failed)
         self.progress.loaded = len(self._actors)
+
+
+def accepts_option(method: str, option: str) -> bool:
+    """Whether a registered method's constructor takes `option` (e.g. arm_priority, prior_alpha)."""
+    import inspect
+
+    from raygems.bandits import get_method
+
+    cls = get_method(method).cls
+    return any(option in inspect.signature(klass.__init__).parameters for klass in cls.__mro__
+               if "__init__" in vars(klass))
 
 
 def remote_driver(pin_to_this_node: bool = True):

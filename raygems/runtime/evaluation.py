@@ -127,7 +127,8 @@ class GenerativeEvaluator(Evaluator):
     """A real checkpoint behind a generation backend."""
 
     def load(self) -> None:
-        from raygems.backends import CheckpointError, get_backend
+        from raygems.backends import CheckpointError
+        from raygems.backends.reuse import process_backend
         from raygems.tasks import get_task, model_system_prompt
 
         model = self.model
@@ -140,7 +141,9 @@ class GenerativeEvaluator(Evaluator):
                 self.model = model
         except Exception as exc:  # noqa: BLE001 - any fetch problem is the checkpoint's failure
             raise EvaluationError("fetch", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        self.backend = get_backend(self.spec.backend, **self.spec.settings)
+        # one backend per worker process when it keeps state across checkpoints (the fast GPU path's
+        # compiled module); a new one per checkpoint otherwise
+        self.backend = process_backend(self.spec.backend, self.spec.settings)
         try:
             self.backend.load(model)
         except CheckpointError as exc:

@@ -164,26 +164,43 @@ def popular_base(candidates: list[ModelRecord]) -> int:
     return max(flagged, key=lambda i: (candidates[i].downloads, -i))
 
 
-def apply_prior(config: SearchConfig, candidates: list[ModelRecord]):
-    """Order candidates by a learned prior and prune the bottom fraction before anything is downloaded."""
+#: Methods that take informed starting beliefs (per-arm Beta priors) from a learned prior.
+METHODS_WITH_BELIEFS = ("bayes-elim", "ttts")
+
+
+@dataclass
+class PriorDecision:
+    """What a learned prior did to a search: the candidates kept, the ones pruned before any download,
+    the first-round tie-break priority, and starting beliefs for methods that take them."""
+
+    kept: list[ModelRecord]
+    pruned: list[str] = field(default_factory=list)
+    priority: list[float] | None = None
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+
+def apply_prior(config: SearchConfig, candidates: list[ModelRecord]) -> PriorDecision:
+    """Order candidates by a learned prior and prune the bottom share before anything is downloaded."""
     if config.prior is None:
-        return candidates, None, []
+        return PriorDecision(candidates)
     from raygems.prior import ModelPrior
 
     prior = ModelPrior.load(config.prior)
     table = pd.DataFrame([m.to_row() for m in candidates])
     task = config.prior_task or config.tasks[0]
-    ranked = prior.rank(table, task)
-    score = dict(zip(ranked["model_id"], ranked["score"]))
+    scores = prior.scores(table, task)
     keep_n = max(2, int(np.ceil(config.prior_keep * len(candidates))))
-    order = sorted(range(len(candidates)), key=lambda i: -score.get(candidates[i].model_id, -np.inf))
-    base = popular_base(candidates)
-    kept = set(order[:keep_n]) | {base}   # the popular base stays: it is what the search is compared against
-    pruned = [candidates[i].model_id for i in range(len(candidates)) if i not in kept]
-    kept_models = [candidates[i] for i in range(len(candidates)) if i in kept]
-    priority = [float(score.get(m.model_id, -np.inf)) for m in kept_models]
-    priority = [p if np.isfinite(p) else min(score.values(), default=0.0) - 1 for p in priority]
-    return kept_models, priority, pruned
+    order = np.argsort(-scores, kind="stable")
+    kept_idx = set(order[:keep_n].tolist()) | {popular_base(candidates)}   # the base stays: it is the reference
+    kept_idx = sorted(kept_idx)
+    decision = PriorDecision(kept=[candidates[i] for i in kept_idx],
+                             pruned=[candidates[i].model_id for i in range(len(candidates)) if i not in kept_idx],
+                             priority=[float(scores[i]) for i in kept_idx])
+    if config.method in METHODS_WITH_BELIEFS:
+        kept_table = table.iloc[kept_idx].reset_index(drop=True)
+        alpha, beta = prior.beliefs(kept_table, task, strength=float(config.method_options.get("prior_strength", 1.0)))
+        decision.method_options = {"prior_alpha": alpha, "prior_beta": beta}
+    return decision
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -230,7 +247,8 @@ def run_search(config: SearchConfig) -> SearchResult:
         k: getattr(config, k) for k in RUNTIME_ONLY if k not in ("progress", "resume")}}, indent=2, default=str))
     started = time.time()
     candidates, pool = load_candidates(config)
-    candidates, priority, pruned = apply_prior(config, candidates)
+    decision = apply_prior(config, candidates)
+    candidates, priority, pruned = decision.kept, decision.priority, decision.pruned
     pd.DataFrame([m.to_row() for m in candidates]).to_parquet(out / "tree.parquet", index=False)
     pool_path = out / "pool.parquet"
     if pool_path.exists():
@@ -251,7 +269,9 @@ def run_search(config: SearchConfig) -> SearchResult:
     spec = EvaluatorSpec(backend=config.backend, settings=dict(config.backend_settings), tree=config.tree,
                          matrix=config.matrix, fail=dict(config.fail))
     settings = DriverSettings(method=config.method, budget_per_model=config.budget, seed=config.seed,
-                              method_options=dict(config.method_options), max_loaded=config.max_loaded,
+                              method_options={**{k: v for k, v in config.method_options.items()
+                                                 if k != "prior_strength"}, **decision.method_options},
+                              max_loaded=config.max_loaded,
                               chunk_size=config.chunk_size, cpus_per_model=config.cpus_per_model,
                               gpus_per_model=_gpus_per_model(config), slot_resource=config.slot_resource,
                               arm_priority=priority)

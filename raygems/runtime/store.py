@@ -23,6 +23,7 @@ from typing import Iterable
 import pandas as pd
 
 KEY = ("model_id", "revision", "query_id", "variant")
+VARIANT_NAMES = ("system", "plain")
 RESULT_COLUMNS = {
     "model_id": "string", "revision": "string", "query_id": "string", "variant": "string", "task": "string",
     "reward": "int8", "generation": "string", "prompt_tokens": "int32", "completion_tokens": "int32",
@@ -51,6 +52,9 @@ class ResultStore:
         self._lock = threading.Lock()
         self._cache: pd.DataFrame | None = None
         self._cache_files: frozenset[str] = frozenset()
+        # reward index for the driver: (model_id, revision) -> {(query_id, variant): (task, reward)}
+        self._rewards: dict[tuple[str, str], dict[tuple[str, str], tuple[str, int]]] = {}
+        self._indexed_files: set[str] = set()
 
     # -------------------------------------------------------------------------------------------- writing
     def put(self, rows: Iterable[dict] | pd.DataFrame) -> int:
@@ -118,11 +122,30 @@ class ResultStore:
         return Failure(row.model_id, row.revision, row.stage, row.reason)
 
     def known_rewards(self, model_id: str, revision: str, query_ids: Iterable[str]) -> pd.DataFrame:
-        """Recorded rows of one model for the given queries (both variants)."""
-        frame = self.results()
-        wanted = set(query_ids)
-        hit = frame[(frame["model_id"] == model_id) & (frame["revision"] == revision) & frame["query_id"].isin(wanted)]
-        return hit
+        """Recorded (query_id, variant, task, reward) of one model for the given queries.
+
+        Served from an in-memory index that reads each new part once (only the key, task and reward columns),
+        so the driver's per-round lookups stay cheap however large the store grows.
+        """
+        self._refresh_index()
+        known = self._rewards.get((model_id, revision), {})
+        rows = []
+        for query_id in dict.fromkeys(query_ids):
+            for variant in VARIANT_NAMES:
+                entry = known.get((query_id, variant))
+                if entry is not None:
+                    rows.append((query_id, variant, entry[0], entry[1]))
+        return pd.DataFrame(rows, columns=["query_id", "variant", "task", "reward"])
+
+    def _refresh_index(self) -> None:
+        with self._lock:
+            for part in self._parts(self.results_dir):
+                if part.name in self._indexed_files:
+                    continue
+                frame = pd.read_parquet(part, columns=["model_id", "revision", "query_id", "variant", "task", "reward"])
+                for m, r, q, v, t, w in frame.itertuples(index=False, name=None):
+                    self._rewards.setdefault((m, r), {}).setdefault((q, v), (t, int(w)))   # first write wins
+                self._indexed_files.add(part.name)
 
     def compact(self) -> Path | None:
         """Merge all result parts into one (atomically: the merged file is visible before old parts go)."""

@@ -230,7 +230,11 @@ def render_table(results: pd.DataFrame, config: Any = None, title: str | None = 
 
 def _code_note(results: pd.DataFrame) -> str:
     """Which versions of the algorithms (raygems.bandits/replay/populations) produced the rows."""
-    versions = results["code_version"].value_counts() if "code_version" in results.columns else pd.Series()
+    if "code_version" not in results.columns:
+        return "the code version of the rows is unknown."
+    versions = results.loc[results["code_version"] != "-", "code_version"].value_counts()
+    if versions.empty:
+        return "no replayed rows."
     if len(versions) == 1:
         return f"every row by the same code (core code version `{versions.index[0]}`)."
     listed = ", ".join(f"`{v}` ({n} rows)" for v, n in versions.items())

@@ -24,27 +24,24 @@ import pandas as pd
 
 from raygems.sweep import store
 from raygems.sweep.config import BEST_AVAILABLE, NO_SCHEDULE, REFERENCE_METHODS, SweepConfig, SweepConfigError
-from raygems.sweep.trainable import (
-    CELL_KEYS,
-    PER_REP_METRICS,
-    SUMMARY_METRICS,
-    core_code_version,
-    per_rep_frame,
-    replay_trial,
-)
+from raygems.sweep.trainable import CELL_KEYS, PER_REP_METRICS, SUMMARY_METRICS, per_rep_frame, replay_trial
 
 TUNE_FOLDER = "tune"
+#: code_version of rows that no algorithm produced (Best Available: read off the matrix).
+NO_CODE = "-"
 
 
 @dataclass
 class SweepOutcome:
-    """What a `run_sweep` call did: trials run, cells skipped as already done, errors, and the files."""
+    """What a `run_sweep` call did: trials run, cells skipped as already done, errors, and the files.
+    `cells_run < cells_planned` without errors: the sweep was stopped (Ctrl-C) before it finished."""
 
     out_dir: Path
     results: pd.DataFrame                    # the config's cells (all of them, old and new)
-    trials_run: int
-    cells_run: int
-    cells_skipped: int
+    trials_run: int                          # trials started
+    cells_run: int                           # cells finished and saved by this call
+    cells_skipped: int                       # cells already in results.parquet
+    cells_planned: int = 0                   # cells this call set out to run
     errors: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)
@@ -139,7 +136,7 @@ def best_available_rows(config: SweepConfig, matrices: dict[str, Any]) -> pd.Dat
                              options="{}", seed=seed, reps=config.reps_for(tree), budget=0, mean_rank=1.0,
                              std_rank=0.0, se_rank=0.0, median_rank=1.0,
                              mean_accuracy=float(matrix.accuracies.max()), se_accuracy=0.0, p_top1=1.0, p_top3=1.0,
-                             budget_fraction=0.0, seconds=0.0, code_version=core_code_version()))
+                             budget_fraction=0.0, seconds=0.0, code_version=NO_CODE))
     return pd.DataFrame(rows)
 
 
@@ -273,6 +270,38 @@ def _trial_label(config: dict[str, Any] | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- entry
+@dataclass
+class RunPlan:
+    """The cells of a sweep, those missing from results.parquet, and those this call runs."""
+
+    cells: list[dict[str, Any]]
+    missing: list[dict[str, Any]]
+    todo: list[dict[str, Any]]
+
+    def describe(self, name: str, results_path: Path) -> str:
+        later = len(self.missing) - len(self.todo)
+        return (f"sweep {name!r}: {len(self.cells)} cells in {len(group_trials(self.cells))} trials; "
+                f"{len(self.cells) - len(self.missing)} already in {results_path}, {len(self.todo)} to run in "
+                f"{len(group_trials(self.todo))} trials" + (f" ({later} left for later: --methods)" if later else ""))
+
+
+def plan_run(config: SweepConfig, matrices: dict[str, Any], results: pd.DataFrame, *,
+             only_methods: list[str] | None = None, fresh: bool = False) -> RunPlan:
+    """Which cells to run: those not in `results` (all of them with `fresh`), of `only_methods` if given.
+    Checks every cell's algorithm first (`check_cells`)."""
+    cells = plan_cells(config, matrices)
+    if only_methods is not None:
+        known = list(dict.fromkeys([*config.method_names(), *config.references]))
+        unknown = [m for m in only_methods if m not in known]
+        if unknown:
+            raise SweepConfigError(f"--methods: {unknown[0]!r} is not in this sweep; it has {', '.join(known)}")
+    check_cells(config, cells, matrices)
+    done = set() if fresh else store.done_keys(results)
+    missing = [c for c in cells if store.cell_key(c) not in done]
+    todo = [c for c in missing if only_methods is None or c["method"] in only_methods]
+    return RunPlan(cells, missing, todo)
+
+
 def run_sweep(config: SweepConfig, out_dir: str | Path, *, address: str | None = None, num_cpus: int | None = None,
               only_methods: list[str] | None = None, fresh: bool = False, progress: bool = True,
               verbose: int = 0, report: bool = True) -> SweepOutcome:
@@ -286,30 +315,19 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, address: str | None =
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     matrices = load_matrices(config)
-    cells = plan_cells(config, matrices)
-    if only_methods is not None:
-        known = list(dict.fromkeys([*config.method_names(), *config.references]))
-        unknown = [m for m in only_methods if m not in known]
-        if unknown:
-            raise SweepConfigError(f"--methods: {unknown[0]!r} is not in this sweep; it has {', '.join(known)}")
-    check_cells(config, cells, matrices)
-    done = set() if fresh else store.done_keys(store.load_results(out_dir))
-    missing = [c for c in cells if store.cell_key(c) not in done]
-    todo = [c for c in missing if only_methods is None or c["method"] in only_methods]
+    plan = plan_run(config, matrices, store.load_results(out_dir), only_methods=only_methods, fresh=fresh)
     store.save(out_dir, finish_rows(best_available_rows(config, matrices), matrices), pd.DataFrame())
-    trials = group_trials(todo)
+    trials = group_trials(plan.todo)
     errors: list[str] = []
     cells_run = 0
-    left_out = f" ({len(missing) - len(todo)} left for later: --methods)" if len(missing) > len(todo) else ""
-    print(f"sweep {config.name!r}: {len(cells)} cells in {len(group_trials(cells))} trials; "
-          f"{len(cells) - len(missing)} already in {out_dir / store.RESULTS_FILE}, {len(todo)} to run in "
-          f"{len(trials)} trials{left_out}", file=sys.stderr)
+    print(plan.describe(config.name, out_dir / store.RESULTS_FILE), file=sys.stderr)
     if trials:
         ensure_ray(address, num_cpus)
-        errors, cells_run = run_trials(trials, matrices, config, out_dir, len(todo), progress, verbose)
+        errors, cells_run = run_trials(trials, matrices, config, out_dir, len(plan.todo), progress, verbose)
     results = config_rows(config, store.load_results(out_dir), matrices)
     outcome = SweepOutcome(out_dir=out_dir, results=results, trials_run=len(trials), cells_run=cells_run,
-                           cells_skipped=len(cells) - len(missing), errors=errors)
+                           cells_skipped=len(plan.cells) - len(plan.missing), cells_planned=len(plan.todo),
+                           errors=errors)
     if report and not results.empty:
         from raygems.sweep.report import write_report
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +35,18 @@ _MATRIX_CACHE: dict[str, Any] = {}
 
 @functools.lru_cache(maxsize=1)
 def core_code_version() -> str:
-    """A digest of the source files of raygems.bandits, .replay and .populations, as found when this
-    process first asks (right after it imported them). Recorded with every row, so that rows produced by
-    different versions of the algorithms are told apart (e.g. a sampler rewritten between two runs)."""
-    import raygems
-
-    root = Path(raygems.__file__).parent
+    """A digest of the source of the raygems.bandits / .replay / .populations modules this process has
+    loaded, read when it first asks (right after a replay, so the modules that ran are the ones hashed).
+    Recorded with every row, so that rows produced by different versions of the algorithms are told
+    apart (e.g. a sampler rewritten between two runs). Files that the replay did not import do not count."""
     digest = hashlib.sha256()
-    for package in CORE_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+    prefixes = tuple(f"raygems.{package}" for package in CORE_PACKAGES)
+    for name in sorted(sys.modules):
+        module = sys.modules[name]
+        source = getattr(module, "__file__", None)
+        if name.startswith(prefixes) and source and source.endswith(".py"):
+            digest.update(name.encode())
+            digest.update(Path(source).read_bytes())
     return digest.hexdigest()[:12]
 
 

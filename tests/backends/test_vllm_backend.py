@@ -109,6 +109,13 @@ def test_settings_are_recorded(tiny_tree, vllm_backend):
     assert settings["decoding"] == "greedy" and settings["max_model_len"] == 256
 
 
+def test_context_length_is_capped_at_the_model_s_own(tiny_tree):
+    from raygems.backends.vllm_backend import _fitting_model_len
+
+    folder = tiny_tree.record(tiny_tree.popular_base).path
+    assert _fitting_model_len(folder, 2048) == 256 and _fitting_model_len(folder, 128) == 128
+
+
 def test_adapter_rank_above_the_engine_limit_is_a_checkpoint_error(tiny_tree):
     backend = get_backend("vllm", max_lora_rank=4)
     with pytest.raises(CheckpointError, match="LoRA rank 8 exceeds max_lora_rank 4"):

@@ -13,8 +13,7 @@ def test_completion_split_masks_a_share_of_entries(synthetic_records):
     train, test = completion_split(synthetic_records, test_fraction=0.25, seed=1)
     assert len(train) + len(test) == len(synthetic_records)
     assert 0.18 < len(test) / len(synthetic_records) < 0.32
-    keys = lambda frame: set(zip(frame["model_id"], frame["task"]))
-    assert not keys(train) & keys(test)
+    assert not set(zip(train["model_id"], train["task"])) & set(zip(test["model_id"], test["task"]))
     # most test models still have other entries in training (that is what completion means)
     assert test["model_id"].isin(train["model_id"]).mean() > 0.8
     with pytest.raises(ValueError, match="test_fraction"):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from raygems.prior.leaderboard import (V1_TASKS, V2_TASKS, params_from_name, records_from_leaderboard_v1,

@@ -174,3 +174,28 @@ def test_preempted_worker_node_mid_round_then_a_new_node(recorded, tmp_path):
     assert result["budget_used"] == offline["budget_used"]
     assert not result["failed"]
     assert_nothing_paid_twice(tmp_path)
+
+
+def test_a_learned_prior_prunes_before_anything_is_downloaded(recorded, tmp_path):
+    """--prior orders the candidates, prunes the bottom share (never the popular base) and gives BayesElim
+    informed starting beliefs; pruned models are never evaluated."""
+    import torch
+
+    from raygems.prior import ModelPrior, PriorConfig
+
+    tree = recorded[0]
+    records = tree.matrix.task_accuracies().rename(columns={"accuracy": "score"})
+    torch.set_num_threads(1)
+    prior = ModelPrior(PriorConfig(steps=150, list_size=16, calibration_fraction=0.2, seed=0)).fit(records)
+    prior_dir = prior.save(tmp_path / "prior")
+    result = run_search(config(recorded, tmp_path / "search", method="bayes-elim", prior=str(prior_dir),
+                               prior_task="gsm8k", prior_keep=0.5))
+    k = tree.matrix.num_models
+    pruned = result.summary["pruned_by_prior"]
+    assert len(pruned) == k - result.summary["num_candidates"] and k // 2 - 1 <= len(pruned) <= k // 2
+    assert result.summary["popular_base"] not in pruned
+    evaluated = set(ResultStore(tmp_path / "search" / "store").results()["model_id"])
+    assert not evaluated & set(pruned)
+    kept_accuracy = tree.matrix.accuracies[[tree.matrix.model_ids.index(m) for m in tree.matrix.model_ids
+                                            if m not in pruned]].mean()
+    assert kept_accuracy > tree.matrix.accuracies.mean()   # the prior kept the better half on average

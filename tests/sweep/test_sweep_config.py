@@ -16,14 +16,19 @@ from sweep_helpers import SMALL_TREE, write_config
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
-@pytest.mark.parametrize("name", ["smoke", "table2", "table5", "table7"])
+def test_smoke_config_is_small_and_needs_no_data_files():
+    config = SweepConfig.from_yaml(EXPERIMENTS / "smoke.yaml")
+    assert all(t.preset is not None for t in config.trees)
+    assert config.reps == 20 and len(config.budgets) == 2 and "ttts" not in config.method_names()
+
+
+@pytest.mark.parametrize("name", ["table2", "table5", "table7"])
 def test_committed_experiment_configs_load(name, shared_dir):
     config = SweepConfig.from_yaml(EXPERIMENTS / f"{name}.yaml")
     assert config.name == name
     routerbench = [t for t in config.trees if t.matrix is not None]
     assert routerbench and routerbench[0].matrix.is_dir()   # the relative path resolves from experiments/
-    if name != "smoke":
-        assert config.reps == 100 and config.reps_for(routerbench[0]) == 300
+    assert config.reps == 100 and config.reps_for(routerbench[0]) == 300
 
 
 def test_experiment_configs_cover_the_papers_tables(shared_dir):

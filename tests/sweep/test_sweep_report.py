@@ -32,7 +32,7 @@ def replayed(tmp_path_factory):
         if trial["method"] == "ours" and trial["schedule"] == "table4_literal":
             trial["budgets"] = [b for b in trial["budgets"] if b == 10]   # Table 4 has no N=5 row
         rows += run_cell(matrices[trial["tree"]], trial)
-    summary = pd.DataFrame([{k: r[k] for k in (*CELL_KEYS, *SUMMARY_METRICS)} for r in rows])
+    summary = pd.DataFrame([{k: r[k] for k in (*CELL_KEYS, *SUMMARY_METRICS, "code_version")} for r in rows])
     results = pd.concat([finish_rows(summary, matrices),
                          finish_rows(best_available_rows(config, matrices), matrices)], ignore_index=True)
     per_rep = per_rep_frame(rows, {name: m.accuracies for name, m in matrices.items()})

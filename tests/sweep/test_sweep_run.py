@@ -12,9 +12,10 @@ import pytest
 from raygems.cli import main
 from raygems.populations import generate_tree
 from raygems.replay import load_matrix, replay_budgets
-from raygems.sweep import SweepConfig, run_sweep
+from raygems.sweep import SweepConfig, SweepConfigError, run_sweep
+from raygems.sweep.runner import load_matrices, plan_run
 from raygems.sweep.store import PER_REP_FILE, RESULT_COLUMNS, RESULTS_FILE, load_per_rep, load_results
-from raygems.sweep.trainable import CELL_KEYS, SUMMARY_METRICS, core_code_version
+from raygems.sweep.trainable import CELL_KEYS, SUMMARY_METRICS
 
 from sweep_helpers import SMALL_TREE, write_config
 
@@ -59,7 +60,11 @@ def test_results_have_one_row_per_cell_with_the_issue_columns(sweep):
     assert set(results.loc[results["method"] == "ours", "label"]) == {"Ours", "Ours (rule_b)"}
     assert set(results.loc[results["tree"] == "Recorded", "reps"]) == {4}
     assert len(load_per_rep(out)) == results.query("method != 'best-available'")["reps"].sum()
-    assert set(results["code_version"]) == {core_code_version()}
+    # every replayed row records the version of the algorithms' code it ran (one version here)
+    replayed = results["method"] != "best-available"
+    assert results.loc[replayed, "code_version"].nunique() == 1
+    assert len(results.loc[replayed, "code_version"].iloc[0]) == 12
+    assert set(results.loc[~replayed, "code_version"]) == {"-"}
 
 
 def test_every_cell_equals_a_direct_replay(sweep):
@@ -152,8 +157,16 @@ def test_rerun_skips_finished_cells_and_runs_missing_ones(sweep, tmp_path, capsy
     for metric in [*EXACT, "label", "num_models"]:
         assert (merged[metric] == merged[f"{metric}_new"]).all(), metric
 
-    # --fresh runs cells that are already there (here only Random Selection's: 2 trees x 2 seeds)
-    assert main(["sweep", str(config_path), "--out", str(work), "--quiet", "--fresh", "--methods", "random"]) == 0
-    err = capsys.readouterr().err
-    assert "0 already in" in err and "4 to run in 4 trials" in err and "ran 4 cells in 4 trials" in err
-    pd.testing.assert_frame_equal(load_results(work)[EXACT], after[EXACT])
+
+def test_fresh_plans_every_cell_and_methods_restricts_the_plan(sweep):
+    config, out, _, _, _ = sweep
+    matrices = load_matrices(config)
+    results = load_results(out)
+    assert plan_run(config, matrices, results).todo == []
+    fresh = plan_run(config, matrices, results, fresh=True)
+    assert fresh.todo == fresh.cells and len(fresh.cells) == 40
+    only = plan_run(config, matrices, results, fresh=True, only_methods=["random", "ucb"])
+    assert {c["method"] for c in only.todo} == {"random", "ucb"} and len(only.todo) == 4 + 8
+    assert "28 left for later: --methods" in only.describe("tiny", out / RESULTS_FILE)
+    with pytest.raises(SweepConfigError, match="--methods: 'ttts' is not in this sweep"):
+        plan_run(config, matrices, results, only_methods=["ttts"])
