@@ -30,12 +30,14 @@ measurement, so a run stopped by its time limit still leaves what it measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,18 +101,20 @@ class BenchConfig:
     cache_bucket: int = 256
     compile: str = "auto"
     budget_s: float = 540.0
-    work_dir: str = "/tmp/raygems-gpu-live"
+    work_dir: str = "/tmp/raygems-gpu-live"     # checkpoints and result stores (removed at the end)
+    keep_work: bool = False
     out: str = "benchmarks/results/gpu_live"
     smoke: bool = False
 
     @classmethod
-    def smoke_config(cls, out: str, budget_s: float = 110.0) -> "BenchConfig":
+    def smoke_config(cls, out: str, budget_s: float = 110.0, work_dir: str | None = None) -> "BenchConfig":
         """CPU, a tiny model, everything small: the whole pipeline in well under 2 minutes."""
         return cls(sizes=("tiny",), batches=(1, 8), fast=("off", "on"), device="cpu", dtype="float32",
                    prompt_tokens=24, short_tokens=2, long_tokens=18, repeats=2, load_checkpoints=2,
                    round_checkpoints=3, round_actors=2, round_queries=4, round_new_tokens=8, round_batch=8,
                    drop_caches=False, cache_bucket=64, budget_s=budget_s, out=out,
-                   work_dir=str(Path(out) / "work"), smoke=True)
+                   work_dir=work_dir or str(Path(tempfile.gettempdir()) / "raygems-gpu-live-smoke"),
+                   keep_work=work_dir is not None, smoke=True)
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------
@@ -253,11 +257,14 @@ class ProbeActor(ModelActor):
             return time.perf_counter() - started, outputs
 
         first_s, _ = timed(long_tokens)                  # includes compilation on the fast path
+        timed(short_tokens)                              # its shape too (same cache bucket: no new graph)
+        graphs = _dynamo_graphs()
         short = min(timed(short_tokens)[0] for _ in range(repeats))
         long_runs = [timed(long_tokens) for _ in range(repeats)]
         long = min(seconds for seconds, _ in long_runs)
         outputs = long_runs[0][1]
         return {"first_call_s": first_s, "short_s": short, "long_s": long,
+                "graphs_compiled_while_timing": _dynamo_graphs() - graphs,
                 "completion_tokens": [o.completion_tokens for o in outputs],
                 "prompt_tokens": [o.prompt_tokens for o in outputs], "settings": backend.settings(),
                 "gpu_memory_gib": _gpu_memory_gib()}
@@ -276,6 +283,13 @@ def _synchronize() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+def _dynamo_graphs() -> int:
+    """Graphs dynamo has compiled in this process (a rise while timing means a recompilation was timed)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 def _gpu_memory_gib() -> float | None:
@@ -359,10 +373,14 @@ class Benchmark:
             print(f"[{size}] {count} checkpoints built in {entry['build_checkpoints_s']:.1f} s", flush=True)
             self.save()
             self.measure(size, entry, folders)
-            if not self.config.smoke:
-                shutil.rmtree(self.work / "checkpoints", ignore_errors=True)   # the disk holds 64 GiB
+            shutil.rmtree(self.work / "checkpoints", ignore_errors=True)   # the GPU machine's disk holds 64 GiB
         self.results.finished = time.time()
         self.save()
+        if not self.config.keep_work:   # only what this run made: checkpoints/ and store-*/
+            for made in [self.work / "checkpoints", *self.work.glob("store-*")]:
+                shutil.rmtree(made, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.work.rmdir()
         return self.results
 
     def round_shape(self, size: str) -> tuple[int, int]:
@@ -468,7 +486,7 @@ class Benchmark:
             entry["round"].append(row)
             update_bounds(entry, self.config)
             print(f"[{size}] round fast={fast} {label}: K={row['checkpoints']} x n={row['queries']} on {len(slots)} "
-                  f"actors: {wall:.1f} s (bound {row['bound_s']:.2f} s, x{_fmt(row['wall_over_bound'], '.1f')})", flush=True)
+                  f"actors: {wall:.1f} s (bound so far {row['bound_s']:.2f} s, x{_fmt(row['wall_over_bound'], '.1f')})", flush=True)
             self.save()
 
 
@@ -512,6 +530,7 @@ def decode_row(fast: str, batch: int, probe: dict, config: BenchConfig, floor_ms
             "x_floor": step_s * 1e3 / floor_ms if step_s else None,
             "all_rows_full_length": min(probe["completion_tokens"]) == config.long_tokens,
             "mean_prompt_tokens": sum(probe["prompt_tokens"]) / len(probe["prompt_tokens"]),
+            "graphs_compiled_while_timing": probe["graphs_compiled_while_timing"],
             "gpu_memory_gib": probe["gpu_memory_gib"], "settings": probe["settings"]}
 
 
@@ -578,10 +597,12 @@ def markdown(results: Results) -> str:
             lines.append("")
         if entry.get("decode"):
             lines += ["| fast path | batch | ms / step | x floor | tokens/s (decode) | tokens/s (end to end) | "
-                      "first call s | all rows full length |", "|---|---|---|---|---|---|---|---|"]
+                      "first call s | all rows full length | graphs compiled while timing |",
+                      "|---|---|---|---|---|---|---|---|---|"]
             lines += [f"| {r['fast']} | {r['batch']} | {_fmt(r['step_ms'], '.2f')} | {_fmt(r['x_floor'], '.1f')} | "
                       f"{_fmt(r['tokens_per_s'], ',.0f')} | "
-                      f"{r['end_to_end_tokens_per_s']:,.0f} | {r['first_call_s']:.1f} | {r['all_rows_full_length']} |"
+                      f"{r['end_to_end_tokens_per_s']:,.0f} | {r['first_call_s']:.1f} | {r['all_rows_full_length']} | "
+                      f"{r['graphs_compiled_while_timing']} |"
                       for r in entry["decode"]]
             lines.append("")
         if entry.get("round"):
@@ -624,6 +645,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser.add_argument("--round-new-tokens", type=int, default=64)
     parser.add_argument("--round-batch", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=256)
+    parser.add_argument("--load-checkpoints", type=int, default=3, help="checkpoints loaded in turn by the load probe")
     parser.add_argument("--budget-s", type=float, default=540.0,
                         help="start no new measurement after this many seconds (a run call allows 600)")
     parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"))
@@ -651,6 +673,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
                        round_checkpoints=args.round_checkpoints, round_actors=args.round_actors,
                        round_queries=args.round_queries, round_new_tokens=args.round_new_tokens,
                        round_batch=args.round_batch, prompt_tokens=args.prompt_tokens, budget_s=args.budget_s,
+                       load_checkpoints=max(2, args.load_checkpoints),
                        compile=args.compile, drop_caches=not args.no_drop_caches, work_dir=args.work_dir,
                        out=args.out or str(REPO / "benchmarks" / "results" / "gpu_live"))
 

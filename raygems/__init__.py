@@ -37,8 +37,9 @@ _EXPORTS: dict[str, str] = {
     "get_backend": "raygems.backends", "CheckpointError": "raygems.backends",
     # runtime
     "SearchConfig": "raygems.runtime", "run_search": "raygems.runtime", "ResultStore": "raygems.runtime",
-    # analysis
+    # analysis and sweeps
     "find_gems": "raygems.analysis.gems",
+    "SweepConfig": "raygems.sweep", "run_sweep": "raygems.sweep",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -78,8 +78,8 @@ cat <<'EOF'
 Install on the GPU machine (first thing in every `run` command; carry=[".whl"]):
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit;
 
-The `run` call a session with a GPU makes (one size per call keeps each under the 10-minute limit):
+The `run` calls a session with a GPU makes (docs/performance.md, "Commands for a session with a GPU"):
   run(carry=[".whl"], timeout_s=600, command=
     "python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit; PYTHONUNBUFFERED=1 python3 benchmarks/gpu_live.py --sizes 0.5b --out $OUT 2>&1 | tee $OUT/log.txt")
-  then --sizes 3b, then --sizes 7b (docs/performance.md lists the commands and what each measures).
+  then the same with: --sizes 3b,7b --batches 1,256 --no-rounds --load-checkpoints 2
 EOF

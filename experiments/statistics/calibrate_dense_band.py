@@ -26,10 +26,10 @@ from raygems.populations.families import PAPER_TREE_STATS, DenseBandConfig, TREE
 from raygems.replay import CorrectnessMatrix, replay_budgets
 
 BUDGETS = (10, 25, 50, 100, 200)
-GRID = {
-    "band_shape": (1.0, 1.5, 2.0, 3.0, 4.0, 6.0),
-    "near_base_share": (0.0, 0.1, 0.2, 0.3, 0.45, 0.6),
-    "near_base_spread": (0.005, 0.01, 0.02, 0.04),
+GRID = {   # the second pass (the first, coarser one is dense_band_fit_first_pass.csv): finer near the optimum
+    "band_shape": (0.2, 0.3, 0.4, 0.5, 2.0, 3.0),
+    "near_base_share": (0.0, 0.2, 0.3, 0.45, 0.6),
+    "near_base_spread": (0.0025, 0.005, 0.01),
 }
 
 

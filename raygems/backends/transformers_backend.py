@@ -11,7 +11,8 @@ Why each choice:
   for the loading info and fails with `CheckpointError` when any tensor is missing.
 * Adapters: the base model stays loaded when the next model is another adapter of the same base
   (only the small adapter is swapped).
-* The fast GPU path (`fast_decode`, on by default on CUDA, off on CPU): a static KV cache with compiled
+* The fast GPU path (`fast_decode="static"`, or `"auto"` = on CUDA only; off by default until it has been
+  measured on a GPU, see docs/performance.md): a static KV cache with compiled
   decoding (`raygems.backends.static_decoding`), and checkpoints of the same architecture copied into the
   already-built module (`raygems.backends.weight_swap`; LoRA adapters merged into the base's weights), so
   the 40-60 s compilation is paid once per architecture, not once per checkpoint. With it, `unload()`
@@ -58,7 +59,8 @@ class TransformersSettings:
     use_stop_strings: let `generate` end rows at a stop string (the text is cut afterwards either way).
     fast_decode: "static" = the fast path (static KV cache, compiled decoding where `compile` says, weights
         of same-architecture checkpoints swapped into the built module); "off" = dynamic cache, a fresh
-        module per checkpoint; "auto" = "static" on CUDA, "off" on CPU.
+        module per checkpoint (the default, until the fast path is measured on a GPU); "auto" = "static" on
+        CUDA, "off" on CPU.
     compile: compile the decode step on the fast path: "auto" (on CUDA only), "on" (any device), "off".
     compile_backend: torch.compile backend for "on"/"auto" ("inductor"; "eager" only traces: tests).
     cache_bucket: static cache lengths are rounded up to a multiple of this many tokens (fewer shapes,
@@ -69,7 +71,7 @@ class TransformersSettings:
     dtype: str = "auto"
     batch_size: int = 32
     use_stop_strings: bool = True
-    fast_decode: str = "auto"
+    fast_decode: str = "off"
     compile: str = "auto"
     compile_backend: str = "inductor"
     cache_bucket: int = 256
@@ -117,7 +119,7 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, device: str = "auto", dtype: str = "auto", batch_size: int = 32,
-                 use_stop_strings: bool = True, fast_decode: str = "auto", compile: str = "auto",
+                 use_stop_strings: bool = True, fast_decode: str = "off", compile: str = "auto",
                  compile_backend: str = "inductor", cache_bucket: int = 256) -> None:
         self.config = TransformersSettings(device=device, dtype=dtype, batch_size=batch_size,
                                            use_stop_strings=use_stop_strings, fast_decode=fast_decode,

@@ -49,7 +49,17 @@ class StratifiedQueryOrder(QueryOrder):
         return perm
 
 
-def plan_round(survivors: np.ndarray, budget_left: np.ndarray, pool_left: np.ndarray, eta: float = 2.0) -> np.ndarray:
+def next_survivors(survivors: np.ndarray, eta: float = 2.0, late_eta: float | None = None,
+                   late_survivors: int = 0) -> np.ndarray:
+    """Survivors after a round of `survivors`: ceil(S / eta), with `late_eta` once S <= `late_survivors`;
+    always at least one fewer (so the search ends) and at least one."""
+    survivors = np.asarray(survivors, dtype=np.int64)
+    ratio = np.where(survivors <= late_survivors, late_eta if late_eta is not None else eta, eta)
+    return np.maximum(1, np.minimum(survivors - 1, np.ceil(survivors / ratio).astype(np.int64)))
+
+
+def plan_round(survivors: np.ndarray, budget_left: np.ndarray, pool_left: np.ndarray, eta: float = 2.0,
+               late_eta: float | None = None, late_survivors: int = 0) -> np.ndarray:
     """Queries per survivor for this round, per repetition: halving with equal budget per remaining round,
     re-planned every round (floor remainders carry forward), and aware of the pool: when the last rounds
     would need more queries than the pool has left, the surplus goes to the earlier rounds instead of
@@ -65,11 +75,8 @@ def plan_round(survivors: np.ndarray, budget_left: np.ndarray, pool_left: np.nda
     pool_left = np.asarray(pool_left, dtype=np.int64)
     active = survivors >= 2
     plan = [np.maximum(survivors, 1)]
-    while True:
-        nxt = np.where(plan[-1] > 1, np.ceil(plan[-1] / eta).astype(np.int64), 1)
-        if np.all(nxt == plan[-1]) or np.all(nxt <= 1):
-            break
-        plan.append(nxt)
+    while np.any(plan[-1] > 1):
+        plan.append(next_survivors(plan[-1], eta, late_eta, late_survivors))
     sizes = np.stack(plan)                          # (J, R): survivors of each remaining round
     in_play = sizes >= 2                            # rounds that still compare >= 2 models
 
@@ -112,8 +119,9 @@ class RecommendedSearch(BanditAlgorithm):
     uses_query_groups: ClassVar[bool] = True
 
     def __init__(self, num_arms, num_queries, budget_per_model, seeds, *, query_groups=None, stratify: bool = True,
-                 eta: float = 2.0, first_round_share: float | None = None, first_round_keep: float | None = None,
-                 cut_z: float | None = None, keep_ties: bool = False):
+                 eta: float = 2.0, late_eta: float | None = None, late_survivors: int = 0,
+                 first_round_share: float | None = None, first_round_keep: float | None = None,
+                 cut_z: float | None = None, tie_slack: float = 0.0):
         super().__init__(num_arms, num_queries, budget_per_model, seeds)
         if eta <= 1:
             raise ValueError(f"eta (the elimination ratio) must exceed 1, got {eta}")
@@ -124,10 +132,16 @@ class RecommendedSearch(BanditAlgorithm):
         if cut_z is not None and cut_z <= 0:
             raise ValueError(f"cut_z must be positive, got {cut_z}")
         self.eta = float(eta)
+        if late_eta is not None and late_eta <= 1:
+            raise ValueError(f"late_eta must exceed 1, got {late_eta}")
+        self.late_eta = late_eta
+        self.late_survivors = int(late_survivors)
         self.first_round_share = first_round_share
         self.first_round_keep = first_round_keep
         self.cut_z = cut_z
-        self.keep_ties = keep_ties
+        if tie_slack < 0:
+            raise ValueError(f"tie_slack must be >= 0, got {tie_slack}")
+        self.tie_slack = float(tie_slack)
         self.stratified = bool(stratify and query_groups is not None)
         if self.stratified:
             self.order = StratifiedQueryOrder(self.seeds, self.num_queries, query_groups)
@@ -185,7 +199,7 @@ class RecommendedSearch(BanditAlgorithm):
             t = np.full(self.reps, max(1, int(round(self.first_round_share * self.budget_per_model))))
             t = np.minimum(t, np.minimum(pool_left, budget_left // np.maximum(survivors, 1)))
         else:
-            t = plan_round(survivors, budget_left, pool_left, self.eta)
+            t = plan_round(survivors, budget_left, pool_left, self.eta, self.late_eta, self.late_survivors)
         stop = ~self.finished & ((survivors <= 1) | (t <= 0))
         if stop.any():
             self._finish(stop)
@@ -206,16 +220,18 @@ class RecommendedSearch(BanditAlgorithm):
         if self.round == 0 and self.first_round_keep is not None:
             keep = np.ceil(survivors * self.first_round_keep).astype(np.int64)
         else:
-            keep = np.ceil(survivors / self.eta).astype(np.int64)
+            keep = next_survivors(survivors, self.eta, self.late_eta, self.late_survivors)
         keep = np.maximum(keep, 1)
         order = np.argsort(-keys, axis=1, kind="stable")
         rank = np.empty_like(order)
         np.put_along_axis(rank, order, np.arange(self.num_arms)[None, :].repeat(self.reps, axis=0), axis=1)
         kept = rank < keep[:, None]
-        if self.keep_ties:   # arms tied on count with the last kept arm stay too
+        if self.tie_slack > 0:   # arms tied on count with the last kept arm stay too, when they are few
             last = np.take_along_axis(order, (keep - 1)[:, None], axis=1)
             boundary = np.take_along_axis(self.successes, last, axis=1)
-            kept |= (self.successes == boundary) & self.alive
+            tied = (self.successes == boundary) & self.alive & ~self.failed & ~kept
+            few = tied.sum(axis=1) <= self.tie_slack * keep
+            kept |= tied & few[:, None]
         if self.cut_z is not None:
             n = np.maximum(self.queries_used, 1)[:, None].astype(float)
             p = self.successes / n

@@ -27,7 +27,8 @@ def test_smoke_runs_every_measurement_through_ray_actors(ray_session, tmp_path):
 
     gpu_live = _gpu_live()
     out = tmp_path / "out"
-    config = gpu_live.BenchConfig.smoke_config(str(out), budget_s=900)   # no skipping on a busy machine
+    config = gpu_live.BenchConfig.smoke_config(str(out), budget_s=900,      # no skipping on a busy machine
+                                               work_dir=str(tmp_path / "work"))
     results = gpu_live.Benchmark(config).run()
     assert not results.skipped
     entry = results.sizes["tiny"]
