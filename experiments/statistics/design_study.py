@@ -29,6 +29,7 @@ ROUTERBENCH = HERE.parents[2] / "shared" / "data" / "matrices" / "routerbench-0s
 
 #: label -> (registered method, options)
 VARIANTS: dict[str, tuple[str, dict]] = {
+    # existing methods
     "sh": ("sequential-halving", {}),
     "bayes-elim": ("bayes-elim", {}),
     "sr": ("successive-rejects", {}),
@@ -36,28 +37,48 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "ours-no-corr": ("ours-no-corr", {}),
     "sh-corr": ("ours-sh-schedule", {}),
     "sh-corr-carry": ("ours-sh-schedule", {"carry_over": True}),
-    "rec-plain": ("recommended", {"stratify": False}),
-    "rec": ("recommended", {}),
-    "rec-eta3": ("recommended", {"eta": 3.0}),
-    "rec-eta1.5": ("recommended", {"eta": 1.5}),
-    "rec-eta1.7": ("recommended", {"eta": 1.7}),
-    "rec-eta1.3": ("recommended", {"eta": 1.3}),
-    "rec-ties": ("recommended", {"tie_slack": 1e9}),
-    "v17": ("recommended", {"eta": 1.7}),
+    # correlated halving re-planned every round (carry-over + pool-aware), with and without task strata
+    "rec": ("recommended", {"eta": 2.0, "stratify": True}),
+    "rec-plain": ("recommended", {"eta": 2.0, "stratify": False}),
+    # elimination ratio
+    "rec-eta3": ("recommended", {"eta": 3.0, "stratify": True}),
+    "rec-eta1.7": ("recommended", {"eta": 1.7, "stratify": True}),
+    "rec-eta1.5": ("recommended", {"eta": 1.5, "stratify": True}),
+    "rec-eta1.3": ("recommended", {"eta": 1.3, "stratify": True}),
+    "v17": ("recommended", {"eta": 1.7, "stratify": True}),
     "v17-plain": ("recommended", {"eta": 1.7, "stratify": False}),
-    "v17-ties25": ("recommended", {"eta": 1.7, "tie_slack": 0.25}),
-    "v17-ties50": ("recommended", {"eta": 1.7, "tie_slack": 0.5}),
-    "late17-32": ("recommended", {"late_eta": 1.7, "late_survivors": 32}),
-    "late15-64": ("recommended", {"late_eta": 1.5, "late_survivors": 64}),
-    "late15-32": ("recommended", {"late_eta": 1.5, "late_survivors": 32}),
-    "late15-128": ("recommended", {"late_eta": 1.5, "late_survivors": 128}),
-    "late13-64": ("recommended", {"late_eta": 1.3, "late_survivors": 64}),
-    "e3-late15-64": ("recommended", {"eta": 3.0, "late_eta": 1.5, "late_survivors": 64}),
-    "late15-64-plain": ("recommended", {"late_eta": 1.5, "late_survivors": 64, "stratify": False}),
-    "rec-z3": ("recommended", {"cut_z": 3.0}),
-    "rec-z2": ("recommended", {"cut_z": 2.0}),
-    "rec-f30k25": ("recommended", {"first_round_share": 0.3, "first_round_keep": 0.25}),
-    "rec-f20k35": ("recommended", {"first_round_share": 0.2, "first_round_keep": 0.35}),
+    # keep arms tied with the cut-off (all of them, or when they add at most 25% / 50% more survivors)
+    "rec-ties": ("recommended", {"eta": 2.0, "stratify": True, "tie_slack": 1e9}),
+    "v17-ties25": ("recommended", {"eta": 1.7, "stratify": True, "tie_slack": 0.25}),
+    "v17-ties50": ("recommended", {"eta": 1.7, "stratify": True, "tie_slack": 0.5}),
+    # extra cuts by a (conservative) confidence bound on the gap to the leader
+    "rec-z3": ("recommended", {"eta": 2.0, "stratify": True, "cut_z": 3.0}),
+    "rec-z2": ("recommended", {"eta": 2.0, "stratify": True, "cut_z": 2.0}),
+    # an aggressive first round (share of the budget, share of the models kept), then halving
+    "rec-f30k25": ("recommended", {"eta": 2.0, "stratify": True, "first_round_share": 0.3, "first_round_keep": 0.25}),
+    "rec-f20k35": ("recommended", {"eta": 2.0, "stratify": True, "first_round_share": 0.2, "first_round_keep": 0.35}),
+    # halve while many models remain, eliminate gently among the last few
+    "late17-32": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.7, "late_survivors": 32}),
+    "late15-64": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.5, "late_survivors": 64}),
+    "late15-32": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.5, "late_survivors": 32}),
+    "late15-128": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.5, "late_survivors": 128}),
+    "late13-64": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.3, "late_survivors": 64}),
+    "e3-late15-64": ("recommended", {"eta": 3.0, "stratify": True, "late_eta": 1.5, "late_survivors": 64}),
+    "late15-64-plain": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.5, "late_survivors": 64}),
+    # finalists without strata (second dev seed)
+    "P-eta2": ("recommended", {"eta": 2.0, "stratify": False}),
+    "P-eta1.5": ("recommended", {"eta": 1.5, "stratify": False}),
+    "P-eta1.7": ("recommended", {"eta": 1.7, "stratify": False}),
+    "P-late15-32": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.5, "late_survivors": 32}),
+    "P-late15-64": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.5, "late_survivors": 64}),
+    "P-late13-64": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.3, "late_survivors": 64}),
+    "P-late13-32": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.3, "late_survivors": 32}),
+    "P-late13-16": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.3, "late_survivors": 16}),
+    "P-late13-128": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.3, "late_survivors": 128}),
+    "P-late11-32": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.1, "late_survivors": 32}),
+    "P-E15-late13-32": ("recommended", {"eta": 1.5, "stratify": False, "late_eta": 1.3, "late_survivors": 32}),
+    "P-corr-SR": ("recommended", {"eta": 1.0001, "stratify": False}),
+    "P-lateSR-32": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.0001, "late_survivors": 32}),
 }
 
 

@@ -147,10 +147,10 @@ class DenseBandConfig(CalibratedConfig):
 #: Band shapes fitted per tree so Uniform and SH reproduce the paper's ranks at N = 10, 25, 50, 100, 200
 #: (experiments/statistics/calibrate_dense_band.py; fit quality in docs/statistics.md).
 DENSE_BAND_FITS: dict[str, dict[str, float]] = {
-    "qwen-3b": {"band_shape": 1.0, "near_base_share": 0.0, "near_base_spread": 0.02},
-    "qwen-7b": {"band_shape": 1.0, "near_base_share": 0.0, "near_base_spread": 0.02},
-    "mistral-7b": {"band_shape": 1.0, "near_base_share": 0.0, "near_base_spread": 0.02},
-    "llama-8b": {"band_shape": 1.0, "near_base_share": 0.0, "near_base_spread": 0.02},
+    "qwen-3b": {"band_shape": 0.3, "near_base_share": 0.2, "near_base_spread": 0.0025},
+    "qwen-7b": {"band_shape": 0.2, "near_base_share": 0.2, "near_base_spread": 0.005},
+    "mistral-7b": {"band_shape": 2.0, "near_base_share": 0.0, "near_base_spread": 0.005},
+    "llama-8b": {"band_shape": 0.2, "near_base_share": 0.3, "near_base_spread": 0.0025},
 }
 
 

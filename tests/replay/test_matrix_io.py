@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from raygems.bandits import list_methods
 from raygems.cli import main
 from raygems.replay import CorrectnessMatrix, MatrixError, from_long, load_matrix
 
@@ -114,8 +115,9 @@ def test_cli_json_contract(tmp_path, capsys):
                  "--seed", "0", "--models", str(models), "--json", str(out), "--quiet"])
     assert code == 0
     rows = json.loads(out.read_text())
-    assert {r["method"] for r in rows} == set(__import__("raygems.bandits", fromlist=["x"]).list_methods())
-    assert len(rows) == 13 * 2
+    methods = list_methods()
+    assert {r["method"] for r in rows} == set(methods)
+    assert len(rows) == len(methods) * 2
     for row in rows:
         assert set(row) == {"method", "budget", "reps", "mean_rank", "std_rank", "mean_accuracy", "p_top1",
                             "p_top3", "budget_fraction", "seconds"}

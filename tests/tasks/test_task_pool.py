@@ -129,5 +129,5 @@ def test_pool_of_toy_tasks_keeps_their_extra_fields(tmp_path):
     for query_id in loaded.query_ids:
         if loaded.task_of(query_id) == "toy_choice":
             query = loaded.query(query_id)
-            assert query["choices"] == records[query_id]["choices"]
+            assert query["meta"] == records[query_id]["meta"]          # options, labels, value survive parquet
             assert get_task("toy_choice").score(query, query["reference"]) == 1
