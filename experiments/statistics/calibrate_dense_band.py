@@ -5,9 +5,10 @@ Uniform and SH sample each model independently, so their results depend on the m
 the planned counts (re-upload ties, a few per tree, are left out of the fit). The loss is the mean squared
 log ratio of simulated to published mean rank over N = 10, 25, 50, 100, 200 for both methods.
 
-    python experiments/statistics/calibrate_dense_band.py --out experiments/statistics/results/dense_band_fit.csv
+    python experiments/statistics/calibrate_dense_band.py --passes first,second,third
 
-Prints the best shape per tree (paste into `DENSE_BAND_FITS`) and writes every candidate's loss.
+Writes every candidate's loss (results/dense_band_fit_<pass>_pass.csv) and prints the best shape per tree
+over all passes (paste into `DENSE_BAND_FITS`). About 6-20 minutes per pass on 2 shared cores.
 """
 from __future__ import annotations
 
@@ -26,10 +27,16 @@ from raygems.populations.families import PAPER_TREE_STATS, DenseBandConfig, TREE
 from raygems.replay import CorrectnessMatrix, replay_budgets
 
 BUDGETS = (10, 25, 50, 100, 200)
-GRID = {   # the second pass (the first, coarser one is dense_band_fit_first_pass.csv): finer near the optimum
-    "band_shape": (0.2, 0.3, 0.4, 0.5, 2.0, 3.0),
-    "near_base_share": (0.0, 0.2, 0.3, 0.45, 0.6),
-    "near_base_spread": (0.0025, 0.005, 0.01),
+#: The fit ran in three passes, each a grid around the best of the one before (the first pass's optimum sat on
+#: its grid's edge); every candidate's loss is in results/dense_band_fit_<pass>_pass.csv, and the shape with
+#: the lowest loss over all passes is DENSE_BAND_FITS.
+PASSES = {
+    "first": {"band_shape": (1.0, 1.5, 2.0, 3.0, 4.0, 6.0), "near_base_share": (0.0, 0.1, 0.2, 0.3, 0.45, 0.6),
+              "near_base_spread": (0.005, 0.01, 0.02, 0.04)},
+    "second": {"band_shape": (0.4, 0.6, 0.8, 1.0, 1.5, 2.0), "near_base_share": (0.0, 0.1, 0.2, 0.3, 0.45, 0.6),
+               "near_base_spread": (0.005, 0.01, 0.02)},
+    "third": {"band_shape": (0.2, 0.3, 0.4, 0.5, 2.0, 3.0), "near_base_share": (0.0, 0.2, 0.3, 0.45, 0.6),
+              "near_base_spread": (0.0025, 0.005, 0.01)},
 }
 
 
@@ -61,33 +68,38 @@ def loss(simulated: dict, stats) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trees", default=",".join(PAPER_TREE_STATS))
+    parser.add_argument("--passes", default=",".join(PASSES))
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="experiments/statistics/results/dense_band_fit.csv")
+    parser.add_argument("--out-dir", default="experiments/statistics/results")
     args = parser.parse_args()
-    rows = []
-    combos = list(itertools.product(*GRID.values()))
     start = time.perf_counter()
-    for tree in args.trees.split(","):
-        stats = PAPER_TREE_STATS[tree]
-        for combo in tqdm(combos, desc=tree):
-            params = dict(zip(GRID, combo))
-            try:
-                simulated = simulate(tree, params, args.reps, args.seed)
-            except ValueError as exc:      # shapes that cannot reach the tree's mean accuracy
-                rows.append({"tree": tree, **params, "loss": np.inf, "error": str(exc)})
-                continue
-            row = {"tree": tree, **params, "loss": loss(simulated, stats)}
-            row.update({f"{m}@{n}": r for (m, n), r in simulated.items()})
-            rows.append(row)
-    frame = pd.DataFrame(rows)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    frame.to_csv(args.out, index=False)
-    for tree, group in frame.groupby("tree", sort=False):
+    frames = []
+    for name in args.passes.split(","):
+        grid = PASSES[name]
+        rows = []
+        for tree in args.trees.split(","):
+            stats = PAPER_TREE_STATS[tree]
+            for combo in tqdm(list(itertools.product(*grid.values())), desc=f"{name} pass, {tree}"):
+                params = dict(zip(grid, combo))
+                try:
+                    simulated = simulate(tree, params, args.reps, args.seed)
+                except ValueError as exc:      # shapes that cannot reach the tree's mean accuracy
+                    rows.append({"tree": tree, **params, "loss": np.inf, "error": str(exc)})
+                    continue
+                row = {"tree": tree, **params, "loss": loss(simulated, stats)}
+                row.update({f"{m}@{n}": r for (m, n), r in simulated.items()})
+                rows.append(row)
+        frame = pd.DataFrame(rows)
+        os.makedirs(args.out_dir, exist_ok=True)
+        frame.to_csv(os.path.join(args.out_dir, f"dense_band_fit_{name}_pass.csv"), index=False)
+        frames.append(frame)
+    everything = pd.concat(frames, ignore_index=True)
+    for tree, group in everything.groupby("tree", sort=False):
         best = group.sort_values("loss").iloc[0]
-        print(tree, {k: best[k] for k in GRID}, "loss", round(best["loss"], 4))
+        print(tree, {k: float(best[k]) for k in ("band_shape", "near_base_share", "near_base_spread")},
+              "loss", round(float(best["loss"]), 4))
     print(f"{time.perf_counter() - start:.0f} s")
-
 
 if __name__ == "__main__":
     main()

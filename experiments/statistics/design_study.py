@@ -4,8 +4,10 @@ Every variant is replayed with the same repetition keys (common random numbers),
 variants are paired per repetition; the study reports mean rank ± SE per tree and budget, and the geometric
 mean over cells of each variant's rank ratio to a reference variant.
 
-    python experiments/statistics/design_study.py --split dev --variants sh-corr,rec-plain,rec --reps 200 \
-        --out experiments/statistics/results/design/dev.parquet
+    python experiments/statistics/design_study.py --variants all --seed 0 --reference sh-corr \
+        --out experiments/statistics/results/design/dev_seed0.parquet
+    python experiments/statistics/design_study.py --variants finalists --seed 2 --reference final \
+        --out experiments/statistics/results/design/dev_seed2.parquet
 
 Only fast (elimination) methods belong here; the full comparison with every method is the sweep
 (experiments/statistics/*.yaml).
@@ -24,10 +26,18 @@ import pandas as pd
 
 from raygems.replay import load_matrix, replay_budgets
 
+import variants  # noqa: E402  (registers `recommended-study`: the options tested and not kept)
+
+variants.register()
+
 HERE = Path(__file__).resolve().parent
 ROUTERBENCH = HERE.parents[2] / "shared" / "data" / "matrices" / "routerbench-0shot-11x3150"
 
-#: label -> (registered method, options)
+#: label -> (registered method, options). Every option of `recommended` is spelled out, so the labels keep
+#: their meaning whatever the defaults are. "replan" = correlated halving re-planned every round (carry-over,
+#: pool-aware); "final" = the shipped defaults (replan + gentle elimination among the last 32).
+BASE = {"eta": 2.0, "late_eta": None, "late_survivors": 32, "stratify": False}
+FINAL = {"eta": 2.0, "late_eta": 1.3, "late_survivors": 32, "stratify": False}
 VARIANTS: dict[str, tuple[str, dict]] = {
     # existing methods
     "sh": ("sequential-halving", {}),
@@ -36,49 +46,40 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "ours": ("ours", {}),
     "ours-no-corr": ("ours-no-corr", {}),
     "sh-corr": ("ours-sh-schedule", {}),
+    # the ladder from the best paper method to the recommended one
     "sh-corr-carry": ("ours-sh-schedule", {"carry_over": True}),
-    # correlated halving re-planned every round (carry-over + pool-aware), with and without task strata
-    "rec": ("recommended", {"eta": 2.0, "stratify": True}),
-    "rec-plain": ("recommended", {"eta": 2.0, "stratify": False}),
-    # elimination ratio
-    "rec-eta3": ("recommended", {"eta": 3.0, "stratify": True}),
-    "rec-eta1.7": ("recommended", {"eta": 1.7, "stratify": True}),
-    "rec-eta1.5": ("recommended", {"eta": 1.5, "stratify": True}),
-    "rec-eta1.3": ("recommended", {"eta": 1.3, "stratify": True}),
-    "v17": ("recommended", {"eta": 1.7, "stratify": True}),
-    "v17-plain": ("recommended", {"eta": 1.7, "stratify": False}),
-    # keep arms tied with the cut-off (all of them, or when they add at most 25% / 50% more survivors)
-    "rec-ties": ("recommended", {"eta": 2.0, "stratify": True, "tie_slack": 1e9}),
-    "v17-ties25": ("recommended", {"eta": 1.7, "stratify": True, "tie_slack": 0.25}),
-    "v17-ties50": ("recommended", {"eta": 1.7, "stratify": True, "tie_slack": 0.5}),
-    # extra cuts by a (conservative) confidence bound on the gap to the leader
-    "rec-z3": ("recommended", {"eta": 2.0, "stratify": True, "cut_z": 3.0}),
-    "rec-z2": ("recommended", {"eta": 2.0, "stratify": True, "cut_z": 2.0}),
-    # an aggressive first round (share of the budget, share of the models kept), then halving
-    "rec-f30k25": ("recommended", {"eta": 2.0, "stratify": True, "first_round_share": 0.3, "first_round_keep": 0.25}),
-    "rec-f20k35": ("recommended", {"eta": 2.0, "stratify": True, "first_round_share": 0.2, "first_round_keep": 0.35}),
-    # halve while many models remain, eliminate gently among the last few
-    "late17-32": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.7, "late_survivors": 32}),
-    "late15-64": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.5, "late_survivors": 64}),
-    "late15-32": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.5, "late_survivors": 32}),
-    "late15-128": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.5, "late_survivors": 128}),
-    "late13-64": ("recommended", {"eta": 2.0, "stratify": True, "late_eta": 1.3, "late_survivors": 64}),
-    "e3-late15-64": ("recommended", {"eta": 3.0, "stratify": True, "late_eta": 1.5, "late_survivors": 64}),
-    "late15-64-plain": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.5, "late_survivors": 64}),
-    # finalists without strata (second dev seed)
-    "P-eta2": ("recommended", {"eta": 2.0, "stratify": False}),
-    "P-eta1.5": ("recommended", {"eta": 1.5, "stratify": False}),
-    "P-eta1.7": ("recommended", {"eta": 1.7, "stratify": False}),
-    "P-late15-32": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.5, "late_survivors": 32}),
-    "P-late15-64": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.5, "late_survivors": 64}),
-    "P-late13-64": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.3, "late_survivors": 64}),
-    "P-late13-32": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.3, "late_survivors": 32}),
-    "P-late13-16": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.3, "late_survivors": 16}),
-    "P-late13-128": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.3, "late_survivors": 128}),
-    "P-late11-32": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.1, "late_survivors": 32}),
-    "P-E15-late13-32": ("recommended", {"eta": 1.5, "stratify": False, "late_eta": 1.3, "late_survivors": 32}),
-    "P-corr-SR": ("recommended", {"eta": 1.0001, "stratify": False}),
-    "P-lateSR-32": ("recommended", {"eta": 2.0, "stratify": False, "late_eta": 1.0001, "late_survivors": 32}),
+    "replan": ("recommended", BASE),
+    "final": ("recommended", FINAL),
+    "final+late-budget-halving": ("recommended-study", {**FINAL, "late_budget": "halving"}),
+    # task strata
+    "replan+strata": ("recommended", {**BASE, "stratify": True}),
+    "final+strata": ("recommended", {**FINAL, "stratify": True}),
+    # one elimination ratio throughout
+    "eta3": ("recommended", {**BASE, "eta": 3.0}),
+    "eta1.7": ("recommended", {**BASE, "eta": 1.7}),
+    "eta1.5": ("recommended", {**BASE, "eta": 1.5}),
+    "eta1.3": ("recommended", {**BASE, "eta": 1.3}),
+    # halve early, gentle late: late ratio and where the late stage begins
+    "late13-16": ("recommended", {**FINAL, "late_survivors": 16}),
+    "late13-64": ("recommended", {**FINAL, "late_survivors": 64}),
+    "late13-128": ("recommended", {**FINAL, "late_survivors": 128}),
+    "late11-32": ("recommended", {**FINAL, "late_eta": 1.1}),
+    "late15-32": ("recommended", {**FINAL, "late_eta": 1.5}),
+    "late15-64": ("recommended", {**FINAL, "late_eta": 1.5, "late_survivors": 64}),
+    "late17-32": ("recommended", {**FINAL, "late_eta": 1.7}),
+    "eta1.5+late13-32": ("recommended", {**FINAL, "eta": 1.5}),
+    # options tested on top of the final design and not kept (experiments/statistics/variants.py)
+    "final+ties25": ("recommended-study", {**FINAL, "tie_slack": 0.25}),
+    "final+ties-all": ("recommended-study", {**FINAL, "tie_slack": 1e9}),
+    "final+z3": ("recommended-study", {**FINAL, "cut_z": 3.0}),
+    "final+z2": ("recommended-study", {**FINAL, "cut_z": 2.0}),
+    "final+first30keep25": ("recommended-study", {**FINAL, "first_round_share": 0.3, "first_round_keep": 0.25}),
+    "final+first20keep35": ("recommended-study", {**FINAL, "first_round_share": 0.2, "first_round_keep": 0.35}),
+}
+STAGES = {
+    "all": list(VARIANTS),
+    "finalists": ["sh-corr", "bayes-elim", "sr", "replan", "final", "final+late-budget-halving", "final+strata", "eta1.5", "eta1.7",
+                  "late13-64", "late15-32", "late15-64", "eta1.5+late13-32"],
 }
 
 
@@ -98,8 +99,9 @@ def load_trees(split: str, names: list[str] | None):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", default="dev")
-    parser.add_argument("--trees", default="", help="comma-separated tree names (default: all)")
-    parser.add_argument("--variants", default="sh-corr,rec-plain,rec")
+    parser.add_argument("--trees", default="", help="comma-separated tree names (default: all but the K ~ 2,000 "
+                        "leaderboard tree)")
+    parser.add_argument("--variants", default="all", help="comma-separated labels, or a stage: " + ", ".join(STAGES))
     parser.add_argument("--budgets", default="10,25,50,100")
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--routerbench-reps", type=int, default=600)
@@ -108,8 +110,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "design" / "study.parquet"))
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
-    variants = args.variants.split(",")
+    variants = STAGES.get(args.variants) or args.variants.split(",")
     trees = load_trees(args.split, [t for t in args.trees.split(",") if t] or None)
+    if not args.trees:
+        trees.pop("leaderboard-mistral-7b-all", None)
     out = Path(args.out)
     frames = [pd.read_parquet(out)] if out.exists() else []
     done = set()
@@ -139,30 +143,41 @@ def main() -> None:
             pd.concat(frames, ignore_index=True).to_parquet(out, index=False)
     data = pd.concat(frames, ignore_index=True)
     data = data[data["variant"].isin(variants) & data["tree"].isin(list(trees)) & data["seed"].eq(args.seed)]
-    print(summarize(data, args.reference or variants[0]).to_string())
+    table = summarize(data, args.reference or variants[0])
+    print(table.to_string())
+    table.to_csv(out.with_suffix(".summary.csv"), index=False)
+
+
+def family_of(tree: str) -> str:
+    return tree.split("-")[0] if tree != "routerbench" else "routerbench"
 
 
 def summarize(data: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Per variant: geometric mean of rank ratios to `reference` over cells, and the count of cells where it
-    is more than one paired SE worse / better than the reference."""
+    """Per variant: geometric mean over cells of its rank ratio to `reference` (overall and per family), and
+    the number of cells where it is more than one paired SE worse / better than the reference."""
     rows = []
+    ref_all = data[data["variant"] == reference]
     for variant, group in data.groupby("variant"):
-        ratios, worse, better = [], 0, 0
+        logs, families, worse, better = [], [], 0, 0
         for (tree, budget), cell in group.groupby(["tree", "budget"]):
-            ref = data[(data["variant"] == reference) & (data["tree"] == tree) & (data["budget"] == budget)]
+            ref = ref_all[(ref_all["tree"] == tree) & (ref_all["budget"] == budget)]
             if ref.empty:
                 continue
             a = cell.sort_values("rep")["rank"].to_numpy(float)
             b = ref.sort_values("rep")["rank"].to_numpy(float)
-            ratios.append(a.mean() / b.mean())
+            logs.append(np.log(a.mean() / b.mean()))
+            families.append(family_of(tree))
             d = a - b
             se = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
             worse += int(d.mean() > se and d.mean() > 0)
             better += int(-d.mean() > se and d.mean() < 0)
-        rows.append({"variant": variant, "geo_mean_ratio": float(np.exp(np.mean(np.log(ratios)))),
-                     "cells": len(ratios), "worse_by_1se": worse, "better_by_1se": better})
+        logs, families = np.asarray(logs), np.asarray(families)
+        row = {"variant": variant, "geo_mean_ratio": float(np.exp(logs.mean())), "cells": len(logs),
+               "worse_by_1se": worse, "better_by_1se": better}
+        for family in dict.fromkeys(families):
+            row[family] = float(np.exp(logs[families == family].mean()))
+        rows.append(row)
     return pd.DataFrame(rows).sort_values("geo_mean_ratio")
-
 
 if __name__ == "__main__":
     main()

@@ -198,6 +198,11 @@ class BanditAlgorithm(ABC):
         self._pending = pulls
         return pulls
 
+    def _pull_every_arm_once(self) -> Pulls:
+        """The initial request of the index policies and of TTTS with `init_each_arm`: one query per working arm."""
+        rep, arm = np.nonzero(~self.failed)
+        return self._issue(make_pulls(rep, arm, np.zeros_like(rep), np.ones_like(rep), False, self.order))
+
     @property
     def means(self) -> np.ndarray:
         """Empirical accuracy per (repetition, arm); 0 for arms never pulled."""

@@ -21,7 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from raygems.bandits import kernels
-from raygems.bandits.base import BanditAlgorithm, Pulls, make_pulls
+from raygems.bandits.base import BanditAlgorithm, Pulls
 from raygems.bandits.randomness import STREAM_PRIORITY, STREAM_TIEBREAK, uniform
 from raygems.bandits.schedules import successive_rejects_schedule
 
@@ -68,8 +68,7 @@ class IndexPolicy(BanditAlgorithm):
         if self.done:
             return None
         if not self.initialized:
-            rep, arm = np.nonzero(~self.failed)
-            return self._issue(make_pulls(rep, arm, np.zeros_like(rep), np.ones_like(rep), False, self.order))
+            return self._pull_every_arm_once()
         index = self.index()
         arm = np.argmax(index, axis=1)
         rep = self._rows

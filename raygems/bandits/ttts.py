@@ -11,7 +11,7 @@ the highest 1e-6 lower quantile); others have P(best) < 1e-6. Flags: "posterior-
 Posterior draws (`ttts_sampler.py`): each decision's argmax draws are exact in distribution but only touch
 the arms that can be the argmax, with counter-based randomness (a repetition makes the same choices whether
 it runs alone or among R = 100, through ask/tell or through `run_until`). Compiled with numba when it is
-installed; the same functions run as plain Python otherwise. `ttts_reference.py` keeps the straightforward
+installed; the same functions run as plain Python otherwise. `tests/bandits/ttts_reference.py` keeps the straightforward
 sampler (a full draw of all K posteriors per draw) that tests compare against.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from scipy.special import betaincinv
 
 from raygems.bandits import kernels, ttts_sampler
-from raygems.bandits.base import BanditAlgorithm, Pulls, make_pulls
+from raygems.bandits.base import BanditAlgorithm, Pulls
 from raygems.bandits.randomness import STREAM_POSTERIOR, STREAM_TIEBREAK, mix64, uniform
 
 RECOMMENDATIONS = ("p-best", "posterior-mean", "eba", "most-played")
@@ -79,8 +79,7 @@ class TopTwoThompsonSampling(BanditAlgorithm):
         if self.done:
             return None
         if not self.initialized:
-            rep, arm = np.nonzero(~self.failed)
-            return self._issue(make_pulls(rep, arm, np.zeros_like(rep), np.ones_like(rep), False, self.order))
+            return self._pull_every_arm_once()
         active = (self.budget_used < self.budget) & self._pullable().any(axis=1)
         sampler = self._sampler_state()
         chosen = self._call(ttts_sampler.choose_all, active, self.decisions_made, self.seeds, self.beta,

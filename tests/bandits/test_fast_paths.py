@@ -20,7 +20,7 @@ from scipy.stats import chi2_contingency
 
 from raygems.bandits import get_method, kernels, make_algorithm, repetition_keys, ttts_sampler
 from raygems.bandits.ttts import TopTwoThompsonSampling
-from raygems.bandits.ttts_reference import TopTwoThompsonSamplingReference
+from ttts_reference import TopTwoThompsonSamplingReference
 from raygems.populations import generate_tree
 from raygems.replay import CorrectnessMatrix, MatrixEnvironment, replay, replay_budgets
 from raygems.replay.engine import method_options, run_to_end

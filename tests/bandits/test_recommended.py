@@ -103,6 +103,28 @@ def test_single_repetition_matches_batched(exact):
         assert alone["budget_used"].iloc[0] == batched["budget_used"].iloc[r]
 
 
+def test_repetitions_that_finish_early_do_not_shift_the_others():
+    """Failures leave repetition 1 with few survivors, so it finishes rounds before the rest; the other
+    repetitions must still make exactly the choices they make alone. Ten distinct answer rows, eight copies each: ties
+    everywhere, so every tie-break draw shows in the choice."""
+    distinct = task_matrix(10, 300, seed=10)
+    matrix = CorrectnessMatrix(np.repeat(distinct.values, 8, axis=0), tuple(f"m{i}" for i in range(80)),
+                               distinct.query_ids)
+    seeds = repetition_keys(5, 6)
+    failed = np.zeros((6, 80), dtype=bool)
+    failed[1, 3:] = True
+    batch = make_algorithm("recommended", 80, 300, 10, seeds)
+    env = MatrixEnvironment(matrix.values, seeds, exact=True)
+    batch.tell(env.evaluate(batch.ask()), failed=failed)
+    run_to_end(batch, env)
+    for r in (0, 2, 3, 4, 5):
+        alone = make_algorithm("recommended", 80, 300, 10, seeds[r:r + 1])
+        run_to_end(alone, MatrixEnvironment(matrix.values, seeds[r:r + 1], exact=True))
+        assert batch.recommend()[r] == alone.recommend()[0], r
+        assert batch.budget_used[r] == alone.budget_used[0]
+    assert batch.recommend()[1] in (0, 1, 2)
+
+
 def test_live_style_run_with_one_repetition_asks_the_replays_query_ids():
     """R = 1 driven by ask/tell (what the live search does) asks, round by round, the query ids that
     repetition 3 of a 10-repetition run asks."""
@@ -180,12 +202,16 @@ def test_replay_engine_passes_task_labels():
     explicit = replay(matrix, "recommended", 10, reps=20, seed=2,
                       options={"query_groups": np.asarray(matrix.tasks)}).per_rep
     assert np.array_equal(default["arm"], explicit["arm"])
-    algo = make_algorithm("recommended", 60, 300, 10, query_groups=np.asarray(matrix.tasks))
-    assert algo.stratified
-    plain = make_algorithm("recommended", 60, 300, 10, query_groups=np.asarray(matrix.tasks), stratify=False)
+    strata = replay(matrix, "recommended", 10, reps=20, seed=2, options={"stratify": True}).per_rep
+    assert not np.array_equal(default["arm"], strata["arm"])         # opt-in: another query order
+    algo = make_algorithm("recommended", 60, 300, 10, query_groups=np.asarray(matrix.tasks), stratify=True)
+    assert algo.stratified and isinstance(algo.order, StratifiedQueryOrder)
+    plain = make_algorithm("recommended", 60, 300, 10, query_groups=np.asarray(matrix.tasks))
     assert not plain.stratified and not isinstance(plain.order, StratifiedQueryOrder)
     with pytest.raises(ValueError, match="one label per query"):
-        make_algorithm("recommended", 60, 300, 10, query_groups=np.asarray(matrix.tasks)[:10])
+        make_algorithm("recommended", 60, 300, 10, query_groups=np.asarray(matrix.tasks)[:10], stratify=True)
+    with pytest.raises(ValueError, match="needs query_groups"):
+        make_algorithm("recommended", 60, 300, 10, stratify=True)
 
 
 # ------------------------------------------------------------------------------------------- planning

@@ -70,7 +70,7 @@ def test_calibrated_tree_matches_the_papers_statistics(calibrated):
     assert abs(s["best"] - stats.best_accuracy) <= 1 / 2500
     assert abs(s["mean"] - stats.mean_accuracy) < 1e-3
     assert abs(s["popular_base_accuracy"] - stats.base_accuracy) <= 1 / 2500
-    assert s["popular_base_rank"] == round(stats.base_rank)
+    assert s["popular_base_rank"] == calibrated.config.resolved()["base_rank"] == 62
     assert s["share_10_points_below_best"] > 0.5                     # App. F: most models far below the best
     acc = calibrated.matrix.accuracies
     assert np.allclose(acc, calibrated.models["target_accuracy"], atol=1 / 2500)
@@ -120,16 +120,18 @@ def test_dense_band_keeps_the_calibrated_statistics(dense):
     s = dense.summary()
     assert s["K"] == stats.num_models and abs(s["mean"] - stats.mean_accuracy) < 2e-3
     assert abs(s["best"] - stats.best_accuracy) <= 1 / 2500
-    assert s["popular_base_rank"] <= round(stats.base_rank)
+    assert s["popular_base_rank"] <= dense.config.resolved()["base_rank"]   # re-uploads tie some of the band
 
 
-def test_dense_band_reproduces_the_papers_uniform_and_sh_ranks(dense):
-    """The fitted shape puts Uniform and Sequential Halving within 35% of the paper's mean ranks."""
-    stats = PAPER_TREE_STATS["qwen-3b"]
+def test_dense_band_reproduces_the_papers_uniform_and_sh_ranks():
+    """With its fitted shape (DENSE_BAND_FITS), the Mistral-7B tree puts Uniform and Sequential Halving within
+    25% of the paper's mean ranks (the other trees' fits are looser: docs/statistics.md)."""
+    tree = generate_dense_band("mistral-7b")
+    stats = PAPER_TREE_STATS["mistral-7b"]
     for method, paper in (("uniform", stats.uniform_rank), ("sequential-halving", stats.sh_rank)):
-        for result in replay_budgets(dense.matrix, method, [10, 50], reps=100, seed=0):
+        for result in replay_budgets(tree.matrix, method, [10, 50], reps=200, seed=0):
             ratio = result.summary()["mean_rank"] / paper[result.budget_per_model]
-            assert 0.65 < ratio < 1.35, (method, result.budget_per_model, ratio)
+            assert 0.75 < ratio < 1.33, (method, result.budget_per_model, ratio)
 
 
 # ----------------------------------------------------------------------------- (c) leaderboard, (d) RB
