@@ -75,12 +75,23 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "final+z2": ("recommended-study", {**FINAL, "cut_z": 2.0}),
     "final+first30keep25": ("recommended-study", {**FINAL, "first_round_share": 0.3, "first_round_keep": 0.25}),
     "final+first20keep35": ("recommended-study", {**FINAL, "first_round_share": 0.2, "first_round_keep": 0.35}),
+    "final+anchor": ("recommended-study", {**FINAL, "anchor_arm": "popular-base"}),
 }
 STAGES = {
     "all": list(VARIANTS),
     "finalists": ["sh-corr", "bayes-elim", "sr", "replan", "final", "final+late-budget-halving", "final+strata", "eta1.5", "eta1.7",
                   "late13-64", "late15-32", "late15-64", "eta1.5+late13-32"],
 }
+
+
+def popular_base(matrix) -> int | None:
+    """The most downloaded official checkpoint (what best-base returns); None without a models table."""
+    models = matrix.models
+    if models is None or "downloads" not in models.columns:
+        return None
+    official = models["is_base"].fillna(False).to_numpy(dtype=bool)
+    downloads = np.where(official, models["downloads"].to_numpy(dtype=float), -np.inf)
+    return int(np.argmax(downloads))
 
 
 def load_trees(split: str, names: list[str] | None):
@@ -126,6 +137,8 @@ def main() -> None:
             if (tree, label, args.seed, reps) in done:
                 continue
             method, options = VARIANTS[label]
+            if options.get("anchor_arm") == "popular-base":
+                options = {**options, "anchor_arm": popular_base(matrix)}
             start = time.perf_counter()
             results = replay_budgets(matrix, method, budgets, reps=reps, seed=args.seed, options=options)
             for result in results:

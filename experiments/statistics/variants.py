@@ -10,6 +10,8 @@ cut-off. Registered as `recommended-study` in the processes that import this mod
   survivors (otherwise ties at the cut-off are broken at random, as in the recommended method).
 * late_budget="halving": the gentle late stage gets only the budget of the halving rounds it replaces
   (`plan_round`'s weights) instead of an equal share per round.
+* anchor_arm: an arm (the popular base) that is never eliminated before the final round, so the answer is
+  compared with it on the largest shared block.
 """
 from __future__ import annotations
 
@@ -24,12 +26,14 @@ class StudyVariant(RecommendedSearch):
     name = "recommended-study"
 
     def __init__(self, *args, first_round_share: float | None = None, first_round_keep: float | None = None,
-                 cut_z: float | None = None, tie_slack: float = 0.0, late_budget: str = "per_round", **kwargs):
+                 cut_z: float | None = None, tie_slack: float = 0.0, late_budget: str = "per_round",
+                 anchor_arm: int | None = None, **kwargs):
         self.first_round_share = first_round_share
         self.first_round_keep = first_round_keep
         self.cut_z = cut_z
         self.tie_slack = float(tie_slack)
         self.late_budget = late_budget
+        self.anchor_arm = anchor_arm
         super().__init__(*args, **kwargs)
 
     def plan(self, survivors, budget_left, pool_left):
@@ -65,6 +69,10 @@ class StudyVariant(RecommendedSearch):
             p_lead = leader / n
             sd = np.sqrt(n * (p * (1 - p) + p_lead * (1 - p_lead)) + 1.0)
             kept &= (leader - self.successes) <= self.cut_z * sd
+        if self.anchor_arm is not None:
+            # protected while more than two models remain (the final round decides between it and the best)
+            protect = alive[:, self.anchor_arm] & (survivors > 2)
+            kept[protect, self.anchor_arm] = True
         return kept
 
 

@@ -21,7 +21,8 @@ each measurably help:
 
 Options tested and not kept as defaults (docs/statistics.md, "Design decisions"): task-stratified query
 blocks (`stratify=True`, opt-in: no measurable gain), a larger or smaller elimination ratio throughout,
-confidence-bound cuts, keeping arms tied at the cut-off, and an aggressive first round.
+confidence-bound cuts, keeping arms tied at the cut-off, an aggressive first round, and the popular base
+kept as an anchor until the final round.
 
 Works through ask/tell with any number of repetitions R (the live search uses R = 1); all randomness comes
 from the repetition keys (query order: `randomness.QueryOrder`; ties: jitter keyed by the repetition and the

@@ -24,7 +24,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--tree-dir", help="where the tiny tree is built and cached (default ~/.cache/raygems/tiny-tree)")
-    p.add_argument("--method", default=None, help="search method (default: recommended when registered, else ours)")
+    p.add_argument("--method", default=None, help="search method (default: recommended; the paper's method is 'ours')")
     p.add_argument("--budget", type=int, default=20, help="average queries per model N (default 20)")
     p.add_argument("--per-task", type=int, default=100, help="queries per task in the pool (default 100)")
     p.add_argument("--seed", type=int, default=0)

@@ -29,7 +29,7 @@ from raygems.runtime.store import Failure, ResultStore
 
 @dataclass
 class DriverSettings:
-    method: str = "ours"
+    method: str = "recommended"
     budget_per_model: int = 50
     seed: int = 0
     method_options: dict[str, Any] = field(default_factory=dict)

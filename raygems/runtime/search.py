@@ -49,7 +49,7 @@ class SearchConfig:
     kinds: tuple[str, ...] = ("finetune", "adapter")
     max_depth: int | None = None
     max_models: int | None = None
-    method: str = "ours"
+    method: str = "recommended"            # docs/statistics.md; "ours" is the paper's method
     budget: int = 50
     seed: int = 0
     method_options: dict[str, Any] = field(default_factory=dict)
@@ -208,10 +208,8 @@ def _check_out_dir(config: SearchConfig, out: Path) -> SearchConfig:
     saved_path = out / "search.json"
     if saved_path.exists():
         saved = json.loads(saved_path.read_text())
-        if config.resume:
-            merged = {**saved, **{k: getattr(config, k) for k in RUNTIME_ONLY if k in saved or k == "resume"}}
-            merged["resume"] = True
-            return SearchConfig.from_dict({k: v for k, v in merged.items()})
+        if config.resume:  # the saved search, with this run's runtime-only settings
+            return SearchConfig.from_dict({**saved, **{k: getattr(config, k) for k in RUNTIME_ONLY}})
         mine = config.identity()
         differing = sorted(k for k in set(mine) | set(saved) if k not in RUNTIME_ONLY and mine.get(k) != saved.get(k))
         if differing:
