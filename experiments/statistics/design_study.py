@@ -84,16 +84,6 @@ STAGES = {
 }
 
 
-def popular_base(matrix) -> int | None:
-    """The most downloaded official checkpoint (what best-base returns); None without a models table."""
-    models = matrix.models
-    if models is None or "downloads" not in models.columns:
-        return None
-    official = models["is_base"].fillna(False).to_numpy(dtype=bool)
-    downloads = np.where(official, models["downloads"].to_numpy(dtype=float), -np.inf)
-    return int(np.argmax(downloads))
-
-
 def load_trees(split: str, names: list[str] | None):
     folder = HERE / "data" / split
     trees = {}
@@ -138,7 +128,7 @@ def main() -> None:
                 continue
             method, options = VARIANTS[label]
             if options.get("anchor_arm") == "popular-base":
-                options = {**options, "anchor_arm": popular_base(matrix)}
+                options = {**options, "anchor_arm": matrix.popular_base()}
             start = time.perf_counter()
             results = replay_budgets(matrix, method, budgets, reps=reps, seed=args.seed, options=options)
             for result in results:

@@ -186,14 +186,11 @@ def population_summary(matrix: CorrectnessMatrix) -> dict[str, Any]:
         "share_10_points_below_best": float(np.mean(acc < best - 0.10)),
         "exact_copies": int(matrix.num_models - np.unique(matrix.values, axis=0).shape[0]),
     }
-    models = matrix.models
-    if models is not None and "downloads" in models.columns and "is_base" in models.columns:
-        base = np.flatnonzero(models["is_base"].fillna(False).to_numpy(dtype=bool))
-        if base.size:
-            popular = int(base[np.argmax(models["downloads"].to_numpy()[base])])
-            out["popular_base"] = matrix.model_ids[popular]
-            out["popular_base_accuracy"] = float(acc[popular])
-            out["popular_base_rank"] = int(ranks[popular])
+    popular = matrix.popular_base()
+    if popular is not None:
+        out["popular_base"] = matrix.model_ids[popular]
+        out["popular_base_accuracy"] = float(acc[popular])
+        out["popular_base_rank"] = int(ranks[popular])
     return out
 
 

@@ -89,6 +89,17 @@ class CorrectnessMatrix:
         """Rank of every model: 1 + number of models with strictly higher accuracy."""
         return rank_of(self.accuracies, np.arange(self.num_models))
 
+    def popular_base(self) -> int | None:
+        """Row of the most-downloaded model flagged `is_base` (what `best-base` returns, ties aside); None
+        without a models table with `downloads` and `is_base`, or when no model is flagged."""
+        models = self.models
+        if models is None or "downloads" not in models.columns or "is_base" not in models.columns:
+            return None
+        official = models["is_base"].fillna(False).to_numpy(dtype=bool)
+        if not official.any():
+            return None
+        return int(np.argmax(np.where(official, models["downloads"].to_numpy(dtype=float), -np.inf)))
+
     def task_accuracies(self) -> pd.DataFrame:
         """Long table (model_id, task, accuracy); task 'all' when the matrix has no task labels."""
         tasks = np.asarray(self.tasks if self.tasks is not None else ["all"] * self.num_queries)

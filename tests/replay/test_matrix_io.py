@@ -84,6 +84,15 @@ def test_models_table_alignment(tmp_path):
         m.with_models(table.iloc[1:])
 
 
+def test_popular_base_is_the_most_downloaded_flagged_model():
+    m = small_matrix()
+    table = pd.DataFrame({"model_id": list(m.model_ids), "downloads": [5, 900, 70, 1000],
+                          "is_base": [True, False, True, False]})
+    assert m.with_models(table).popular_base() == 2           # 1000 and 900 downloads, but not official
+    assert m.with_models(table.assign(is_base=False)).popular_base() is None
+    assert m.popular_base() is None                           # no models table
+
+
 def test_cli_errors_are_clear(tmp_path, capsys):
     m = small_matrix()
     path = m.to_parquet(tmp_path / "m.parquet")
