@@ -102,6 +102,10 @@ def _read_results(results: pd.DataFrame | str | Path) -> pd.DataFrame:
     path = Path(results)
     if not path.exists():
         raise FileNotFoundError(f"result store {str(path)!r} does not exist")
+    if path.is_dir() and (path / "results").is_dir():   # a search's store (DIR/store): results/ and failures/
+        from raygems.runtime.store import ResultStore
+
+        return ResultStore(path).results()
     if path.is_dir() and not any(path.rglob("*.parquet")):
         raise ValueError(f"result store {path} holds no .parquet files")
     return pd.read_parquet(path)

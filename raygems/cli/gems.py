@@ -1,6 +1,6 @@
 """`raygems gems`: the hidden-gem report of a tree (the paper's Table 1, and Table 6 with model cards).
 
-    raygems gems --tree tree.parquet --results runs/search-1/results --out gems/
+    raygems gems --tree tree.parquet --results runs/search-1/store --out gems/
     raygems gems --tree tree.parquet --matrix matrix.parquet --cards-from hub --out gems/ --plots
     raygems gems --tree tree.parquet --results store/ --cards-from ./tiny-hub
 

@@ -31,11 +31,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=50, help="average queries per model N (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="transformers", help="transformers | vllm (default transformers)")
-    p.add_argument("--backend-settings", default="{}", help='JSON, e.g. \'{"batch_size": 64, "dtype": "bfloat16"}\'')
-    p.add_argument("--max-loaded", type=int, default=2, help="model actors loaded at once (default 2)")
-    p.add_argument("--chunk-size", type=int, default=32, help="queries per actor call and store write")
-    p.add_argument("--cpus-per-model", type=float, default=1.0)
-    p.add_argument("--gpus-per-model", type=float, help="GPU fraction per model actor (default: 1/max-loaded)")
+    # runtime settings (default None = SearchConfig's default, or the saved value with --resume)
+    p.add_argument("--backend-settings", help='JSON, e.g. \'{"batch_size": 64, "dtype": "bfloat16"}\'')
+    p.add_argument("--max-loaded", type=int, help="model actors loaded at once (default 2)")
+    p.add_argument("--chunk-size", type=int, help="queries per actor call and store write (default 32)")
+    p.add_argument("--cpus-per-model", type=float, help="CPUs per model actor (default 1)")
+    p.add_argument("--gpus-per-model", type=float,
+                   help="GPU fraction per model actor (default: 1/max-loaded if the cluster has GPUs when the "
+                        "search starts, else 0; give it on an autoscaling cluster that starts without GPUs)")
     p.add_argument("--slot-resource", help="custom Ray resource each model actor takes (cluster.yaml: model_slot)")
     p.add_argument("--exhaustive", action="store_true", help="also evaluate every model on the whole pool")
     p.add_argument("--no-final-evaluation", action="store_true",
@@ -60,22 +63,31 @@ def config_from_args(args: argparse.Namespace):
 
     if not args.resume and not (args.tree or args.matrix):
         raise ValueError("give --tree DIR|HUB_ID or --matrix PATH (or --resume with --out)")
-    try:
-        backend_settings = json.loads(args.backend_settings)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--backend-settings is not valid JSON: {exc}") from None
     return SearchConfig(
         out=args.out, tree=args.tree, matrix=args.matrix, models=args.models,
         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         per_task=None if args.per_task == 0 else args.per_task, pool_seed=args.pool_seed, data_dir=args.data_dir,
         kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()), max_depth=args.max_depth,
         max_models=args.max_models, method=args.method or default_method(), budget=args.budget, seed=args.seed,
-        backend=args.backend, backend_settings=backend_settings, max_loaded=args.max_loaded,
-        chunk_size=args.chunk_size, cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model,
-        slot_resource=args.slot_resource, final_evaluation=not args.no_final_evaluation,
+        backend=args.backend, final_evaluation=not args.no_final_evaluation,
         exhaustive=args.exhaustive, prior=args.prior, prior_task=args.prior_task, prior_keep=args.prior_keep,
-        address=args.address, progress=not args.quiet, resume=args.resume,
+        progress=not args.quiet, resume=args.resume, **runtime_settings(args),
     ) if not args.resume or args.tree or args.matrix else _resume_config(args)
+
+
+#: Flags that may change when a search is resumed (SearchConfig's RUNTIME_ONLY settings).
+RUNTIME_FLAGS = ("max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource", "address")
+
+
+def runtime_settings(args: argparse.Namespace) -> dict:
+    """The runtime settings given on the command line (the others keep their defaults, or saved values)."""
+    given = {name: getattr(args, name) for name in RUNTIME_FLAGS if getattr(args, name) is not None}
+    if args.backend_settings is not None:
+        try:
+            given["backend_settings"] = json.loads(args.backend_settings)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--backend-settings is not valid JSON: {exc}") from None
+    return given
 
 
 def _resume_config(args):
@@ -87,7 +99,7 @@ def _resume_config(args):
     if not saved.exists():
         raise ValueError(f"nothing to resume in {args.out}: no search.json")
     data = json.loads(saved.read_text())
-    data.update(resume=True, progress=not args.quiet, address=args.address or data.get("address"))
+    data.update(runtime_settings(args), resume=True, progress=not args.quiet)
     return SearchConfig.from_dict(data)
 
 

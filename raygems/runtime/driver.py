@@ -80,6 +80,13 @@ class SearchDriver:
         self._pid_refs: dict[Any, Any] = {}                   # actor -> ObjectRef of its pid (asked at creation)
         self._restarts: dict[int, int] = {}
         self._failed: dict[int, Failure] = {}
+        # failures recorded by an earlier run of this search: applied when the arm next needs new work, which
+        # is the moment it failed before, so a rerun follows the same path as the run it continues
+        self._known_failures: dict[int, Failure] = {}
+        for arm, model in enumerate(self.candidates):
+            failure = self.store.failure_of(model.model_id, model.revision)
+            if failure is not None:
+                self._known_failures[arm] = failure
         self._answered: dict[int, list[str]] = {}
         self._pool_ref = None
 
@@ -99,11 +106,6 @@ class SearchDriver:
                 pids[self.candidates[arm].model_id] = ray.get(ref)
         return pids
 
-    def actor_stats(self) -> list[dict]:
-        import ray
-
-        return ray.get([h.stats.remote() for h in list(self._actors.values()) + self._free])
-
     def run(self) -> dict:
         import ray
 
@@ -114,7 +116,6 @@ class SearchDriver:
             options.setdefault("arm_priority", np.asarray(s.arm_priority, dtype=float))
         algo = make_algorithm(s.method, len(self.candidates), len(self.pool), s.budget_per_model,
                               repetition_keys(s.seed, 1), **options)
-        self._mark_known_failures(algo)
         totals = np.zeros(len(self.candidates), dtype=np.int64)
         while not algo.done:
             pulls = algo.ask()
@@ -165,13 +166,6 @@ class SearchDriver:
         return dict(self._failed)
 
     # ----------------------------------------------------------------------------------------- helpers
-    def _mark_known_failures(self, algo) -> None:
-        for arm, model in enumerate(self.candidates):
-            failure = self.store.failure_of(model.model_id, model.revision)
-            if failure is not None:
-                self._failed[arm] = failure
-        self.progress.failed = len(self._failed)
-
     def _best_variant_total(self, arm: int) -> int:
         model = self.candidates[arm]
         rows = self.store.known_rewards(model.model_id, model.revision, self._answered[arm])
@@ -196,6 +190,10 @@ class SearchDriver:
                 continue
             missing = self._missing(arm, qids)
             self.progress.reused += len(qids) - len(missing)
+            if missing and arm in self._known_failures:   # it failed here in an earlier run
+                self._failed[arm] = self._known_failures[arm]
+                self.progress.failed = len(self._failed)
+                continue
             for i in range(0, len(missing), self.settings.chunk_size):
                 queue.append((arm, missing[i:i + self.settings.chunk_size]))
         in_flight: dict[Any, tuple[int, list[str]]] = {}
@@ -231,14 +229,23 @@ class SearchDriver:
                     if isinstance(cause, EvaluationError) or isinstance(getattr(exc, "cause", None), EvaluationError):
                         err = cause if isinstance(cause, EvaluationError) else exc.cause
                         self._record_failure(arm, err.stage, err.reason)
-                    else:
-                        self._record_failure(arm, "generate", f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    else:   # not the checkpoint's own failure (a bug, out of memory, ...): a rerun tries again
+                        inner = getattr(exc, "cause", None) or exc
+                        self._record_failure(arm, "evaluate", f"{type(inner).__name__}: {_first_line(inner)}",
+                                             persist=False)
+                    continue
                 except (ActorDiedError, ActorUnavailableError, RayActorError):
                     self._actor_lost(arm)
                     if arm not in self._failed:
                         missing = self._missing(arm, chunk)
                         if missing:
                             queue.append((arm, missing))
+                    continue
+                if self._missing(arm, chunk):
+                    raise RuntimeError(
+                        f"a model actor evaluated {len(chunk)} queries of {self.candidates[arm].model_id}, but the "
+                        f"driver cannot read them in the result store {self.store_root}: on a multi-node cluster "
+                        f"--out must be on storage every node can reach (docs/cluster.md)")
 
     def _actor_for(self, arm: int, keep: set[int]):
         """The actor holding `arm`; otherwise a slot is re-assigned to it: a free actor, a new one if the
@@ -272,7 +279,8 @@ class SearchDriver:
         needs = {"CPU": s.cpus_per_model, "GPU": s.gpus_per_model}
         if s.slot_resource:
             needs[s.slot_resource] = 1.0
-        capacity = min((int(resources.get(k, 0) // v) for k, v in needs.items() if v), default=s.max_loaded)
+        # (1e-6: float division, e.g. 1 // 0.2 == 4.0 would lose a slot)
+        capacity = min((int(resources.get(k, 0) / v + 1e-6) for k, v in needs.items() if v), default=s.max_loaded)
         return max(1, min(s.max_loaded, capacity))
 
     def _create_actor(self):
@@ -300,17 +308,28 @@ class SearchDriver:
         self.progress.loaded = 0
 
     def _actor_lost(self, arm: int) -> None:
-        self._actors.pop(arm, None)
+        """The actor holding `arm` died or cannot be reached: it is killed (an unreachable one could still
+        hold resources) and replaced on the next request; after `max_actor_restarts` losses on the same arm,
+        the arm fails (not persisted: a rerun, perhaps on other nodes, tries it again)."""
+        import ray
+
+        actor = self._actors.pop(arm, None)
+        if actor is not None:
+            self._pid_refs.pop(actor, None)
+            ray.kill(actor)
         self.progress.loaded = len(self._actors)
         self._restarts[arm] = self._restarts.get(arm, 0) + 1
         if self._restarts[arm] > self.settings.max_actor_restarts:
-            self._record_failure(arm, "generate", f"model actor died {self._restarts[arm]} times")
+            self._record_failure(arm, "evaluate", f"model actor lost {self._restarts[arm]} times", persist=False)
 
-    def _record_failure(self, arm: int, stage: str, reason: str) -> None:
+    def _record_failure(self, arm: int, stage: str, reason: str, persist: bool = True) -> None:
+        """`arm` is out of this search. A checkpoint's own failure (fetch, load, generate) is persisted so a
+        rerun does not pay for it again; other errors (`persist=False`) are retried by a rerun."""
         model = self.candidates[arm]
         failure = Failure(model.model_id, model.revision, stage, reason)
         self._failed[arm] = failure
-        self.store.put_failure(failure)
+        if persist:
+            self.store.put_failure(failure)
         actor = self._actors.pop(arm, None)
         if actor is not None:   # the slot is fine; only its checkpoint failed
             actor.unload.remote()
@@ -360,3 +379,8 @@ def accuracy_table(store: ResultStore, candidates: list[ModelRecord], pool) -> p
                      "accuracy": correct / n if n else float("nan"),
                      "complete": bool(n == len(pool_ids))})
     return pd.DataFrame(rows)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""

@@ -6,7 +6,8 @@
 
 Everything lands in `out`:
     search.json         the configuration (a re-run with a different one is refused; --resume reuses it)
-    tree.parquet        the candidates (one ModelRecord row each)
+    tree.parquet        every listed candidate (one ModelRecord row each; `pruned_by_prior` marks the ones a
+                        learned prior dropped); a re-run in the same directory reuses it instead of listing again
     pool.parquet        the query pool (with its content hash)
     store/              the result store: every (model, query, prompt variant) evaluated (parquet parts)
     leaderboard.parquet per model: queries evaluated, accuracy (better prompt variant per task), status
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,21 @@ class SearchConfig:
             raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
         if not 0 < self.prior_keep <= 1:
             raise ValueError(f"prior_keep must be in (0, 1], got {self.prior_keep}")
+        if self.max_models is not None and self.max_models < 2:
+            raise ValueError(f"max_models must be at least 2 (a search compares models), got {self.max_models}")
+        if self.per_task is not None and self.per_task < 1:
+            raise ValueError(f"per_task must be at least 1, got {self.per_task}")
+        if self.cpus_per_model < 0:
+            raise ValueError(f"cpus_per_model must be >= 0, got {self.cpus_per_model}")
+        if self.gpus_per_model is not None and self.gpus_per_model < 0:
+            raise ValueError(f"gpus_per_model must be >= 0, got {self.gpus_per_model}")
         self.tasks = tuple(self.tasks)
         self.kinds = tuple(self.kinds)
         from raygems.bandits import get_method
 
         get_method(self.method)
+        if self.backend != "replay":
+            _check_backend(self.backend, self.backend_settings)
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the search (runtime-only ones excluded), JSON-ready."""
@@ -105,6 +116,17 @@ class SearchConfig:
         return cls(**data)
 
 
+def _check_backend(name: str, settings: dict[str, Any]) -> None:
+    """Build the backend once, unloaded (cheap: nothing is imported or loaded), so a misspelt backend or
+    setting fails here, before any checkpoint is downloaded, and not as a failure of every model."""
+    from raygems.backends import get_backend
+
+    try:
+        get_backend(name, **settings)
+    except TypeError as exc:
+        raise ValueError(f"backend {name!r} does not take these settings {sorted(settings)}: {exc}") from None
+
+
 @dataclass
 class SearchResult:
     summary: dict[str, Any]
@@ -117,9 +139,21 @@ def load_candidates(config: SearchConfig) -> tuple[list[ModelRecord], Any]:
     """Candidate models and the query pool."""
     if config.matrix is not None:
         return _matrix_candidates(config)
+    return _list_tree(config), _query_pool(config)
+
+
+def _query_pool(config: SearchConfig):
+    if config.matrix is not None:
+        return _matrix_candidates(config)[1]
+    from raygems.tasks.pool import build_query_pool
+
+    return build_query_pool(list(config.tasks), per_task=config.per_task, seed=config.pool_seed,
+                            data_dir=config.data_dir)
+
+
+def _list_tree(config: SearchConfig) -> list[ModelRecord]:
     from raygems.hub.listing import list_tree, tree_records
     from raygems.hub.sources import LocalTreeSource, open_tree_source
-    from raygems.tasks.pool import build_query_pool
 
     source = open_tree_source(config.tree)
     if isinstance(source, LocalTreeSource):
@@ -132,10 +166,7 @@ def load_candidates(config: SearchConfig) -> tuple[list[ModelRecord], Any]:
     tree = list_tree(source, base_id, kinds=config.kinds, max_depth=config.max_depth, progress=config.progress)
     if config.max_models is not None and len(tree) > config.max_models:
         tree = tree.sort_values("downloads", ascending=False, kind="stable").head(config.max_models)
-    candidates = tree_records(tree)
-    pool = build_query_pool(list(config.tasks), per_task=config.per_task, seed=config.pool_seed,
-                            data_dir=config.data_dir)
-    return candidates, pool
+    return tree_records(tree)
 
 
 def _matrix_candidates(config: SearchConfig):
@@ -237,17 +268,33 @@ def _gpus_per_model(config: SearchConfig) -> float:
     return (1.0 / config.max_loaded) if gpus else 0.0
 
 
+def _candidates(config: SearchConfig, out: Path) -> tuple[list[ModelRecord], Any, PriorDecision, bool]:
+    """Every listed candidate, the query pool, the prior's decision, and whether the candidates come from the
+    tree saved when this search started. A search continued in its directory (`--resume`, or the same
+    command again) reuses that tree instead of listing again: a hub tree changes (downloads, new uploads,
+    revisions), and a different candidate list would ask for different (model, query) pairs."""
+    saved_tree = out / "tree.parquet"
+    if saved_tree.exists() and (out / "search.json").exists():
+        from raygems.hub.listing import tree_records
+
+        frame = pd.read_parquet(saved_tree)
+        was_pruned = (frame.pop("pruned_by_prior").to_numpy(dtype=bool) if "pruned_by_prior" in frame
+                      else np.zeros(len(frame), dtype=bool))
+        listed = tree_records(frame)
+        kept = [m for m, pruned in zip(listed, was_pruned) if not pruned]
+        decision = apply_prior(replace(config, prior_keep=1.0), kept)   # priority and beliefs; nothing more pruned
+        decision.pruned = [m.model_id for m, pruned in zip(listed, was_pruned) if pruned]
+        return listed, _query_pool(config), decision, True
+    listed, pool = load_candidates(config)
+    return listed, pool, apply_prior(config, listed), False
+
+
 def run_search(config: SearchConfig) -> SearchResult:
     out = Path(config.out)
     config = _check_out_dir(config, out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "search.json").write_text(json.dumps({**config.identity(), **{
-        k: getattr(config, k) for k in RUNTIME_ONLY if k not in ("progress", "resume")}}, indent=2, default=str))
     started = time.time()
-    candidates, pool = load_candidates(config)
-    decision = apply_prior(config, candidates)
+    listed, pool, decision, continued = _candidates(config, out)
     candidates, priority, pruned = decision.kept, decision.priority, decision.pruned
-    pd.DataFrame([m.to_row() for m in candidates]).to_parquet(out / "tree.parquet", index=False)
     pool_path = out / "pool.parquet"
     if pool_path.exists():
         from raygems.tasks.pool import QueryPool
@@ -256,10 +303,18 @@ def run_search(config: SearchConfig) -> SearchResult:
         if saved.content_hash != pool.content_hash:
             raise ValueError(f"{pool_path} has content hash {saved.content_hash[:12]}, but this search's pool hashes "
                              f"to {pool.content_hash[:12]}: the tasks or their data changed; use another --out")
-    else:
-        pool.to_parquet(pool_path)
     if config.budget > len(pool):
         raise ValueError(f"budget per model N={config.budget} exceeds the pool of {len(pool)} queries")
+    # written only once the inputs are known to be good, so a corrected command is not refused as "different"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "search.json").write_text(json.dumps({**config.identity(), **{
+        k: getattr(config, k) for k in RUNTIME_ONLY if k not in ("progress", "resume")}}, indent=2, default=str))
+    if not continued:
+        table = pd.DataFrame([m.to_row() for m in listed])
+        table["pruned_by_prior"] = table["model_id"].isin(set(pruned))
+        table.to_parquet(out / "tree.parquet", index=False)
+    if not pool_path.exists():
+        pool.to_parquet(pool_path)
 
     _init_ray(config)
     import ray

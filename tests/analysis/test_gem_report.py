@@ -151,6 +151,18 @@ def test_accuracy_from_a_result_store_folder(tmp_path):
         accuracy_from_results(rows.drop(columns=["reward"]))
 
 
+def test_accuracy_from_a_searchs_store_with_failures(tmp_path):
+    from raygems.runtime.store import Failure, ResultStore
+
+    rows = results_rows().assign(generation="", prompt_tokens=0, completion_tokens=0, latency_s=0.0,
+                                 backend="replay", backend_settings="{}", pool_hash="h")
+    store = ResultStore(tmp_path / "store")          # a search's DIR/store: results/ and failures/
+    store.put(rows.iloc[:6])
+    store.put(rows.iloc[6:])
+    store.put_failure(Failure("u/broken", "main", "load", "corrupt safetensors file"))
+    assert accuracy_from_results(tmp_path / "store").equals(accuracy_from_results(results_rows()))
+
+
 def test_accuracy_from_a_correctness_matrix():
     values = np.array([[1, 1, 0, 0, 1], [0, 1, 1, 1, 1], [0, 0, 0, 1, 0]], dtype=np.uint8)
     matrix = CorrectnessMatrix(values, ("a", "b", "c"), tuple("qrstu"), ("t1", "t1", "t2", "t2", "t2"))
