@@ -182,12 +182,19 @@ class BanditAlgorithm(ABC):
             raise ValueError("a request names the same (repetition, arm) twice")
 
     def mark_failed(self, failed) -> None:
+        """Arms that cannot be evaluated: an (R, K) boolean mask, or (with one repetition) a (K,) mask or a list
+        of arm indices."""
         failed = np.asarray(failed)
         if failed.dtype == bool and failed.shape == self.failed.shape:
             self.failed |= failed
+        elif failed.dtype == bool and self.reps == 1 and failed.shape == (self.num_arms,):
+            self.failed[0] |= failed
         else:  # arm indices, for R == 1
             if self.reps != 1:
                 raise ValueError("failed arm indices are only accepted with one repetition; pass an (R, K) mask")
+            if failed.size and (not np.issubdtype(failed.dtype, np.integer) or failed.min() < 0
+                                or failed.max() >= self.num_arms):
+                raise ValueError(f"failed arms must be indices in [0, {self.num_arms}) or a boolean mask, got {failed}")
             self.failed[0, failed.astype(np.int64)] = True
         self._any_failed = bool(self.failed.any())
         if self.failed.all(axis=1).any():

@@ -234,8 +234,10 @@ class UCBStdDev(IndexPolicy):
         super().__init__(*args, **kwargs)
         if variant not in self.VARIANTS:
             raise ValueError(f"variant must be one of {self.VARIANTS}, got {variant!r}")
+        if c <= 0:
+            raise ValueError(f"c must be positive, got {c}")
         self.variant = variant
-        self.c = float(c)
+        self.c = float(c)   # used by "mean-se" only
         self._variance = np.zeros((self.reps, self.num_arms))
 
     def on_pulled(self, rep, arm):
@@ -295,8 +297,9 @@ class UCBE(IndexPolicy):
     mode "adaptive" (default): Adaptive UCB-E; time is split into Successive Rejects' phases and phase k uses
         a_k = c * B / Hhat_k, Hhat_0 = K, Hhat_k = max over the k largest empirical gaps D_(i) of i / D_(i)^2,
         gaps floored at `gap_floor` (0.01).
-    mode "plugin": a = (25/36) (B - K) / Hhat_1 re-estimated every K pulls from the empirical gaps
-        (starting from a = B / K).
+    mode "plugin": a = (25/36) (B - K) / Hhat_1 re-estimated every K pulls, Hhat_1 = sum_i 1 / D_i^2 over
+        the empirical gaps (the empirical best arm's gap is its gap to the runner-up; gaps floored at
+        `gap_floor`), starting from a = B / K (spec 4).
     Not anytime: a depends on the budget B.
     """
 
@@ -338,6 +341,22 @@ class UCBE(IndexPolicy):
         terms = i / gaps**2
         return terms[:, self.num_arms - k_largest:].max(axis=1)
 
+    def _plugin_hardness(self) -> np.ndarray:
+        """Hhat_1 = sum_i 1 / D_i^2 per repetition (failed arms left out), summed in arm order like the
+        compiled kernel (`kernels._ucbe_plugin_hardness`), so both give the same bits."""
+        means = np.where(self.failed, -np.inf, self.means)
+        top2 = np.sort(means, axis=1)[:, -2:]
+        best, runner_up = top2[:, 1:], top2[:, :1]
+        gaps = best - means
+        rows = np.arange(self.reps)
+        leader = np.argmax(means, axis=1)
+        with np.errstate(invalid="ignore"):
+            gaps[rows, leader] = (best - runner_up)[:, 0]
+        gaps = np.where(np.isnan(gaps), np.inf, np.maximum(gaps, self.gap_floor))
+        gaps[self.failed] = np.inf
+        hardness = np.cumsum(1.0 / (gaps * gaps), axis=1)[:, -1]
+        return np.maximum(hardness, 1e-12)   # one arm left: nothing to explore
+
     def _refresh_phase(self) -> None:
         if self._next_phase_end is not None and self._budget_high < self._next_phase_end:
             return  # no repetition crossed a phase boundary
@@ -351,7 +370,7 @@ class UCBE(IndexPolicy):
                 hardness = self.num_arms if p == 0 else self._hardness(int(min(p, self.num_arms - 1)))[rows]
                 self.exploration[rows] = self.c * self.budget / hardness
             else:
-                hardness = self._hardness(self.num_arms)[rows]
+                hardness = self._plugin_hardness()[rows]
                 self.exploration[rows] = (25.0 / 36.0) * (self.budget - self.num_arms) / hardness
         self.phase = phase
         self._recompute(changed)

@@ -175,6 +175,37 @@ def _exact_argmax(kind, tree, size, stack, base, inv_n, sqrt_inv_n, var, explore
 
 
 @_jit
+def _ucbe_plugin_hardness(successes_r, pulls_r, failed_r, gap_floor):
+    """Plug-in UCB-E's Hhat_1 = sum_i 1 / D_i^2 (index_policies.UCBE._plugin_hardness, one repetition)."""
+    k = pulls_r.shape[0]
+    means = np.empty(k)
+    best = -np.inf
+    leader = 0
+    for i in range(k):
+        m = successes_r[i] / max(pulls_r[i], 1)
+        if failed_r[i]:
+            m = -np.inf
+        means[i] = m
+        if m > best:
+            best = m
+            leader = i
+    runner_up = -np.inf
+    for i in range(k):
+        if i != leader and means[i] > runner_up:
+            runner_up = means[i]
+    hardness = 0.0
+    for i in range(k):
+        if failed_r[i]:
+            continue
+        gap = best - runner_up if i == leader else best - means[i]
+        if gap != gap:          # nan: -inf - -inf
+            continue
+        gap = max(gap, gap_floor)
+        hardness += 1.0 / (gap * gap)
+    return max(hardness, 1e-12)
+
+
+@_jit
 def _ucbe_hardness(successes_r, pulls_r, failed_r, gap_floor, k_largest):
     """UCB-E's Hhat from the k largest empirical gaps (index_policies.UCBE._hardness, one repetition)."""
     k = pulls_r.shape[0]
@@ -232,7 +263,7 @@ def run_index_policy(kind, target, num_queries, keys, tie_priority, correct_tota
                 phase = np.searchsorted(ucbe_phase_ends, t, side="right")
                 if phase != ucbe_phase[r]:
                     if ucbe_plugin:
-                        hardness = _ucbe_hardness(successes[r], pulls[r], failed[r], ucbe_gap_floor, k)
+                        hardness = _ucbe_plugin_hardness(successes[r], pulls[r], failed[r], ucbe_gap_floor)
                         ucbe_exploration[r] = (25.0 / 36.0) * (ucbe_budget - k) / hardness
                     elif phase == 0:
                         ucbe_exploration[r] = ucbe_c * ucbe_budget / k

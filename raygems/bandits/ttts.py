@@ -40,6 +40,8 @@ class TopTwoThompsonSampling(BanditAlgorithm):
             raise ValueError(f"beta must be in [0, 1], got {beta}")
         if recommendation not in RECOMMENDATIONS:
             raise ValueError(f"recommendation must be one of {RECOMMENDATIONS}, got {recommendation!r}")
+        if mc_samples < 1 or max_redraws < 0:
+            raise ValueError(f"mc_samples must be >= 1 and max_redraws >= 0, got {mc_samples} and {max_redraws}")
         self.beta = float(beta)
         self.recommendation = recommendation
         self.mc_samples = int(mc_samples)
@@ -184,7 +186,9 @@ class TopTwoThompsonSampling(BanditAlgorithm):
         else:
             keys = alpha / (alpha + beta) + 1e-12 * jitter
             if self.recommendation == "p-best":
-                keys = self._probability_best(alpha, beta) + 1e-3 * keys  # posterior mean breaks ties
+                # the posterior mean (x 1e-3) decides between arms whose estimated P(best) lie within
+                # 1e-3 of each other: two Monte Carlo steps at the default 2,000 samples
+                keys = self._probability_best(alpha, beta) + 1e-3 * keys
         keys = np.where(self.failed, -np.inf, keys)
         return np.argmax(keys, axis=1)
 

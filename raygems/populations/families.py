@@ -215,6 +215,8 @@ def generate_dense_band(tree: str | DenseBandConfig = "qwen-3b", seed: int | Non
 
 def _config(cls, tree, seed, overrides):
     if isinstance(tree, CalibratedConfig):
+        if type(tree) is not cls:
+            raise ValueError(f"this generator takes a {cls.__name__}, got a {type(tree).__name__}")
         config = replace(tree, **overrides) if overrides else tree
     else:
         if tree not in PAPER_TREE_STATS:
@@ -293,6 +295,9 @@ def planned_counts(config: CalibratedConfig, family: str):
     """The first, cheap half of a generation: items, target accuracies, roles and correct counts per model
     (best first), with the random stream positioned for the answers. Independent-sampling methods (Uniform,
     SH, ...) depend on the counts only, which is what the dense band's fit uses."""
+    # The key uses len(family), and "calibrated" and "dense-band" have the same length: the two families share a
+    # stream, so a dense-band tree draws the same items as the calibrated tree of its seed. Kept as it is:
+    # changing the key would change every generated tree and the evidence computed on them.
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(0xFA, len(family))))
     items = irt.draw_items(config.tasks, config.queries_per_task, rng)
     targets, roles = target_accuracies(config, rng)

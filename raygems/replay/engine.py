@@ -108,7 +108,7 @@ def replay_budgets(matrix: CorrectnessMatrix, method: str, budgets: Iterable[int
     opts = method_options(matrix, method, options)
     seeds = repetition_keys(seed, reps, first=first_rep)
     if spec.anytime and len(budgets) > 1:
-        return _replay_anytime(matrix, spec, sorted(set(budgets)), seeds, seed, exact, opts, budgets)
+        return _replay_anytime(matrix, spec, sorted(set(budgets)), seeds, seed, exact, opts, budgets, first_rep)
     results = []
     for b in budgets:
         start = time.perf_counter()
@@ -137,7 +137,7 @@ def advance(algo: BanditAlgorithm, env: MatrixEnvironment, budget: int) -> bool:
     return bool(run_until is not None and run_until(env, budget))
 
 
-def _replay_anytime(matrix, spec, sorted_budgets, seeds, seed, exact, opts, requested):
+def _replay_anytime(matrix, spec, sorted_budgets, seeds, seed, exact, opts, requested, first_rep):
     start = time.perf_counter()
     largest = sorted_budgets[-1]
     algo = spec.make(matrix.num_models, matrix.num_queries, largest, seeds, **opts)
@@ -150,7 +150,7 @@ def _replay_anytime(matrix, spec, sorted_budgets, seeds, seed, exact, opts, requ
         if algo.done or np.all(algo.budget_used >= target):
             by_budget[pending[0]] = _result(matrix, spec.name, pending[0], seed, algo, algo.recommend(),
                                             np.minimum(algo.budget_used, target), time.perf_counter() - start,
-                                            opts, 0)
+                                            opts, first_rep)
             pending.pop(0)
             continue
         pulls = algo.ask()

@@ -36,6 +36,9 @@ def test_anytime_run_matches_separate_runs(tree_matrix, method):
         alone = replay(tree_matrix, method, budget, reps=reps, seed=3)
         assert np.array_equal(result.per_rep["arm"], alone.per_rep["arm"])
         assert np.array_equal(result.per_rep["budget_used"], alone.per_rep["budget_used"])
+    offset = replay_budgets(tree_matrix, method, [10, 25], reps=2, seed=3, first_rep=3)
+    assert all(list(result.per_rep["rep"]) == [3, 4] for result in offset)          # labelled as asked
+    assert np.array_equal(offset[0].per_rep["arm"], shared[0].per_rep["arm"].iloc[3:5])
 
 
 @pytest.mark.parametrize("method", SPENDING)

@@ -172,3 +172,18 @@ def test_pool_cap(method):
             full = np.flatnonzero(complete[r])
             assert matrix.accuracies[chosen[r]] == matrix.accuracies[full].max()
     assert np.array_equal(chosen, result.per_rep["arm"].to_numpy())
+
+
+def test_plugin_ucb_e_uses_the_sum_of_inverse_squared_gaps():
+    """Spec 4: a = (25/36)(B - K) / H1, H1 = sum 1/D_i^2, the best arm's gap being its gap to the runner-up."""
+    from raygems.bandits import kernels
+
+    algo = make_algorithm("ucb-e", 5, 100, 10, repetition_keys(0, 2), mode="plugin")
+    algo.successes[:] = np.array([9, 8, 7, 6, 5])
+    algo.pulls[:] = 10
+    algo.failed[1, 4] = True                 # a failed arm is left out
+    expected = np.array([100 + 100 + 1 / 0.2**2 + 1 / 0.3**2 + 1 / 0.4**2, 100 + 100 + 1 / 0.2**2 + 1 / 0.3**2])
+    assert np.allclose(algo._plugin_hardness(), expected)
+    compiled = [kernels._ucbe_plugin_hardness(algo.successes[r].astype(np.int64), algo.pulls[r].astype(np.int64),
+                                              algo.failed[r], algo.gap_floor) for r in range(2)]
+    assert np.array_equal(algo._plugin_hardness(), np.array(compiled))
