@@ -16,7 +16,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np
 import pandas as pd
 
 from raygems.bandits import get_method, repetition_keys

@@ -252,6 +252,3 @@ def top_m(keys: np.ndarray, m: int) -> np.ndarray:
     np.put_along_axis(mask, idx, True, axis=1)
     return mask
 
-
-def argmax_rows(keys: np.ndarray) -> np.ndarray:
-    return np.argmax(keys, axis=1)

@@ -23,7 +23,7 @@ from scipy.special import betaincinv
 
 from raygems.bandits import kernels, ttts_sampler
 from raygems.bandits.base import BanditAlgorithm, Pulls
-from raygems.bandits.randomness import STREAM_POSTERIOR, STREAM_TIEBREAK, mix64, uniform
+from raygems.bandits.randomness import STREAM_TIEBREAK, uniform
 
 RECOMMENDATIONS = ("p-best", "posterior-mean", "eba", "most-played")
 

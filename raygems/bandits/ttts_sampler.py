@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from raygems.bandits.kernels import HAVE_NUMBA, _jit, fast_reward_uniform, mix64_scalar
+from raygems.bandits.kernels import HAVE_NUMBA, _jit, fast_reward_uniform, mix64_scalar  # noqa: F401 (ttts.py reads ttts_sampler.HAVE_NUMBA)
 from raygems.bandits.randomness import _COUNTER_WEIGHTS, STREAM_POSTERIOR, _stream_offset
 
 _U64 = np.uint64
@@ -53,10 +53,6 @@ COST_HIGH = 24.0
 MAX_ENVELOPE = 0.5
 BLOCK = 32
 
-_LANCZOS = (0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
-            -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
-            1.5056327351493116e-7)
-_HALF_LOG_2PI = 0.91893853320467274
 
 
 @_jit

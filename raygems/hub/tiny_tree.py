@@ -237,12 +237,6 @@ class TinyTree:
     def adapters(self) -> list[ModelRecord]:
         return [r for r in self.records if r.kind == "adapter"]
 
-    def to_frame(self):
-        """The tree table (one `ModelRecord.to_row()` per model)."""
-        import pandas as pd
-
-        return pd.DataFrame([r.to_row() for r in self.records])
-
 
 def build_tiny_tree(root: str | os.PathLike | None = None, *, force: bool = False, progress: bool = True,
                     config: TinyTreeConfig | None = None, workers: int | None = None) -> TinyTree:

@@ -20,7 +20,7 @@ paper's numbers"); presets only set tree sizes (Table 3) and how strong the offi
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -255,6 +255,3 @@ def _answer(config: TreeConfig, queries: pd.DataFrame, abilities: np.ndarray, co
     values[copies] = values[copies_of[copies]]
     return values
 
-
-def config_as_dict(config: TreeConfig) -> dict:
-    return asdict(config)

@@ -334,12 +334,12 @@ class ModelPrior:
     def _calibrate(self, records: pd.DataFrame, *, on_training_data: bool) -> None:
         """Fit score -> observed score lines on held-out models (see the module docstring)."""
         self._calibration = {}
+        self._pooled_calibration = None
         pooled_s, pooled_z = [], []
         table = model_table(records)
-        if on_training_data:   # no held-out models (tiny data): score the training models as if unseen
-            table = table.assign(model_id="\x00unseen:" + table["model_id"])
-            records = records.assign(model_id="\x00unseen:" + records["model_id"])
         features = self._encode_models(table)
+        if on_training_data:   # no held-out models (tiny data): score the training models as if unseen,
+            features.model_id[:] = 0   # through the unknown id, with their real names and metadata
         row_of = {m: i for i, m in enumerate(table["model_id"])}
         for (task, metric), group in records.groupby(["task", "metric"]):
             if (task, metric) not in self._context_stats:

@@ -60,11 +60,6 @@ def normalize_model_type(value: object) -> str | None:
     return "other"
 
 
-def empty_records() -> pd.DataFrame:
-    """A records table with every column and no rows."""
-    return pd.DataFrame({column: pd.Series(dtype=_dtype(column)) for column in RECORD_COLUMNS})
-
-
 def validate_records(records: pd.DataFrame, *, where: str = "records") -> pd.DataFrame:
     """Check the required columns and types; add missing optional columns; return a clean copy.
 

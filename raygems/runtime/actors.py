@@ -46,11 +46,6 @@ class ModelActor:
     def pid(self) -> int:
         return os.getpid()
 
-    def node_id(self) -> str:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-
     def assign(self, model: ModelRecord) -> None:
         """Hold `model` from now on (the previous checkpoint is unloaded; the new one loads lazily)."""
         if self.model is not None and model.model_id == self.model.model_id and model.revision == self.model.revision:

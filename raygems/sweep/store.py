@@ -90,12 +90,11 @@ def write_atomically(frame: pd.DataFrame, path: Path) -> None:
 
 
 def save(out_dir: str | Path, results: pd.DataFrame, per_rep: pd.DataFrame) -> None:
-    """Merge new rows into the files under `out_dir` (rows with the same cell key are replaced)."""
+    """Merge new rows into the files under `out_dir` (rows with the same cell key are replaced).
+
+    The per-repetition rows are written first: `results.parquet` decides what a resumed sweep skips, so a
+    crash between the two writes reruns the cells instead of leaving them without their repetitions."""
     out_dir = Path(out_dir)
-    merged = merge(load_results(out_dir), results, RESULT_COLUMNS)
-    for column in INT_COLUMNS:
-        merged[column] = merged[column].astype("int64")
-    write_atomically(merged, out_dir / RESULTS_FILE)
     if not per_rep.empty:
         reps = merge(load_per_rep(out_dir), per_rep, PER_REP_COLUMNS)
         for column in ("seed", "reps", "budget"):
@@ -104,3 +103,7 @@ def save(out_dir: str | Path, results: pd.DataFrame, per_rep: pd.DataFrame) -> N
             reps[column] = reps[column].astype("int32")
         reps["accuracy"] = reps["accuracy"].astype("float32")
         write_atomically(reps, out_dir / PER_REP_FILE)
+    merged = merge(load_results(out_dir), results, RESULT_COLUMNS)
+    for column in INT_COLUMNS:
+        merged[column] = merged[column].astype("int64")
+    write_atomically(merged, out_dir / RESULTS_FILE)

@@ -108,7 +108,9 @@ class MBPP(BenchmarkTask):
             return None
         sentinel = f"raygems-tests-done-{secrets.token_hex(16)}"
         program = mbpp_test_program(code, as_query(query)["reference"], sentinel)
-        result = run_program(program, allow=True, limits=self.limits)
+        # not "__main__": a completion's `if __name__ == "__main__":` block (input(), unittest.main(), ...) is
+        # skipped, as when a harness imports the solution; the tests below it still run at module level
+        result = run_program(program, allow=True, limits=self.limits, run_name="solution")
         if result.passed and not result.stdout.rstrip().endswith(sentinel):
             result.passed, result.reason = False, "exited-early"
         return result

@@ -143,8 +143,14 @@ def render_prompt(tokenizer: Any, messages: Sequence[Mapping], system_prompt: st
             text = _apply(tokenizer, [{"role": "system", "content": ""}] + messages, True)
         except errors:
             text = _apply(tokenizer, messages, True)
-        # A template that treats an empty system turn as none still injects its default: cut it out.
-        return text.replace(default, "", 1)
+        # A template that treats an empty system turn as none still injects its default: cut it out, but
+        # only from before the first user turn (the question itself may quote the same sentence).
+        at = text.find(default)
+        first_user = next((str(m["content"]) for m in messages if m["role"] == "user"), "")
+        user_at = text.find(first_user) if first_user else -1
+        if at != -1 and (user_at == -1 or at < user_at):
+            text = text[:at] + text[at + len(default):]
+        return text
     try:
         text = _apply(tokenizer, [{"role": "system", "content": system_prompt}] + messages, True)
         if system_prompt in text:

@@ -129,11 +129,11 @@ def _enter_sandbox():
         os.setgid(config["gid"])
         os.setuid(config["uid"])
     sys.argv = sys.argv[2:]
-    return sys.argv[0]
-_program = _enter_sandbox()
+    return sys.argv[0], config["run_name"]
+_program, _run_name = _enter_sandbox()
 del _enter_sandbox
 import runpy
-runpy.run_path(_program, run_name="__main__")
+runpy.run_path(_program, run_name=_run_name)
 """
 
 
@@ -368,11 +368,13 @@ def _reason(returncode: int | None, timed_out: bool, stderr: str) -> str:
 
 
 def run_program(code: str, timeout_s: float = 10.0, memory_mb: int = 1024, allow: bool | None = None,
-                *, limits: SandboxLimits | None = None) -> SandboxResult:
+                *, limits: SandboxLimits | None = None, run_name: str = "__main__") -> SandboxResult:
     """Run Python source ``code`` in a sandbox and report how it ended.
 
     ``allow``: True to run, False to refuse, None to follow ``RAYGEMS_ALLOW_CODE_EXECUTION``.
     ``limits`` overrides ``timeout_s``/``memory_mb`` with a full ``SandboxLimits``.
+    ``run_name``: the program's ``__name__`` (anything but "__main__" skips its ``if __name__ == "__main__"``
+    block, as test harnesses that import a solution do).
     Raises ``CodeExecutionDisabled`` when execution is not enabled and ``SandboxUnavailable`` when no
     isolation works on this machine; never raises because of what the program does.
     """
@@ -392,13 +394,15 @@ def run_program(code: str, timeout_s: float = 10.0, memory_mb: int = 1024, allow
     if drop_to_nobody:
         os.chown(workdir, NOBODY_UID, NOBODY_GID)
     config = {"limits": _rlimits(limits, drop_to_nobody),
-              "uid": NOBODY_UID if drop_to_nobody else None, "gid": NOBODY_GID}
+              "uid": NOBODY_UID if drop_to_nobody else None, "gid": NOBODY_GID, "run_name": run_name}
     launcher_args = ["-I", "-S", "-B", "-c", _LAUNCHER, json.dumps(config), str(program)]
 
     info_read, info_write = os.pipe()
     stdout_path, stderr_path = base / "stdout", base / "stderr"
     timed_out = False
     namespace_init: int | None = None
+    process: subprocess.Popen | None = None
+    finished = False
     started = time.monotonic()
     try:
         if isolation == "bwrap":
@@ -422,10 +426,15 @@ def run_program(code: str, timeout_s: float = 10.0, memory_mb: int = 1024, allow
         namespace_init = _namespace_init(info_read, process, isolation)
         _kill_tree(process, namespace_init)
         returncode = process.returncode
+        finished = True
     finally:
         os.close(info_read)
         if info_write != -1:
             os.close(info_write)
+        if not finished:   # interrupted (KeyboardInterrupt, a cancelled task, a bug): leave nothing behind
+            if process is not None:
+                _kill_tree(process, None)
+            shutil.rmtree(base, ignore_errors=True)
     seconds = time.monotonic() - started
     stdout, stderr = _read_tail(stdout_path), _read_tail(stderr_path)
     shutil.rmtree(base, ignore_errors=True)

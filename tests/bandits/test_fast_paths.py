@@ -22,7 +22,7 @@ from raygems.bandits import get_method, kernels, make_algorithm, repetition_keys
 from raygems.bandits.ttts import TopTwoThompsonSampling
 from ttts_reference import TopTwoThompsonSamplingReference
 from raygems.populations import generate_tree
-from raygems.replay import CorrectnessMatrix, MatrixEnvironment, replay, replay_budgets
+from raygems.replay import CorrectnessMatrix, MatrixEnvironment, replay_budgets
 from raygems.replay.engine import method_options, run_to_end
 
 DATA = Path(__file__).parent / "data" / "replay_reference.npz"

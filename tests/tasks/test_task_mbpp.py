@@ -40,6 +40,17 @@ def test_run_reports_why(task, queries):
     assert early.reason == "exited-early" and not early.passed
 
 
+def test_a_main_block_in_the_answer_is_not_run(task, queries):
+    """Models often add a demo under `if __name__ == "__main__":` (here one reading stdin, which is empty in the
+    sandbox): like a harness that imports the solution, the scorer skips it and still runs the tests."""
+    query = queries["mbpp/11"]
+    solution = query["meta"]["solution"]
+    with_main = f"```python\n{solution}\n\nif __name__ == \"__main__\":\n    print(input())\n```"
+    assert task.score(query, with_main) == 1
+    exits = f"```python\n{solution}\n\nif __name__ == \"__main__\":\n    raise SystemExit(0)\n```"
+    assert task.score(query, exits) == 1
+
+
 def test_setup_code_runs_before_the_asserts(task, queries):
     query = next(q for q in queries.values() if q["meta"]["test_setup_code"])
     assert task.score(query, query["meta"]["solution"]) == 1

@@ -92,6 +92,9 @@ def test_template_that_injects_its_default_even_for_an_empty_system_turn(make_to
     assert model_system_prompt(tokenizer) == "Default helper prompt."
     plain = render_prompt(tokenizer, MESSAGES, None)
     assert "Default helper prompt." not in plain and plain.endswith("[assistant]")
+    quoting = [{"role": "user", "content": 'Quote: "Default helper prompt." Who says it?'}]
+    plain = render_prompt(tokenizer, quoting, None)          # the injected default goes, the quoted one stays
+    assert plain.count("Default helper prompt.") == 1 and 'Quote: "Default helper prompt."' in plain
 
 
 def test_tokenizer_without_chat_template_gets_the_fallback_format(make_tokenizer):
