@@ -4,7 +4,7 @@
 # Why: the GPU machine (Python 3.12, torch, transformers, peft, pandas, pyarrow...) has no Ray and cannot
 # reach any package registry; wheels travel with the working tree, 64 MiB in all. Ray 2.60's cp312 wheel is
 # 75.6 MiB, so it is stripped (Java jars, C++ API, dashboard source maps) by ../shared/tools/strip_ray_wheel.py
-# to ~43 MiB. The other wheels are Ray's needs that the GPU image lacks (docs/performance.md, FIELD-NOTES.md).
+# to ~43 MiB. The other wheels are Ray's needs that the GPU image lacks (docs/performance.md, ../shared/FIELD-NOTES.md).
 #
 # What it does: one `pip download` for the x86-64 / CPython 3.12 platform resolves Ray and those needs to a
 # consistent set (pydantic pins its pydantic-core, for instance); only the wheels in NEEDED are kept in .whl/
@@ -21,7 +21,7 @@ STRIP="${STRIP_RAY_WHEEL:-../shared/tools/strip_ray_wheel.py}"
 RAY_VERSION="2.60.0"
 BUNDLE=".whl"
 LIMIT_MIB=64
-# Ray's needs that the GPU image lacks (FIELD-NOTES.md, "Ray there"); tensorboardX and pydantic are for ray.tune.
+# Ray's needs that the GPU image lacks (../shared/FIELD-NOTES.md, "Ray there"); tensorboardX and pydantic are for ray.tune.
 NEEDED=(ray jsonschema jsonschema-specifications referencing rpds-py pydantic pydantic-core annotated-types
         typing-inspection typing-extensions tensorboardX)
 PLATFORM=(--only-binary=:all: --python-version 3.12 --implementation cp

@@ -504,9 +504,7 @@ class TransformersBackend(Backend):
                 str(folder), dtype=self._dtype, output_loading_info=True, trust_remote_code=False)
         except CheckpointError:
             raise
-        except ValueError as exc:
-            raise CheckpointError(f"unsupported architecture: {_first_line(exc)}", model_id) from exc
-        except Exception as exc:
+        except Exception as exc:   # the architecture was checked before (read_config): these are the weights
             raise CheckpointError(f"cannot load weights: {type(exc).__name__}: {_first_line(exc)}",
                                   model_id) from exc
         finally:

@@ -105,10 +105,20 @@ class VLLMBackend(Backend):
         self._lora = self._lora_request(files) if files.is_adapter else None
         self._record = model
 
+    #: The runtime keeps one instance per worker process (`raygems.backends.reuse`): a model actor evaluates
+    #: checkpoint after checkpoint, and the adapters of one base then share its engine instead of restarting it.
+    reuse_per_process = True
+
     def unload(self) -> None:
-        self._shutdown_engine()
+        """Forget the checkpoint. The engine stays up for the next one: an adapter of the same base reuses it,
+        another base replaces it (`load`). `release()` shuts it down."""
         self._record = None
         self._lora = None
+
+    def release(self) -> None:
+        """Shut the engine down and free its memory."""
+        self.unload()
+        self._shutdown_engine()
 
     @property
     def tokenizer(self):

@@ -21,9 +21,7 @@ from typing import Any
 import numpy as np
 
 from raygems.hub.types import ModelRecord
-from raygems.runtime.store import settings_json
-
-VARIANTS = ("system", "plain")
+from raygems.runtime.store import VARIANT_NAMES as VARIANTS, settings_json
 
 
 @dataclass(frozen=True)

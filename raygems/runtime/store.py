@@ -22,8 +22,9 @@ from typing import Iterable
 
 import pandas as pd
 
+from raygems.tasks.prompting import PROMPT_VARIANTS as VARIANT_NAMES  # ("system", "plain")
+
 KEY = ("model_id", "revision", "query_id", "variant")
-VARIANT_NAMES = ("system", "plain")
 RESULT_COLUMNS = {
     "model_id": "string", "revision": "string", "query_id": "string", "variant": "string", "task": "string",
     "reward": "int8", "generation": "string", "prompt_tokens": "int32", "completion_tokens": "int32",

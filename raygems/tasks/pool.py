@@ -215,6 +215,8 @@ def build_query_pool(task_names: str | Sequence[str], per_task: int | None = 500
         raise ValueError("task_names must name at least one task")
     if per_task is not None and (not isinstance(per_task, (int, np.integer)) or per_task < 1):
         raise ValueError(f"per_task must be a positive integer or None, got {per_task!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"the pool's seed must be a non-negative integer, got {seed!r}")
     rows: list[dict] = []
     sources: dict[str, str] = {}
     seen_groups: set[str] = set()

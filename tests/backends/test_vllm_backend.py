@@ -27,7 +27,7 @@ QUICK_ADAPTER = "loraworks/tiny-base-lora-quick"
 def vllm_backend():
     backend = get_backend("vllm", max_model_len=256, max_num_seqs=64, max_lora_rank=8)
     yield backend
-    backend.unload()
+    backend.release()
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +120,22 @@ def test_adapter_rank_above_the_engine_limit_is_a_checkpoint_error(tiny_tree):
     backend = get_backend("vllm", max_lora_rank=4)
     with pytest.raises(CheckpointError, match="LoRA rank 8 exceeds max_lora_rank 4"):
         backend.load(tiny_tree.record(GOOD_ADAPTER))
+
+
+def test_a_model_actor_keeps_one_engine_for_the_adapters_of_a_base(tiny_tree, vllm_backend):
+    """In the live search a model actor evaluates checkpoint after checkpoint through `process_backend`:
+    the vLLM backend is kept per process and `unload()` keeps the engine, so the next adapter of the same base
+    does not restart it; `release_process_backend()` shuts it down."""
+    from raygems.backends.reuse import process_backend, release_process_backend
+
+    vllm_backend.release()          # one engine at a time on this machine
+    settings = {"max_model_len": 256, "max_num_seqs": 16, "max_lora_rank": 8}
+    backend = process_backend("vllm", settings)
+    backend.load(tiny_tree.record(GOOD_ADAPTER))
+    engine = backend._llm
+    backend.unload()                # what the evaluator does when the actor is assigned another checkpoint
+    again = process_backend("vllm", settings)
+    again.load(tiny_tree.record(QUICK_ADAPTER))
+    assert again is backend and again._llm is engine
+    release_process_backend()
+    assert backend._llm is None
