@@ -364,7 +364,8 @@ def remote_driver(pin_to_this_node: bool = True):
 
 
 def accuracy_table(store: ResultStore, candidates: list[ModelRecord], pool) -> pd.DataFrame:
-    """Per model: queries evaluated and accuracy with the better variant per task, plus per-task accuracy."""
+    """Per model: queries evaluated, accuracy with the better prompt variant per task, and whether it answered
+    the whole pool (`complete`)."""
     results = store.results()
     keys = {(m.model_id, m.revision) for m in candidates}
     results = results[[(a, b) in keys for a, b in zip(results["model_id"], results["revision"])]]
