@@ -1,0 +1,55 @@
+"""Search settings are checked before anything is downloaded or written, and `--resume` keeps the saved search
+while honouring the runtime flags given on the command line. No Ray needed: everything here fails or is
+decided before the cluster is contacted."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from raygems.cli import build_parser
+from raygems.cli.search import config_from_args
+from raygems.runtime import SearchConfig, run_search
+
+from runtime_helpers import write_matrix
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    return write_matrix(tmp_path_factory.mktemp("recorded"), finetunes=8, adapters=2, per_task=10)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"backend": "vlm"}, "unknown backend 'vlm'"),
+    ({"backend_settings": {"batch_sise": 64}}, "batch_sise"),
+    ({"max_models": 1}, "max_models must be at least 2"),
+    ({"cpus_per_model": -1}, "cpus_per_model must be >= 0"),
+    ({"gpus_per_model": -0.5}, "gpus_per_model must be >= 0"),
+    ({"per_task": 0}, "per_task must be at least 1"),
+])
+def test_bad_settings_are_refused_with_the_bad_value(settings, message):
+    with pytest.raises(ValueError, match=message):
+        SearchConfig(tree="some/tree", **settings)
+
+
+def test_inputs_are_checked_before_the_search_is_saved(recorded, tmp_path):
+    _, matrix, models = recorded
+    out = tmp_path / "run"
+    too_big = SearchConfig(out=str(out), matrix=str(matrix), models=str(models), budget=10_000, progress=False)
+    with pytest.raises(ValueError, match="exceeds the pool"):
+        run_search(too_big)
+    assert not (out / "search.json").exists()     # so the corrected command is not refused as "different"
+
+
+def test_resume_keeps_the_saved_search_and_takes_the_runtime_flags(recorded, tmp_path):
+    _, matrix, models = recorded
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = SearchConfig(out=str(out), matrix=str(matrix), models=str(models), budget=7, max_loaded=3,
+                         chunk_size=16)
+    (out / "search.json").write_text(json.dumps(saved.identity() | {"max_loaded": 3, "chunk_size": 16}))
+    args = build_parser().parse_args(["search", "--out", str(out), "--resume", "--max-loaded", "5", "--quiet"])
+    config = config_from_args(args)
+    assert config.resume and config.budget == 7 and config.matrix == str(matrix)   # the saved search
+    assert config.max_loaded == 5                                                  # given now
+    assert config.chunk_size == 16                                                 # saved, not given
