@@ -90,6 +90,19 @@ def test_broken_checkpoints_are_failed_with_their_reason(recorded, tmp_path):
     assert again.summary["queries_paid"] == 0 and len(again.summary["failed_models"]) == 3
 
 
+def test_a_recorded_failure_applies_where_it_happened_not_from_round_one(recorded, tmp_path):
+    """A failure recorded late (here: the chosen model, as if its final evaluation had failed) does not rewrite
+    the rounds before it: a rerun serves those from the store and follows the same path."""
+    from raygems.runtime.store import Failure
+
+    first = run_search(config(recorded, tmp_path))
+    chosen = first.summary["chosen_model"]
+    ResultStore(tmp_path / "store").put_failure(Failure(chosen, "main", "generate", "failed after the search"))
+    again = run_search(config(recorded, tmp_path))
+    assert again.summary["chosen_model"] == chosen and again.summary["queries_paid"] == 0
+    assert again.summary["failed_models"] == []        # it never needed new work in this run
+
+
 def test_kill_9_of_a_model_actor_mid_round(recorded, tmp_path):
     import ray
 
