@@ -175,8 +175,8 @@ def _exact_argmax(kind, tree, size, stack, base, inv_n, sqrt_inv_n, var, explore
 
 
 @_jit
-def _ucbe_plugin_hardness(successes_r, pulls_r, failed_r, gap_floor):
-    """Plug-in UCB-E's Hhat_1 = sum_i 1 / D_i^2 (index_policies.UCBE._plugin_hardness, one repetition)."""
+def _empirical_means(successes_r, pulls_r, failed_r):
+    """Empirical means of one repetition (-inf for failed arms), the best mean and its first arm."""
     k = pulls_r.shape[0]
     means = np.empty(k)
     best = -np.inf
@@ -189,6 +189,14 @@ def _ucbe_plugin_hardness(successes_r, pulls_r, failed_r, gap_floor):
         if m > best:
             best = m
             leader = i
+    return means, best, leader
+
+
+@_jit
+def _ucbe_plugin_hardness(successes_r, pulls_r, failed_r, gap_floor):
+    """Plug-in UCB-E's Hhat_1 = sum_i 1 / D_i^2 (index_policies.UCBE._plugin_hardness, one repetition)."""
+    k = pulls_r.shape[0]
+    means, best, leader = _empirical_means(successes_r, pulls_r, failed_r)
     runner_up = -np.inf
     for i in range(k):
         if i != leader and means[i] > runner_up:
@@ -209,15 +217,7 @@ def _ucbe_plugin_hardness(successes_r, pulls_r, failed_r, gap_floor):
 def _ucbe_hardness(successes_r, pulls_r, failed_r, gap_floor, k_largest):
     """UCB-E's Hhat from the k largest empirical gaps (index_policies.UCBE._hardness, one repetition)."""
     k = pulls_r.shape[0]
-    means = np.empty(k)
-    best = -np.inf
-    for i in range(k):
-        m = successes_r[i] / max(pulls_r[i], 1)
-        if failed_r[i]:
-            m = -np.inf
-        means[i] = m
-        if m > best:
-            best = m
+    means, best, _ = _empirical_means(successes_r, pulls_r, failed_r)
     gaps = np.empty(k)
     for i in range(k):
         gaps[i] = np.inf if failed_r[i] else max(best - means[i], gap_floor)
