@@ -27,13 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from raygems.backends import GenerationRequest, get_backend
-    from raygems.hub.tiny_tree import build_tiny_tree
+    from raygems.demo import install_tiny_tree
     from raygems.tasks import get_task
     from raygems.tasks.prompting import render_variant
 
     torch.set_num_threads(1)
     name, settings = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
-    tree = build_tiny_tree(os.environ.get("RAYGEMS_TINY_TREE_DIR"), progress=False)
+    tree = install_tiny_tree(os.environ.get("RAYGEMS_TINY_TREE_DIR"))
     backend = get_backend(name, **settings)
     task = get_task("toy_arith")
     queries = task.load()

@@ -121,7 +121,7 @@ class BenchConfig:
 def filler_tokenizer():
     """The tiny tree's kind of tokenizer (byte-level BPE, Qwen chat template), trained in a blink on
     filler text: no download. Its ids are a small subset of any vocabulary above."""
-    from raygems.hub.tiny_tokenizer import chat_text, train_tokenizer
+    from raygems.demo.builder.tokenizer import chat_text, train_tokenizer
 
     texts = [chat_text(" ".join(_words(k, 40))) for k in range(200)]
     tokenizer = train_tokenizer(texts, vocab_size=512)

@@ -80,8 +80,18 @@ def locate(model: ModelRecord) -> CheckpointFiles:
     if not base_dir.is_absolute() or not base_dir.is_dir():
         if base_dir.is_absolute() or base.startswith("."):
             raise CheckpointError(f"adapter base model not found: {base}", model.model_id)
-        base_dir = _download(base, None, model.model_id)  # a hub id
+        base_dir = _local_layout_base(folder, base) or _download(base, None, model.model_id)  # a hub id
     return CheckpointFiles(model_dir=folder, is_adapter=True, base_dir=base_dir, adapter_config=adapter_config)
+
+
+def _local_layout_base(adapter_dir: Path, base_id: str) -> Path | None:
+    """In the local hub layout (ROOT/<org>/<name>/, docs/architecture.md) an adapter names its base by hub id,
+    as on the hub, and the base sits in the same ROOT: ROOT/<base org>/<base name>. None elsewhere."""
+    parts = base_id.split("/")
+    if len(parts) != 2 or not all(parts):
+        return None
+    candidate = adapter_dir.resolve().parent.parent / parts[0] / parts[1]
+    return candidate if (candidate / "config.json").is_file() else None
 
 
 def has_tokenizer(folder: Path) -> bool:

@@ -2,9 +2,9 @@
 
     raygems demo --out DIR
 
-Builds (once, then cached) a tiny but real model tree: a ~100k-parameter base model, its official instruct
-version, fine-tunes of clearly different quality, LoRA adapters and broken uploads, each with a model card
-and a download count. Then it runs the search through Ray on CPU (transformers backend), evaluates every
+Installs a tiny but real model tree shipped with raygems (in well under a second): a ~130k-parameter base
+model, its official instruct version, fine-tunes of clearly different quality, LoRA adapters and broken
+uploads, each with a model card and a download count. Then it runs the search through Ray on CPU (transformers backend), evaluates every
 model on the whole query pool (so you can see how good the choice was), and prints the gem it found against
 the popular base. A second run with the same --out pays for nothing: every answer is in DIR/store.
 
@@ -20,10 +20,10 @@ DEMO_TASKS = ("toy_arith", "toy_choice")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("demo", help="build a tiny model tree and search it on CPU through Ray",
+    p = subparsers.add_parser("demo", help="search the shipped tiny model tree on CPU through Ray",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--tree-dir", help="where the tiny tree is built and cached (default ~/.cache/raygems/tiny-tree)")
+    p.add_argument("--tree-dir", help="where the tiny tree is installed (default ~/.cache/raygems/tiny-tree)")
     p.add_argument("--method", default=None, help="search method (default: recommended; the paper's method is 'ours')")
     p.add_argument("--budget", type=int, default=20, help="average queries per model N (default 20)")
     p.add_argument("--per-task", type=int, default=100, help="queries per task in the pool (default 100)")
@@ -37,11 +37,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from raygems.cli.search import default_method, print_outcome
-    from raygems.hub.tiny_tree import build_tiny_tree
+    from raygems.demo import install_tiny_tree
     from raygems.runtime.search import SearchConfig, run_search
 
-    print("building the tiny model tree (cached after the first run) ...", file=sys.stderr)
-    tree = build_tiny_tree(args.tree_dir, progress=not args.quiet)
+    tree = install_tiny_tree(args.tree_dir)
     print(f"tiny tree: {len(tree.records)} models in {tree.root}", file=sys.stderr)
     config = SearchConfig(
         out=args.out, tree=str(tree.root), tasks=DEMO_TASKS, per_task=args.per_task, method=args.method or

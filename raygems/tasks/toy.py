@@ -1,6 +1,6 @@
 """Tiny synthetic tasks written in the real task formats, for the demo and the tests.
 
-Real benchmarks need real 7B models; the tiny local model tree (`raygems.hub.tiny_tree`) can only learn
+Real benchmarks need real 7B models; the tiny local model tree (`raygems.demo.tiny_tree`) can only learn
 small things. These two tasks are small enough for a ~130k-parameter model to learn in about a minute,
 yet use the formats of the real tasks, so the same scorers and the whole pipeline run on them:
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from raygems.backends import CheckpointError, GenerationRequest
+from raygems.backends.checkpoint import locate
 from raygems.backends.reuse import kept_backend, process_backend, release_process_backend
 from raygems.backends.static_decoding import StaticDecoder
 from raygems.backends.transformers_backend import TransformersBackend
@@ -98,8 +99,7 @@ def test_lora_adapters_are_merged_into_the_kept_module(tiny_tree):
         reference = _fresh(record)
         assert _outputs(fast) == _outputs(reference), model_id
         # the merged weights are peft's merge of the same adapter
-        config = json.loads((Path(record.path) / "adapter_config.json").read_text())
-        base = AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"], dtype=torch.float32)
+        base = AutoModelForCausalLM.from_pretrained(locate(record).base_dir, dtype=torch.float32)
         merged = PeftModel.from_pretrained(base, record.path).merge_and_unload()
         _assert_same_weights(fast.model, merged)
     fast.load(tiny_tree.record(tiny_tree.instruct))          # the last adapter's base: the merge is undone
@@ -117,6 +117,9 @@ def test_adapters_that_cannot_be_merged_load_with_peft(tiny_tree, tmp_path):
     source = Path(tiny_tree.record(ADAPTERS[0]).path)
     legacy = tmp_path / "legacy-lora"
     shutil.copytree(source, legacy)
+    config = json.loads((legacy / "adapter_config.json").read_text())    # out of the tree's layout: the base
+    config["base_model_name_or_path"] = str(locate(tiny_tree.record(ADAPTERS[0])).base_dir)  # by absolute path
+    (legacy / "adapter_config.json").write_text(json.dumps(config))
     tensors = load_file(str(legacy / "adapter_model.safetensors"))
     (legacy / "adapter_model.safetensors").unlink()
     torch.save(tensors, legacy / "adapter_model.bin")

@@ -1,6 +1,6 @@
 """The tiny local model tree: real checkpoints in the local hub layout, a real quality ladder, and broken
-checkpoints that fail the way they were built to fail. The tree is built once (and cached on disk) by
-the session fixture `tiny_tree` (tests/tiny_tree_fixture.py)."""
+checkpoints that fail the way they were built to fail. The tree is installed from the shipped weights once per
+session by the fixture `tiny_tree` (tests/tiny_tree_fixture.py)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,9 @@ import pytest
 
 from raygems.backends import CheckpointError, get_backend
 from raygems.hub.cards import parse_model_card
-from raygems.hub.tiny_tree import BASE, MANIFEST, build_tiny_tree, default_tiny_tree_root
+from raygems.demo import default_tiny_tree_root, install_tiny_tree
+from raygems.demo.tiny_tree import MANIFEST
+from raygems.demo.tree_spec import BASE
 from tiny_tree_fixture import tiny_tree, toy_accuracy  # noqa: F401 - fixture
 
 
@@ -87,20 +89,21 @@ def test_the_local_tree_source_lists_the_same_tree(tiny_tree):
         assert row["depth"] == record.depth and bool(row["is_base"]) == record.is_base
 
 
-def test_adapters_store_the_absolute_base_path_and_load_with_peft(tiny_tree):
+def test_adapters_name_their_base_by_hub_id_and_load_with_peft(tiny_tree):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from raygems.backends.checkpoint import locate
+
     for adapter in tiny_tree.adapters():
         config = json.loads((Path(adapter.path) / "adapter_config.json").read_text())
-        base_path = config["base_model_name_or_path"]
-        assert Path(base_path).is_absolute()
-        assert Path(base_path) == Path(tiny_tree.record(adapter.base_model).path)
+        assert config["base_model_name_or_path"] == adapter.base_model   # a hub id, as an upload names it
         assert config["r"] == 8
         assert not (Path(adapter.path) / "tokenizer.json").exists()  # the base's tokenizer is used
+        files = locate(adapter)                                      # found in the same local hub layout
+        assert files.is_adapter and files.base_dir == Path(tiny_tree.record(adapter.base_model).path)
     adapter = tiny_tree.adapters()[0]
-    base_path = json.loads((Path(adapter.path) / "adapter_config.json").read_text())["base_model_name_or_path"]
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_path), adapter.path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(locate(adapter).base_dir), adapter.path)
     assert any("lora_A" in name for name, _ in model.named_parameters())
 
 
@@ -108,7 +111,7 @@ def test_tokenizer_ids_agree_and_the_system_prompt_is_real(tiny_tree):
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    from raygems.hub.tiny_tokenizer import SYSTEM_PROMPT
+    from raygems.demo.builder.tokenizer import SYSTEM_PROMPT
     from raygems.tasks import get_task
     from raygems.tasks.prompting import model_system_prompt, render_variant
 
@@ -137,28 +140,55 @@ def test_broken_checkpoints_fail_with_their_reason(tiny_tree, backend):
 @pytest.mark.slow
 def test_the_quality_ladder_is_real(tiny_tree, backend):
     """Measured with the transformers backend: the hidden gem is the best on toy_arith and far above the
-    popular base; checkpoints along the training run climb; the good adapter beats the mediocre one."""
+    popular base; checkpoints along the training run climb; the good adapter beats the mediocre one. The
+    weights are shipped, so this holds on any CPU; greedy decoding may round differently on another CPU's
+    float kernels, so the accuracies recorded when the weights were built are matched within 0.05."""
     arith = {r.model_id: toy_accuracy(backend, r, "toy_arith", num_items=150) for r in tiny_tree.working()}
     gem, base = arith[tiny_tree.hidden_gem], arith[tiny_tree.popular_base]
     assert max(arith, key=arith.get) == tiny_tree.hidden_gem, arith
-    assert gem >= 0.75 and base <= 0.3 and gem - base >= 0.5, arith
+    assert gem >= 0.8 and base <= 0.2 and gem - base >= 0.6, arith
     ladder = [BASE, "mathwiz/tiny-math-v1", "quickft/tiny-sft", tiny_tree.hidden_gem]
     assert [arith[m] for m in ladder] == sorted(arith[m] for m in ladder), arith
-    assert arith["loraworks/tiny-base-lora-arith"] >= arith["loraworks/tiny-base-lora-quick"] + 0.1, arith
-    assert arith["loraworks/tiny-base-lora-arith"] >= base + 0.15, arith
+    assert arith["loraworks/tiny-base-lora-arith"] >= arith["loraworks/tiny-base-lora-quick"] + 0.2, arith
+    assert arith["loraworks/tiny-base-lora-arith"] >= base + 0.2, arith
     specialist = tiny_tree.expected_best["toy_choice"]
     choice = {m: toy_accuracy(backend, tiny_tree.record(m), "toy_choice", num_items=150)
               for m in (specialist, tiny_tree.hidden_gem, BASE)}
     assert choice[specialist] > choice[tiny_tree.hidden_gem] > choice[BASE], choice
+    recorded = tiny_tree.accuracy_at_build
+    for model_id, accuracy in arith.items():
+        assert abs(accuracy - recorded[model_id]["toy_arith"]) <= 0.05, (model_id, accuracy, recorded[model_id])
+    for model_id, accuracy in choice.items():
+        assert abs(accuracy - recorded[model_id]["toy_choice"]) <= 0.05, (model_id, accuracy, recorded[model_id])
 
 
-def test_second_build_is_cached_and_fast(tiny_tree):
+def test_a_second_install_finds_the_tree_in_place(tiny_tree):
     started = time.perf_counter()
-    again = build_tiny_tree(tiny_tree.root, progress=False)
+    again = install_tiny_tree(tiny_tree.root)
     assert time.perf_counter() - started < 1.0
     assert again.records == tiny_tree.records and again.key == tiny_tree.key
     manifest = json.loads((tiny_tree.root / MANIFEST).read_text())
-    assert manifest["key"] == tiny_tree.key and manifest["build_seconds"] > 0
+    assert manifest["key"] == tiny_tree.key and manifest["built_on"]["cpu"]
+
+
+def test_installs_are_identical_wherever_they_are_written(tiny_tree, tmp_path):
+    """The revision of every model is a hash of its files: two installs hold the same files."""
+    other = install_tiny_tree(tmp_path / "tree")
+    assert [r.revision for r in other.records] == [r.revision for r in tiny_tree.records]
+    assert other.key != tiny_tree.key     # the key includes where the tree is
+
+
+def test_damaged_shipped_files_are_refused(tmp_path):
+    import shutil
+
+    from raygems.demo.tiny_tree import SHIPPED_FILES
+
+    files = tmp_path / "files"
+    shutil.copytree(SHIPPED_FILES, files)
+    weights = files / "models" / BASE / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])
+    with pytest.raises(ValueError, match="missing or damaged"):
+        install_tiny_tree(tmp_path / "tree", files=files)
 
 
 def test_default_root_honours_raygems_cache(monkeypatch, tmp_path):
@@ -171,7 +201,5 @@ def test_default_root_honours_raygems_cache(monkeypatch, tmp_path):
 def test_a_foreign_folder_is_never_overwritten(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
     with pytest.raises(ValueError, match="holds no tiny tree"):
-        build_tiny_tree(tmp_path, progress=False)
+        install_tiny_tree(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["precious.txt"]  # nothing added either
-    with pytest.raises(ValueError, match="workers"):
-        build_tiny_tree(tmp_path / "new", workers=3)

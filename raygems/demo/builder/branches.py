@@ -1,7 +1,7 @@
 """The tiny tree's branch trainings: full fine-tunes and LoRA adapters of models already saved in the tree.
 
 They run after the main training run, either in the builder's own process or, to use a second core, in a
-worker process started as ``python -m raygems.hub.tiny_branches JOB_FILE`` (a plain subprocess, so that it
+worker process started as ``python -m raygems.demo.builder.branches JOB_FILE`` (a plain subprocess, so that it
 never re-imports the caller's ``__main__`` as multiprocessing's spawn would). The worker starts each
 branch as soon as the builder has saved the model it starts from (a marker file per saved model) and
 reports its progress in a small file. Both ways give the same weights: one torch thread, fixed seeds, and
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from raygems.hub.tiny_training import Example, TrainingRun, train
+from raygems.demo.builder.training import Example, TrainingRun, train
 
 WORK_DIR = ".work"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json")

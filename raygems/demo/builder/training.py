@@ -1,8 +1,7 @@
 """Training the tiny tree's models: a tiny Qwen3 trained on the toy tasks, answer-only loss, one thread.
 
 The models are real transformers checkpoints (`Qwen3ForCausalLM`) so that every backend loads them like
-hub models. Qwen3 rather than Qwen2: vLLM's CPU attention needs a head size of at least 32 and vLLM's
-Qwen2 ignores a configured head size, while Qwen3 takes `head_dim` from the config.
+hub models (why Qwen3: `raygems.demo.tree_spec.TinyModelConfig`).
 
 Training examples are the toy tasks' training items rendered exactly as the search renders evaluation
 queries (`raygems.tasks.prompting.render_variant`, both the "system" and the "plain" variant), followed
@@ -14,26 +13,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from raygems.demo.tree_spec import TinyModelConfig
 
 #: A training example: prompt token ids, completion token ids (ending with the end-of-turn token).
 Example = tuple[list[int], list[int]]
-
-
-@dataclass(frozen=True)
-class TinyModelConfig:
-    """Shape of the tiny models (about 130k parameters with a ~430-token vocabulary)."""
-
-    hidden_size: int = 64
-    intermediate_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    head_dim: int = 32              # >= 32: vLLM's CPU attention needs it
-    max_position_embeddings: int = 256
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def make_model(config: TinyModelConfig, tokenizer, seed: int):

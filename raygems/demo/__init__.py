@@ -1,0 +1,5 @@
+"""The demo: a tiny but real model tree shipped with the package (`install_tiny_tree`), searched on CPU by
+`raygems demo`, and used by the tests. Its builder, a tool, lives in `raygems.demo.builder`."""
+from raygems.demo.tiny_tree import TinyTree, default_tiny_tree_root, install_tiny_tree
+
+__all__ = ["TinyTree", "default_tiny_tree_root", "install_tiny_tree"]
