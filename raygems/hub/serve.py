@@ -27,6 +27,7 @@ drops the connection after part of a download; `requests` logs what was asked.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import hashlib
 import json
@@ -37,7 +38,6 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Sequence
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -57,14 +57,15 @@ CHUNK_SIZE = 64 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class HubRequest:
-    """One request as the server saw it."""
+    """One request as the server saw it, and the status it got."""
 
     method: str
     path: str
     query: tuple[tuple[str, str], ...]
     headers: tuple[tuple[str, str], ...] = ()
+    status: int | None = None
 
     def params(self, name: str) -> list[str]:
         return [v for k, v in self.query if k in (name, f"{name}[]")]
@@ -73,7 +74,7 @@ class HubRequest:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
-@dataclass
+@dataclasses.dataclass
 class Answer:
     """What to send: a status, headers, and a body (bytes, or a byte range of a repository file)."""
 
@@ -117,11 +118,11 @@ class TokenBucket:
             self._stop.wait(wait)
 
 
-@dataclass
+@dataclasses.dataclass
 class _Injection:
     prefix: str
     exact: bool
-    queue: deque = field(default_factory=deque)
+    queue: deque = dataclasses.field(default_factory=deque)
 
     def take(self, path: str) -> Any:
         if self.queue and (path == self.prefix if self.exact else path.startswith(self.prefix)):
@@ -497,11 +498,11 @@ def _make_handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             request = HubRequest(self.command, unquote(split.path),
                                  tuple(parse_qsl(split.query, keep_blank_values=True)),
                                  tuple(self.headers.items()))
-            hub._log(request)
             if hub.latency and hub._stopping.wait(hub.latency):
                 self.close_connection = True
                 return
             answer = hub.answer(request)
+            hub._log(dataclasses.replace(request, status=answer.status))
             self.send_response(answer.status)
             for name, value in answer.headers.items():
                 self.send_header(name, value)
