@@ -188,9 +188,9 @@ class HubServer:
         if self._server is not None:
             self._stopping.set()
             self._server.shutdown()
-            self._server.close_connections()
+            self._server.close_connections(timeout=10)
             self._server.server_close()
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=10)
             self._server = self._thread = None
 
     def __enter__(self) -> "HubServer":
@@ -214,6 +214,19 @@ class HubServer:
             raise ValueError(f"after_bytes must be >= 0, got {after_bytes}")
         with self._lock:
             self._cuts.append(_Injection(path, False, deque([int(after_bytes)] * times)))
+
+    def hash_files(self) -> tuple[int, int]:
+        """Compute every file's digests now (files, bytes). A download's HEAD needs the file's ETag (for LFS
+        files its sha256), and huggingface_hub gives up on a HEAD after 10 s: hashing a multi-GB file on
+        first request would take longer, and would bias a bandwidth measurement."""
+        count = size = 0
+        for model_id in self.catalog.model_ids():
+            for file in self.catalog.files(model_id).values():
+                if self._stopping.is_set():
+                    return count, size
+                self.digests(file)
+                count, size = count + 1, size + file.size
+        return count, size
 
     def requests_to(self, path_prefix: str) -> list[HubRequest]:
         with self._lock:
@@ -456,33 +469,37 @@ def _entry_not_found(sha: str, path: str) -> Answer:
 
 # ---------------------------------------------------------------------------------------------- HTTP
 class _Server(ThreadingHTTPServer):
-    """Keeps its open connections, so that stopping can end them (a keep-alive client holds one open)."""
+    """Keeps its open connections, so that stopping can end them (a keep-alive client holds one open) and
+    wait until their handlers are done. Handler threads are daemons: a server nobody stopped does not keep
+    the interpreter alive."""
 
-    daemon_threads = False
-    block_on_close = True
+    daemon_threads = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
+        self._closed = threading.Condition()
         super().__init__(*args, **kwargs)
 
     def process_request(self, request, client_address) -> None:
-        with self._open_lock:
+        with self._closed:
             self._open.add(request)
         super().process_request(request, client_address)
 
     def shutdown_request(self, request) -> None:
-        with self._open_lock:
-            self._open.discard(request)
         super().shutdown_request(request)
+        with self._closed:
+            self._open.discard(request)
+            self._closed.notify_all()
 
-    def close_connections(self) -> None:
-        with self._open_lock:
-            for connection in list(self._open):
+    def close_connections(self, timeout: float) -> None:
+        """End every open connection, and wait (at most `timeout` seconds) until their handlers are done."""
+        with self._closed:
+            for connection in self._open:
                 try:
                     connection.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            self._closed.wait_for(lambda: not self._open, timeout=timeout)
 
     def handle_error(self, request, client_address) -> None:
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -585,16 +602,23 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())
-    limits = (f"bandwidth {args.bandwidth:g} B/s" if args.bandwidth else "no bandwidth limit") + \
+    limits = (f"bandwidth {args.bandwidth / 1e6:g} MB/s" if args.bandwidth else "no bandwidth limit") + \
         (f", latency {args.latency:g} s" if args.latency else "")
-    print(f"serving {len(catalog.model_ids())} models from {catalog.root} at {server.endpoint} ({limits})",
-          flush=True)
+    print(f"serving {len(catalog.model_ids())} models from {catalog.root.resolve()} at {server.endpoint} "
+          f"({limits})", flush=True)
     print(f"HF_ENDPOINT={server.endpoint}", flush=True)
+    threading.Thread(target=_hash_in_background, args=(server,), name="hub-hashing", daemon=True).start()
     while not done.wait(0.5):
         pass
     server.stop()
     print("stopped", flush=True)
     return 0
+
+
+def _hash_in_background(server: HubServer) -> None:
+    started = time.monotonic()
+    count, size = server.hash_files()
+    print(f"hashed {count} files ({size / 1e6:.1f} MB) in {time.monotonic() - started:.1f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -245,9 +245,12 @@ def test_latency_delays_every_answer(small_hub_dir, hub_online):
         assert time.monotonic() - started >= 0.75
 
 
-def test_stop_ends_a_download_in_flight(small_hub_dir):
+def test_stop_ends_a_download_in_flight_and_idle_connections(small_hub_dir):
     hub = HubServer(DirectoryCatalog(small_hub_dir), bandwidth=20_000).start()
     host, port = hub.endpoint.removeprefix("http://").split(":")
+    idle = http.client.HTTPConnection(host, int(port), timeout=30)      # keep-alive, then silent
+    idle.request("GET", f"/api/models/{BIG_ID}")
+    assert idle.getresponse().read()
     received: list[int] = []
 
     def slow_download():
@@ -260,11 +263,17 @@ def test_stop_ends_a_download_in_flight(small_hub_dir):
     client.start()
     while not hub.requests_to(f"/{BIG_ID}/resolve/"):
         time.sleep(0.01)
-    hub.stop()
-    client.join(timeout=30)
-    assert not client.is_alive() and received == [-1]          # the transfer broke off, not completed
+    stopper = threading.Thread(target=hub.stop)
+    stopper.start()
+    stopper.join(timeout=60)
+    client.join(timeout=60)
+    assert not stopper.is_alive() and not client.is_alive()
+    assert received == [-1]                                           # the transfer broke off, not completed
     with pytest.raises(OSError):
         socket.create_connection((host, int(port)), timeout=5)
+    idle.sock.settimeout(30)
+    assert idle.sock.recv(1) == b""                                   # the idle connection was ended too
+    idle.close()
 
 
 # ---------------------------------------------------------------------------------------------- the CLI
