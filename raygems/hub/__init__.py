@@ -1,4 +1,5 @@
-"""Model trees: records, tree sources (the hub, a local directory), the tree walk and the paper's selection.
+"""Model trees: records, tree sources (the hub, a local directory), the tree walk, the paper's selection,
+and a local hub server.
 
 Names are imported on first use, so `import raygems.hub.types` stays light.
 """
@@ -19,6 +20,8 @@ _EXPORTS = {
     "read_tree": "raygems.hub.listing",
     "tree_records": "raygems.hub.listing",
     "paper_selection": "raygems.hub.selection",
+    "HubServer": "raygems.hub.serve",
+    "DirectoryCatalog": "raygems.hub.catalog",
     "ModelCard": "raygems.hub.cards",
     "parse_model_card": "raygems.hub.cards",
 }

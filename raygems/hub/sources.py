@@ -225,7 +225,11 @@ class LocalTreeSource(TreeSource):
                 meta_file = folder / LOCAL_HUB_FILE
                 meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.exists() else {}
                 models[model_id] = {"folder": folder, "card": card, "meta": meta,
-                                    "relation": _local_relation(folder, card)}
+                                    "relation": _local_relation(folder, card), "children_count": 0}
+            for entry in models.values():
+                for parent in set(entry["card"].base_models):
+                    if parent in models:
+                        models[parent]["children_count"] += 1
             self._models = models
         return self._models
 
@@ -249,8 +253,7 @@ class LocalTreeSource(TreeSource):
             pipeline_tag=card.pipeline_tag,
             library_name=card.library_name,
             path=str(entry["folder"].resolve()),
-            extra={"children_count": sum(1 for e in self._index().values()
-                                         if model_id in e["card"].base_models)},
+            extra={"children_count": entry["children_count"]},
         )
 
     # -------------------------------------------------------------- TreeSource
@@ -274,9 +277,17 @@ class LocalTreeSource(TreeSource):
     def model_card(self, model_id: str, revision: str | None = None) -> ModelCard:
         return self._entry(model_id)["card"]
 
+    def folder(self, model_id: str) -> Path:
+        """The folder holding the model's files."""
+        return self._entry(model_id)["folder"]
+
+    def relation(self, model_id: str) -> str:
+        """How the model derives from the base model(s) its card names: the card's `base_model_relation`, or
+        the relation the hub would infer from its files (see the class docstring)."""
+        return self._entry(model_id)["relation"]
+
     def fetch(self, model: ModelRecord) -> Path:
-        folder = self._entry(model.model_id)["folder"]
-        return folder.resolve()
+        return self.folder(model.model_id).resolve()
 
 
 def _local_relation(folder: Path, card: ModelCard) -> str:

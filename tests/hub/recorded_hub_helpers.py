@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from recorded_hub import RecordedCatalog
 
-from raygems.hub.recorded import RecordedHub
+from raygems.hub.serve import HubServer
 
 RECORDED = Path(__file__).resolve().parents[1] / "data" / "hub_responses" / "acme_tree"
 ROOT_ID = "acme-ai/Acme-1B"
@@ -28,5 +29,5 @@ def hub_online(monkeypatch):
 @pytest.fixture
 def recorded_hub(hub_online):
     """The recorded acme tree, two models per listing page (so pagination is exercised)."""
-    with RecordedHub.from_dir(RECORDED, page_size=2) as hub:
+    with HubServer(RecordedCatalog.from_dir(RECORDED), page_size=2) as hub:
         yield hub
