@@ -3,7 +3,11 @@
 #
 # torch is installed first, pinned to 2.13.0: on a CPU machine pip takes the local CPU build, and the
 # project's range (torch>=2.6,<2.15) is then already satisfied, so no multi-GB CUDA build is downloaded.
-# Idempotent: a second run only checks. Env: PYTHON (default python3), VENV (default .venv).
+# Every other package is installed at the version in constraints/main.txt: the versions the test suite last
+# passed with (pyproject.toml keeps open ranges for library users). Refresh it with `bash scripts/lock.sh`.
+# Idempotent: a second run only checks (it reinstalls when pyproject.toml or the lock file changed).
+# Env: PYTHON (default python3), VENV (default .venv), RAYGEMS_CONSTRAINTS (default constraints/main.txt;
+# empty: no lock, the newest versions the ranges allow, which is what scripts/lock.sh records).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -12,11 +16,14 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "setup: creating $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
+CONSTRAINTS="${RAYGEMS_CONSTRAINTS-constraints/main.txt}"
+locked=()
+[ -n "$CONSTRAINTS" ] && locked=(-c "$CONSTRAINTS")
 stamp="$VENV/.raygems-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ -n "$CONSTRAINTS" ] && [ "$CONSTRAINTS" -nt "$stamp" ]; }; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    "$VENV/bin/python" -m pip install -q "${locked[@]}" -e ".[dev]"
     touch "$stamp"
 fi
 # The MBPP sandbox isolates programs with bubblewrap where it can be installed (Debian/Ubuntu, as root).

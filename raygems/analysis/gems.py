@@ -102,6 +102,8 @@ def _read_results(results: pd.DataFrame | str | Path) -> pd.DataFrame:
     path = Path(results)
     if not path.exists():
         raise FileNotFoundError(f"result store {str(path)!r} does not exist")
+    if path.is_dir() and (path / "store" / "results").is_dir():   # a search's run directory (its --out)
+        path = path / "store"
     if path.is_dir() and (path / "results").is_dir():   # a search's store (DIR/store): results/ and failures/
         from raygems.runtime.store import ResultStore
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 DEMO_TASKS = ("toy_arith", "toy_choice")
 
@@ -38,10 +39,14 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from raygems.cli.search import default_method, print_outcome
     from raygems.demo import install_tiny_tree
+    from raygems.errors import UsageError
     from raygems.runtime.search import SearchConfig, run_search
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out}: is a file, not a directory")
     tree = install_tiny_tree(args.tree_dir)
-    print(f"tiny tree: {len(tree.records)} models in {tree.root}", file=sys.stderr)
+    if not args.quiet:
+        print(f"tiny tree: {len(tree.records)} models in {tree.root}", file=sys.stderr)
     config = SearchConfig(
         out=args.out, tree=str(tree.root), tasks=DEMO_TASKS, per_task=args.per_task, method=args.method or
         default_method(), budget=args.budget, seed=args.seed, backend=args.backend,
@@ -57,3 +62,7 @@ def run(args: argparse.Namespace) -> int:
               f"{s['popular_base']} ({s['base_accuracy']:.1%}): {gain:+.1f} points, found with "
               f"{s['budget_used']} evaluations ({s['budget_per_model']} per model)")
     return 0
+
+
+def on_interrupt(args: argparse.Namespace) -> str:
+    return f"every answer recorded so far is kept: run the same command again to continue (--out {args.out})"

@@ -1,6 +1,6 @@
 """`raygems gems`: the hidden-gem report of a tree (the paper's Table 1, and Table 6 with model cards).
 
-    raygems gems --tree tree.parquet --results runs/search-1/store --out gems/
+    raygems gems --results runs/search-1 --out gems/         # a search's run directory: its tree and store
     raygems gems --tree tree.parquet --matrix matrix.parquet --cards-from hub --out gems/ --plots
     raygems gems --tree tree.parquet --results store/ --cards-from ./tiny-hub
 
@@ -21,9 +21,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "task the popular consensus (top 1%% by downloads), the elite (top 1%% by accuracy), the "
                     "hidden gems (obscure, excellent and dominant) and the gain over the best popular model; "
                     "with --cards-from, whether each gem's model card documents relevant evaluations.")
-    parser.add_argument("--tree", required=True, type=Path, help="tree table (parquet from `raygems tree`)")
+    parser.add_argument("--tree", type=Path, help="tree table (parquet from `raygems tree`; default: the "
+                                                  "tree.parquet of a search's run directory given to --results)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--results", type=Path, help="result store: a parquet file or a folder of them")
+    source.add_argument("--results", type=Path, help="a search's run directory (its --out), a result store, or "
+                                                     "a parquet file or folder of them")
     source.add_argument("--matrix", type=Path, help="correctness matrix (long parquet, .npy, or a folder)")
     parser.add_argument("--cards-from", default=None, metavar="DIR|hub",
                         help="read the gems' model cards from a local hub directory or from the hub")
@@ -42,14 +44,19 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from raygems.analysis.gems import OVERALL, accuracy_from_matrix, accuracy_from_results, find_gems
-    from raygems.cli import UsageError
+    from raygems.errors import UsageError
     from raygems.hub.listing import read_tree
 
     if args.plots and args.out is None:
         raise UsageError("--plots needs --out")
     if not 0 < args.top_fraction <= 1:
         raise UsageError(f"--top-fraction must be in (0, 1], got {args.top_fraction}")
-    tree = read_tree(args.tree)
+    tree_path = args.tree
+    if tree_path is None:
+        if args.results is None or not (args.results / "tree.parquet").is_file():
+            raise UsageError("--tree is needed (or give --results a search's run directory, which holds tree.parquet)")
+        tree_path = args.results / "tree.parquet"
+    tree = read_tree(tree_path)
     overall = None if args.no_overall else OVERALL
     if args.results is not None:
         accuracy = accuracy_from_results(args.results, tree=tree, overall=overall, min_queries=args.min_queries)
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         accuracy = accuracy_from_matrix(args.matrix, overall=overall)
     cards = _card_source(args.cards_from)
     report = find_gems(tree, accuracy, cards=cards, top_fraction=args.top_fraction)
-    name = args.name or args.tree.stem
+    name = args.name or (tree_path.stem if args.tree is not None else args.results.name)
     text = report.to_markdown(name)
     print(text, end="")
     if args.out is not None:

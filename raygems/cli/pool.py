@@ -43,9 +43,13 @@ def parse_per_task(text: str) -> int | None:
 def run(args) -> int:
     from raygems.tasks.pool import build_query_pool
 
+    from pathlib import Path
+
     names = [name.strip() for name in args.tasks.split(",") if name.strip()]
     if not names:
         raise ValueError("--tasks names no task")
+    if Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out}: is a directory; give the path of a .parquet file to write")
     pool = build_query_pool(names, per_task=parse_per_task(args.per_task), seed=args.seed,
                             data_dir=args.data_dir, stratify_by=args.stratify_by)
     path = pool.to_parquet(args.out)

@@ -53,7 +53,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raygems.cli import UsageError
+    from raygems.errors import UsageError
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     command = getattr(args, "prior_command", None)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from raygems.cli import UsageError
+    from raygems.errors import UsageError
     from raygems.prior import ModelPrior, PriorConfig, read_records
 
     if args.threads < 1:
@@ -93,7 +93,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _rank(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from raygems.cli import UsageError
+    from raygems.errors import UsageError
     from raygems.prior import ModelPrior
 
     path = Path(args.candidates)
@@ -123,7 +123,7 @@ def _rank(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from raygems.cli import UsageError
+    from raygems.errors import UsageError
     from raygems.prior import (records_from_leaderboard_v1, records_from_leaderboard_v2, records_from_result_store,
                                write_records)
 

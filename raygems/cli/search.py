@@ -16,21 +16,30 @@ import sys
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("search", help="live search over a model tree on Ray", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    # settings that define the search (default None: SearchConfig's default, or with --resume the saved value,
+    # which a given flag must then equal)
     src = p.add_mutually_exclusive_group(required=False)
     src.add_argument("--tree", help="a local directory laid out like the hub, or a base model id on the hub")
     src.add_argument("--matrix", help="a recorded correctness matrix (replay backend)")
     p.add_argument("--models", help="models table for --matrix (downloads, is_base)")
-    p.add_argument("--tasks", default="routerbench", help="comma-separated task names (default: routerbench)")
-    p.add_argument("--per-task", type=int, default=500, help="queries per task in the pool (default 500; 0 = all)")
-    p.add_argument("--pool-seed", type=int, default=0)
-    p.add_argument("--data-dir", help="local benchmark directory (else the hub)")
-    p.add_argument("--kinds", default="finetune,adapter", help="kinds of descendants to include")
+    p.add_argument("--tasks", help="comma-separated task names (default: routerbench)")
+    p.add_argument("--per-task", type=int, help="queries per task in the pool (default 500; 0 = all)")
+    p.add_argument("--pool-seed", type=int)
+    p.add_argument("--data-dir", help="local benchmark directory (else $RAYGEMS_DATA_DIR, else the hub)")
+    p.add_argument("--kinds", help="kinds of descendants to include (default: finetune,adapter)")
     p.add_argument("--max-depth", type=int)
     p.add_argument("--max-models", type=int, help="keep the most-downloaded N models")
-    p.add_argument("--method", default=None, help="search method (default: recommended; the paper's method is 'ours')")
-    p.add_argument("--budget", type=int, default=50, help="average queries per model N (default 50)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="transformers", help="transformers | vllm (default transformers)")
+    p.add_argument("--method", help="search method (default: recommended; the paper's method is 'ours')")
+    p.add_argument("--budget", type=int, help="average queries per model N (default 50)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--backend", help="transformers | vllm (default transformers)")
+    p.add_argument("--exhaustive", action="store_const", const=True,
+                   help="also evaluate every model on the whole pool")
+    p.add_argument("--no-final-evaluation", dest="final_evaluation", action="store_const", const=False,
+                   help="skip evaluating the chosen model and the popular base on the whole pool")
+    p.add_argument("--prior", help="a fitted prior (raygems prior fit) to order and prune candidates")
+    p.add_argument("--prior-task", help="the prior's task name (default: the first task)")
+    p.add_argument("--prior-keep", type=float, help="share of candidates kept by the prior (default 1)")
     # runtime settings (default None = SearchConfig's default, or the saved value with --resume)
     p.add_argument("--backend-settings", help='JSON, e.g. \'{"batch_size": 64, "dtype": "bfloat16"}\'')
     p.add_argument("--max-loaded", type=int, help="model actors loaded at once (default 2)")
@@ -40,12 +49,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="GPU fraction per model actor (default: 1/max-loaded if the cluster has GPUs when the "
                         "search starts, else 0; give it on an autoscaling cluster that starts without GPUs)")
     p.add_argument("--slot-resource", help="custom Ray resource each model actor takes (cluster.yaml: model_slot)")
-    p.add_argument("--exhaustive", action="store_true", help="also evaluate every model on the whole pool")
-    p.add_argument("--no-final-evaluation", action="store_true",
-                   help="skip evaluating the chosen model and the popular base on the whole pool")
-    p.add_argument("--prior", help="a fitted prior (raygems prior fit) to order and prune candidates")
-    p.add_argument("--prior-task", help="the prior's task name (default: the first task)")
-    p.add_argument("--prior-keep", type=float, default=1.0, help="share of candidates kept by the prior")
+    p.add_argument("--allow-code-execution", action="store_const", const=True,
+                   help="let tasks that score by running model-written code (mbpp) run it, in a sandbox "
+                        "(or set RAYGEMS_ALLOW_CODE_EXECUTION=1); without it such a search is refused")
     p.add_argument("--out", required=False, default="runs/search", help="output directory")
     p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
     p.add_argument("--address", help="Ray address (auto: an existing cluster)")
@@ -58,25 +64,32 @@ def default_method() -> str:
     return "recommended"
 
 
+#: Flags that define the search -> how a given value becomes its SearchConfig setting.
+SEARCH_FLAGS = {
+    "tree": str, "matrix": str, "models": str, "per_task": lambda n: None if n == 0 else n, "pool_seed": int,
+    "data_dir": str, "max_depth": int, "max_models": int, "method": str, "budget": int, "seed": int,
+    "backend": str, "exhaustive": bool, "final_evaluation": bool, "prior": str, "prior_task": str,
+    "prior_keep": float, "tasks": lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+    "kinds": lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
+}
+
+#: Flags that may change when a search is resumed (SearchConfig's RUNTIME_ONLY settings).
+RUNTIME_FLAGS = ("max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource", "address",
+                 "allow_code_execution")
+
+
 def config_from_args(args: argparse.Namespace):
     from raygems.runtime.search import SearchConfig
 
-    if not args.resume and not (args.tree or args.matrix):
+    given = {name: convert(getattr(args, name)) for name, convert in SEARCH_FLAGS.items()
+             if getattr(args, name) is not None}
+    runtime = {**runtime_settings(args), "progress": not args.quiet}
+    if args.resume:
+        return _resume_config(args, given, runtime)
+    if not (args.tree or args.matrix):
         raise ValueError("give --tree DIR|HUB_ID or --matrix PATH (or --resume with --out)")
-    return SearchConfig(
-        out=args.out, tree=args.tree, matrix=args.matrix, models=args.models,
-        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
-        per_task=None if args.per_task == 0 else args.per_task, pool_seed=args.pool_seed, data_dir=args.data_dir,
-        kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()), max_depth=args.max_depth,
-        max_models=args.max_models, method=args.method or default_method(), budget=args.budget, seed=args.seed,
-        backend=args.backend, final_evaluation=not args.no_final_evaluation,
-        exhaustive=args.exhaustive, prior=args.prior, prior_task=args.prior_task, prior_keep=args.prior_keep,
-        progress=not args.quiet, resume=args.resume, **runtime_settings(args),
-    ) if not args.resume or args.tree or args.matrix else _resume_config(args)
-
-
-#: Flags that may change when a search is resumed (SearchConfig's RUNTIME_ONLY settings).
-RUNTIME_FLAGS = ("max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource", "address")
+    given.setdefault("method", default_method())
+    return SearchConfig(out=args.out, **given, **runtime)
 
 
 def runtime_settings(args: argparse.Namespace) -> dict:
@@ -90,17 +103,26 @@ def runtime_settings(args: argparse.Namespace) -> dict:
     return given
 
 
-def _resume_config(args):
-    from pathlib import Path
+def _resume_config(args, given: dict, runtime: dict):
+    """The search saved in --out, with this run's runtime settings. A setting that defines the search may be
+    given only with its saved value: continuing a search with other settings would silently run the saved
+    ones (or pay for a different search in the same store)."""
+    from raygems.errors import UsageError
+    from raygems.runtime.search import SearchConfig, read_saved_search
 
-    from raygems.runtime.search import SearchConfig
+    saved = read_saved_search(args.out)
+    wanted = SearchConfig.from_dict({**saved, **given}).identity()
+    differing = sorted(name for name in given if wanted.get(name) != saved.get(name))
+    if differing:
+        details = ", ".join(f"--{name.replace('_', '-')} (saved {saved.get(name)!r}, given {wanted.get(name)!r})"
+                            for name in differing)
+        raise UsageError(f"--resume continues the search saved in {args.out}, but {details} differ from it; drop "
+                         f"them, or start a new search with another --out")
+    return SearchConfig.from_dict({**saved, **runtime, "out": args.out, "resume": True})
 
-    saved = Path(args.out) / "search.json"
-    if not saved.exists():
-        raise ValueError(f"nothing to resume in {args.out}: no search.json")
-    data = json.loads(saved.read_text())
-    data.update(runtime_settings(args), resume=True, progress=not args.quiet)
-    return SearchConfig.from_dict(data)
+
+def on_interrupt(args: argparse.Namespace) -> str:
+    return f"every answer recorded so far is kept: continue with `raygems search --resume --out {args.out}`"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -41,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
     from raygems.sweep.runner import config_rows
     from raygems.sweep.store import load_per_rep, load_results
 
+    from raygems.errors import UsageError
+
     config = SweepConfig.from_yaml(args.config)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a directory")
     if args.num_cpus is not None and args.num_cpus < 1:
         raise ValueError(f"--num-cpus must be at least 1, got {args.num_cpus}")
     if args.report_only:

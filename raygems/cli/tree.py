@@ -43,10 +43,10 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raygems.cli import UsageError
+    from raygems.errors import UsageError
     from raygems.hub.listing import list_tree, save_tree
     from raygems.hub.selection import paper_selection
-    from raygems.hub.sources import RELATIONS, HubTreeSource, LocalTreeSource
+    from raygems.hub.sources import HUB_MODEL_ID, RELATIONS, HubTreeSource, LocalTreeSource
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     bad = [k for k in kinds if k not in RELATIONS]
@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-depth must be >= 0, got {args.max_depth}")
 
     base_id = args.base_id
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out}: is a directory; give the path of a .parquet file to write")
     if args.source != "hub":
         source = LocalTreeSource(args.source)
     elif Path(base_id).is_dir():
@@ -65,15 +67,12 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{base_id} holds {len(roots)} root models {roots[:5]}: name one with "
                              f"`raygems tree ROOT_ID --source {base_id}`")
         base_id = roots[0]
-    else:
+    elif HUB_MODEL_ID.fullmatch(base_id):
         source = HubTreeSource(token=args.token, retries=args.retries, endpoint=args.endpoint)
+    else:
+        raise UsageError(f"{base_id}: no such directory (and not a hub model id such as 'org/name')")
 
-    try:
-        tree = list_tree(source, base_id, kinds=kinds, max_depth=args.max_depth, progress=not args.no_progress)
-    except Exception as exc:  # noqa: BLE001 - the hub's "no such repository" becomes a one-line error
-        if type(exc).__name__ in ("RepositoryNotFoundError", "GatedRepoError"):
-            raise UsageError(f"{base_id}: not found on the hub (or not accessible with this token)") from exc
-        raise
+    tree = list_tree(source, base_id, kinds=kinds, max_depth=args.max_depth, progress=not args.no_progress)
     summary = tree.groupby("kind").size().to_dict()
     if args.select:
         tree = paper_selection(tree, top=args.top, random=args.random, seed=args.seed)

@@ -6,6 +6,10 @@ seconds: `call_with_retries` wraps a whole operation (a full listing, a card dow
 failure anywhere in it repeats the operation after waiting `backoff * 2**attempt` seconds (capped; a
 `Retry-After` header, when the hub sends one, is honoured if longer). Client errors (404, 401, 400)
 and offline mode are not retried: waiting does not fix them.
+
+A hub that cannot be reached at all (refused or dropped connections, unknown host) is given
+`CONNECT_DEADLINE_S` seconds, not the whole back-off: then `HubUnreachable` says so in one line, and how to
+work without the hub. With `HF_HUB_OFFLINE=1` that happens at once.
 """
 from __future__ import annotations
 
@@ -14,12 +18,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
+from raygems.errors import HubUnreachable
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 #: HTTP statuses worth waiting for.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: How long (attempts and waits together) connection failures are retried before the hub counts as unreachable.
+CONNECT_DEADLINE_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -65,18 +73,46 @@ def http_status(exc: BaseException) -> int | None:
     return int(status) if status is not None else None
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """True for rate limits, server errors and dropped connections; False for everything else."""
+def is_offline(exc: BaseException) -> bool:
+    """Whether huggingface_hub refused the call because offline mode is on (HF_HUB_OFFLINE=1)."""
     try:
         from huggingface_hub.errors import OfflineModeIsEnabled
     except ImportError:  # pragma: no cover - very old huggingface_hub
-        OfflineModeIsEnabled = ()  # type: ignore[assignment]
-    if OfflineModeIsEnabled and isinstance(exc, OfflineModeIsEnabled):
+        return False
+    return isinstance(exc, OfflineModeIsEnabled)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A refused, dropped or timed-out connection (no HTTP answer at all)."""
+    return http_status(exc) is None and isinstance(exc, _TRANSPORT_ERRORS) and not is_offline(exc)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True for rate limits, server errors and dropped connections; False for everything else."""
+    if is_offline(exc):
         return False
     status = http_status(exc)
     if status is not None:
         return status in RETRY_STATUSES
     return isinstance(exc, _TRANSPORT_ERRORS)
+
+
+def unreachable(exc: BaseException) -> HubUnreachable | None:
+    """The `HubUnreachable` that `exc` amounts to (offline mode, no connection), or None. A download that
+    found neither the hub nor a cached copy (`LocalEntryNotFoundError`) counts: it means the hub was not asked
+    (offline mode) or did not answer."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if is_offline(exc) or (isinstance(exc, LocalEntryNotFoundError) and constants.HF_HUB_OFFLINE):
+        return HubUnreachable("HF_HUB_OFFLINE=1 is set")
+    if isinstance(exc, LocalEntryNotFoundError):
+        cause = exc.__cause__ or exc.__context__
+        return unreachable(cause) if cause is not None else HubUnreachable("no answer, and no cached copy")
+    if is_connection_error(exc):
+        detail = str(exc).strip().splitlines()
+        return HubUnreachable(f"{type(exc).__name__}: {detail[0]}" if detail else type(exc).__name__)
+    return None
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -91,14 +127,23 @@ def _retry_after(exc: BaseException) -> float | None:
 
 def call_with_retries(call: Callable[[], T], policy: RetryPolicy, *, what: str,
                       sleep: Callable[[float], None] = time.sleep) -> T:
-    """Run `call()`; on a retryable error wait and run it again, up to `policy.retries` more times."""
+    """Run `call()`; on a retryable error wait and run it again, up to `policy.retries` more times.
+    Raises `HubUnreachable` in offline mode, and when connections fail for `CONNECT_DEADLINE_S`."""
+    spent = 0.0   # seconds in attempts and waits so far
     for attempt in range(policy.retries + 1):
+        started = time.monotonic()
         try:
             return call()
         except Exception as exc:  # noqa: BLE001 - filtered by is_retryable
-            if attempt >= policy.retries or not is_retryable(exc):
-                raise
+            spent += time.monotonic() - started
             delay = policy.wait(attempt, _retry_after(exc))
+            gave_up = attempt >= policy.retries or not is_retryable(exc)
+            if gave_up or (is_connection_error(exc) and spent + delay > CONNECT_DEADLINE_S):
+                problem = unreachable(exc)
+                if problem is not None:
+                    raise problem from exc
+                raise
+            spent += delay
             status = http_status(exc)
             logger.warning("%s failed (%s); retry %d/%d in %.1f s", what,
                            f"HTTP {status}" if status else type(exc).__name__, attempt + 1, policy.retries, delay)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import replace
@@ -22,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from raygems.errors import UsageError
 from raygems.hub.cards import ModelCard, parse_model_card
 from raygems.hub.retry import RetryPolicy, call_with_retries, http_status
 from raygems.hub.types import MODEL_KINDS, ModelRecord
@@ -131,9 +133,15 @@ class HubTreeSource(TreeSource):
 
     # -------------------------------------------------------------- TreeSource
     def model(self, model_id: str) -> ModelRecord:
-        info = self._retrying(
-            lambda: self._expanded(lambda expand: self._api.model_info(model_id, expand=list(expand))),
-            f"model_info({model_id})")
+        try:
+            info = self._retrying(
+                lambda: self._expanded(lambda expand: self._api.model_info(model_id, expand=list(expand))),
+                f"model_info({model_id})")
+        except Exception as exc:  # noqa: BLE001 - the hub's "no such repository" becomes a one-line error
+            if type(exc).__name__ in ("RepositoryNotFoundError", "GatedRepoError"):
+                raise UsageError(f"{model_id}: not found on the hub (or not accessible with this token), and "
+                                 f"no local directory of that name") from None
+            raise
         return replace(_record_from_info(info, kind="base", parent=None), is_base=True)
 
     def children(self, model_id: str, kinds: Sequence[str] = RELATIONS) -> list[ModelRecord]:
@@ -314,8 +322,18 @@ def _has_quantization_config(config_file: Path) -> bool:
         return False
 
 
+#: What a hub model id looks like: `org/name` (letters, digits, '.', '_', '-').
+HUB_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
 def open_tree_source(spec: str | Path, **hub_options: Any) -> TreeSource:
-    """A directory -> LocalTreeSource(spec); anything else ('hub', a hub model id) -> HubTreeSource(**hub_options)."""
-    if Path(spec).is_dir():
-        return LocalTreeSource(spec)
-    return HubTreeSource(**hub_options)
+    """A directory -> LocalTreeSource(spec); 'hub' or a hub model id -> HubTreeSource(**hub_options).
+    Anything else (a mistyped path) is a UsageError naming it."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return LocalTreeSource(path)
+    if str(spec) == "hub" or HUB_MODEL_ID.fullmatch(str(spec)):
+        return HubTreeSource(**hub_options)
+    if path.exists():
+        raise UsageError(f"{spec}: is a file, not a directory of models in the local hub layout")
+    raise UsageError(f"{spec}: no such directory (and not a hub model id such as 'org/name')")

@@ -170,9 +170,9 @@ def load_matrix(path: str | Path, models: str | Path | pd.DataFrame | None = Non
     elif path.suffix == ".npy":
         matrix = _from_npy(path)
     elif path.suffix in (".parquet", ".pq"):
-        matrix = from_long(pd.read_parquet(path), source=str(path))
+        matrix = from_long(_read_table(path, pd.read_parquet), source=str(path))
     elif path.suffix == ".csv":
-        matrix = from_long(pd.read_csv(path), source=str(path))
+        matrix = from_long(_read_table(path, pd.read_csv), source=str(path))
     else:
         raise MatrixError(f"unknown matrix format {path.suffix!r} for {path}: use .parquet (long) or .npy (wide)")
     if models is not None:
@@ -180,8 +180,25 @@ def load_matrix(path: str | Path, models: str | Path | pd.DataFrame | None = Non
     return matrix
 
 
+def _read_table(path: Path, reader):
+    try:
+        return reader(path)
+    except (OSError, ValueError) as exc:   # not a table (arrow and pandas raise subclasses of these)
+        raise MatrixError(f"{path}: not a readable table ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def _from_npy(path: Path) -> CorrectnessMatrix:
-    values = np.load(path, allow_pickle=False)
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (EOFError, OSError, ValueError) as exc:   # empty, truncated, not a .npy, or an object (pickled) array
+        raise MatrixError(f"{path}: not a readable .npy array ({type(exc).__name__}: {_first_line(exc)})") from None
+    if not isinstance(values, np.ndarray):
+        raise MatrixError(f"{path}: holds several arrays (.npz); a correctness matrix is one 2-D array")
     index_path = path.parent / "index.json"
     if values.ndim != 2:
         raise MatrixError(f"{path}: expected a 2-D array (models x queries), got shape {values.shape}")
@@ -190,13 +207,34 @@ def _from_npy(path: Path) -> CorrectnessMatrix:
     query_ids = [f"query_{j}" for j in range(q)]
     tasks = None
     if index_path.exists():
-        index = json.loads(index_path.read_text())
-        model_ids = index.get("models", model_ids)
-        query_ids = index.get("item_ids", query_ids)
+        try:
+            index = json.loads(index_path.read_text())
+        except ValueError as exc:
+            raise MatrixError(f"{index_path}: not valid JSON ({_first_line(exc)})") from None
+        if not isinstance(index, dict):
+            raise MatrixError(f"{index_path}: expected an object with 'models' and 'item_ids', got "
+                              f"{type(index).__name__}")
+        model_ids = _id_list(index, "models", k, index_path) or model_ids
+        query_ids = _id_list(index, "item_ids", q, index_path) or query_ids
         tasks = index.get("benchmark") or index.get("tasks")
         if isinstance(tasks, str):
             tasks = [tasks] * q
+        elif tasks is not None and not (isinstance(tasks, list) and all(isinstance(t, str) for t in tasks)):
+            raise MatrixError(f"{index_path}: 'benchmark' must be a task name or a list of them, got {tasks!r:.60}")
     return CorrectnessMatrix(values, tuple(model_ids), tuple(query_ids), tuple(tasks) if tasks else None)
+
+
+def _id_list(index: dict, key: str, expected: int, source: Path) -> list[str] | None:
+    """index[key] checked to be a list of `expected` ids (strings or numbers), or None when absent."""
+    ids = index.get(key)
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+        raise MatrixError(f"{source}: {key!r} must be a list of ids, got {ids!r:.60}")
+    if len(ids) != expected:
+        raise MatrixError(f"{source}: {len(ids)} {key} for an array with {expected} "
+                          f"{'rows' if key == 'models' else 'columns'}")
+    return [str(i) for i in ids]
 
 
 def from_long(frame: pd.DataFrame, source: str = "table") -> CorrectnessMatrix:
@@ -236,7 +274,7 @@ def load_models_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no models table at {path}")
-    table = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    table = _read_table(path, pd.read_parquet if path.suffix in (".parquet", ".pq") else pd.read_csv)
     if "model_id" not in table.columns:
         raise MatrixError(f"{path}: a models table needs a 'model_id' column, got {list(table.columns)}")
     return table

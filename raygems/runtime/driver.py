@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.bandits import make_algorithm, repetition_keys
+from raygems.errors import SetupError
 from raygems.hub.types import ModelRecord
 from raygems.runtime.evaluation import VARIANTS, EvaluationError, EvaluatorSpec, best_variant_successes
 from raygems.runtime.store import Failure, ResultStore
@@ -226,6 +227,8 @@ class SearchDriver:
                     self.progress.paid += int(ray.get(ref))
                 except RayTaskError as exc:
                     cause = exc.as_instanceof_cause() if hasattr(exc, "as_instanceof_cause") else exc
+                    if isinstance(getattr(exc, "cause", None), SetupError):   # not the checkpoint's fault: stop
+                        raise exc.cause from None
                     if isinstance(cause, EvaluationError) or isinstance(getattr(exc, "cause", None), EvaluationError):
                         err = cause if isinstance(cause, EvaluationError) else exc.cause
                         self._record_failure(arm, err.stage, err.reason)

@@ -40,6 +40,7 @@ class EvaluatorSpec:
     tree: str | None = None
     matrix: str | None = None
     fail: dict[str, tuple[str, str]] = field(default_factory=dict)
+    allow_code_execution: bool = False     # tasks that score by running model-written code may run it
 
     def build(self, model: ModelRecord, pool) -> "Evaluator":
         if self.backend == "replay":
@@ -75,9 +76,12 @@ class Evaluator(ABC):
 
     def _row(self, query_id: str, variant: str, reward: int, generation: str, prompt_tokens: int,
              completion_tokens: int, latency: float, backend: str, settings: str) -> dict:
+        from raygems.tasks.registry import scoring_version
+
+        task = self.pool.task_of(query_id)
         return {
             "model_id": self.model.model_id, "revision": self.model.revision, "query_id": query_id,
-            "variant": variant, "task": self.pool.task_of(query_id), "reward": int(reward),
+            "variant": variant, "task": task, "reward": int(reward), "scoring_version": scoring_version(task),
             "generation": generation, "prompt_tokens": int(prompt_tokens),
             "completion_tokens": int(completion_tokens), "latency_s": float(latency), "backend": backend,
             "backend_settings": settings, "pool_hash": self.pool.content_hash,
@@ -155,12 +159,17 @@ class GenerativeEvaluator(Evaluator):
 
     def _task(self, name: str):
         if name not in self._tasks:
-            self._tasks[name] = self._get_task(name)
+            from raygems.tasks.registry import task_executes_code
+
+            options = {"allow_code_execution": self.spec.allow_code_execution} if task_executes_code(name) else {}
+            self._tasks[name] = self._get_task(name, **options)
         return self._tasks[name]
 
     def evaluate(self, query_ids: list[str]) -> list[dict]:
         from raygems.backends import CheckpointError, GenerationRequest
+        from raygems.errors import SetupError
         from raygems.tasks import render_prompt
+        from raygems.tasks.sandbox import CodeExecutionDisabled, SandboxUnavailable
 
         queries = [self.pool.query(q) for q in query_ids]
         variants = VARIANTS if self.system_prompt else ("plain",)
@@ -179,7 +188,10 @@ class GenerativeEvaluator(Evaluator):
         rows = []
         for (query, variant), out in zip(keys, outputs):
             task = self._task(query["task"])
-            reward = task.score(query, out.text)
+            try:
+                reward = task.score(query, out.text)
+            except (CodeExecutionDisabled, SandboxUnavailable) as exc:   # never recorded as a reward
+                raise SetupError(str(exc)) from None
             names = VARIANTS if len(variants) == 1 else (variant,)  # identical variants are recorded twice
             for name in names:
                 rows.append(self._row(query["query_id"], name, reward, out.text, out.prompt_tokens,

@@ -15,6 +15,7 @@ Everything lands in `out`:
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -25,14 +26,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from raygems.errors import UsageError
 from raygems.hub.types import ModelRecord
 from raygems.runtime.driver import DriverSettings, accuracy_table, remote_driver
 from raygems.runtime.evaluation import EvaluatorSpec
 from raygems.runtime.store import ResultStore
 
-#: Settings that may differ between a run and its resumption without changing the search.
-RUNTIME_ONLY = ("address", "max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource",
-                "progress", "resume", "backend_settings")
+#: Settings that may differ between a run and its resumption without changing the search (`out` too: a run
+#: directory that was moved or copied continues where it is).
+RUNTIME_ONLY = ("out", "address", "max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource",
+                "progress", "resume", "backend_settings", "allow_code_execution")
+#: Settings that name local files or folders: saved as absolute paths, so a search resumes from any directory.
+PATH_SETTINGS = ("tree", "matrix", "models", "data_dir", "prior")
 
 
 @dataclass
@@ -69,6 +74,7 @@ class SearchConfig:
     address: str | None = None
     progress: bool = True
     resume: bool = False
+    allow_code_execution: bool | None = None   # None: RAYGEMS_ALLOW_CODE_EXECUTION decides (tasks such as mbpp)
     fail: dict[str, tuple[str, str]] = field(default_factory=dict)   # replay backend: simulated failures
 
     def __post_init__(self) -> None:
@@ -94,6 +100,15 @@ class SearchConfig:
             raise ValueError(f"gpus_per_model must be >= 0, got {self.gpus_per_model}")
         self.tasks = tuple(self.tasks)
         self.kinds = tuple(self.kinds)
+        for name in PATH_SETTINGS:   # a local path (not a hub id) is kept absolute
+            value = getattr(self, name)
+            if value is not None and Path(value).expanduser().exists():
+                setattr(self, name, str(Path(value).expanduser().resolve()))
+        if self.tree is not None:
+            from raygems.hub.sources import HUB_MODEL_ID
+
+            if not Path(self.tree).is_dir() and not HUB_MODEL_ID.fullmatch(self.tree):
+                raise UsageError(f"--tree {self.tree}: no such directory (and not a hub model id such as 'org/name')")
         from raygems.bandits import get_method
 
         get_method(self.method)
@@ -139,7 +154,8 @@ def load_candidates(config: SearchConfig) -> tuple[list[ModelRecord], Any]:
     """Candidate models and the query pool."""
     if config.matrix is not None:
         return _matrix_candidates(config)
-    return _list_tree(config), _query_pool(config)
+    pool = _query_pool(config)   # first: it is checked (code execution) before a hub tree is listed
+    return _list_tree(config), pool
 
 
 def _query_pool(config: SearchConfig):
@@ -169,11 +185,17 @@ def _list_tree(config: SearchConfig) -> list[ModelRecord]:
     return tree_records(tree)
 
 
-def _matrix_candidates(config: SearchConfig):
+@functools.lru_cache(maxsize=2)
+def _load_matrix(path: str, models: str | None):
     from raygems.replay import load_matrix
+
+    return load_matrix(path, models=models)
+
+
+def _matrix_candidates(config: SearchConfig):
     from raygems.tasks.pool import QueryPool
 
-    matrix = load_matrix(config.matrix, models=config.models)
+    matrix = _load_matrix(config.matrix, config.models)
     models = matrix.models
     candidates = []
     for i, model_id in enumerate(matrix.model_ids):
@@ -235,19 +257,38 @@ def apply_prior(config: SearchConfig, candidates: list[ModelRecord]) -> PriorDec
 
 
 # ---------------------------------------------------------------------------------------------- running
+def read_saved_search(out: str | Path) -> dict[str, Any]:
+    """The settings saved in OUT/search.json when the search in `out` started."""
+    path = Path(out) / "search.json"
+    if not path.is_file():
+        raise UsageError(f"nothing to resume in {out}: no search.json")
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(saved, dict):
+        raise UsageError(f"{path}: expected the settings of a search, got {type(saved).__name__}")
+    return saved
+
+
 def _check_out_dir(config: SearchConfig, out: Path) -> SearchConfig:
+    """The configuration to run in `out`: a new search, the same search again, or (--resume) the saved one with
+    this run's runtime settings. A different search in the same directory is refused, naming the settings."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a directory")
     saved_path = out / "search.json"
     if saved_path.exists():
-        saved = json.loads(saved_path.read_text())
-        if config.resume:  # the saved search, with this run's runtime-only settings
-            return SearchConfig.from_dict({**saved, **{k: getattr(config, k) for k in RUNTIME_ONLY}})
+        saved = read_saved_search(out)
         mine = config.identity()
         differing = sorted(k for k in set(mine) | set(saved) if k not in RUNTIME_ONLY and mine.get(k) != saved.get(k))
+        if config.resume and differing:
+            raise UsageError(f"--resume continues the search saved in {out}, but settings {differing} differ from "
+                             f"it; drop them, or start a new search with another --out")
         if differing:
-            raise ValueError(f"{out} holds a different search (settings {differing} differ); use another --out, "
+            raise UsageError(f"{out} holds a different search (settings {differing} differ); use another --out, "
                              f"or --resume to continue the saved one")
     elif config.resume:
-        raise ValueError(f"nothing to resume in {out}: no search.json")
+        raise UsageError(f"nothing to resume in {out}: no search.json")
     return config
 
 
@@ -268,11 +309,11 @@ def _gpus_per_model(config: SearchConfig) -> float:
     return (1.0 / config.max_loaded) if gpus else 0.0
 
 
-def _candidates(config: SearchConfig, out: Path) -> tuple[list[ModelRecord], Any, PriorDecision, bool]:
-    """Every listed candidate, the query pool, the prior's decision, and whether the candidates come from the
-    tree saved when this search started. A search continued in its directory (`--resume`, or the same
-    command again) reuses that tree instead of listing again: a hub tree changes (downloads, new uploads,
-    revisions), and a different candidate list would ask for different (model, query) pairs."""
+def _candidates(config: SearchConfig, out: Path, pool) -> tuple[list[ModelRecord], PriorDecision, bool]:
+    """Every listed candidate, the prior's decision, and whether the candidates come from the tree saved when
+    this search started. A search continued in its directory (`--resume`, or the same command again) reuses
+    that tree instead of listing again: a hub tree changes (downloads, new uploads, revisions), and a
+    different candidate list would ask for different (model, query) pairs."""
     saved_tree = out / "tree.parquet"
     if saved_tree.exists() and (out / "search.json").exists():
         from raygems.hub.listing import tree_records
@@ -284,16 +325,18 @@ def _candidates(config: SearchConfig, out: Path) -> tuple[list[ModelRecord], Any
         kept = [m for m, pruned in zip(listed, was_pruned) if not pruned]
         decision = apply_prior(replace(config, prior_keep=1.0), kept)   # priority and beliefs; nothing more pruned
         decision.pruned = [m.model_id for m, pruned in zip(listed, was_pruned) if pruned]
-        return listed, _query_pool(config), decision, True
-    listed, pool = load_candidates(config)
-    return listed, pool, apply_prior(config, listed), False
+        return listed, decision, True
+    listed = _matrix_candidates(config)[0] if config.matrix is not None else _list_tree(config)
+    return listed, apply_prior(config, listed), False
 
 
 def run_search(config: SearchConfig) -> SearchResult:
     out = Path(config.out)
     config = _check_out_dir(config, out)
     started = time.time()
-    listed, pool, decision, continued = _candidates(config, out)
+    pool = _query_pool(config)
+    allow_code_execution = _code_execution_allowed(config, pool)
+    listed, decision, continued = _candidates(config, out, pool)
     candidates, priority, pruned = decision.kept, decision.priority, decision.pruned
     pool_path = out / "pool.parquet"
     if pool_path.exists():
@@ -320,7 +363,7 @@ def run_search(config: SearchConfig) -> SearchResult:
     import ray
 
     spec = EvaluatorSpec(backend=config.backend, settings=dict(config.backend_settings), tree=config.tree,
-                         matrix=config.matrix, fail=dict(config.fail))
+                         matrix=config.matrix, fail=dict(config.fail), allow_code_execution=allow_code_execution)
     settings = DriverSettings(method=config.method, budget_per_model=config.budget, seed=config.seed,
                               method_options={**{k: v for k, v in config.method_options.items()
                                                  if k != "prior_strength"}, **decision.method_options},
@@ -330,14 +373,14 @@ def run_search(config: SearchConfig) -> SearchResult:
                               arm_priority=priority)
     store_root = str((out / "store").resolve())
     driver = remote_driver().remote(candidates, pool, store_root, spec, settings)
-    outcome = _wait(driver, driver.run.remote(), config.progress, "search")
+    outcome = _unwrapped(lambda: _wait(driver, driver.run.remote(), config.progress, "search"))
     chosen = outcome["chosen"]
     base = popular_base(candidates)
     final_arms = [chosen, base] if config.final_evaluation else []
     if config.exhaustive:
         final_arms = list(range(len(candidates)))
     if final_arms:
-        _wait(driver, driver.evaluate_all.remote(final_arms), config.progress, "final evaluation")
+        _unwrapped(lambda: _wait(driver, driver.evaluate_all.remote(final_arms), config.progress, "final evaluation"))
     progress = ray.get(driver.status.remote())
     failures = ray.get(driver.failures.remote())
     ray.get(driver.shutdown.remote())
@@ -368,6 +411,39 @@ def run_search(config: SearchConfig) -> SearchResult:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return SearchResult(summary, leaderboard, out)
+
+
+def _code_execution_allowed(config: SearchConfig, pool) -> bool:
+    """Whether model-written code may run in this search. A search whose tasks score by running it (mbpp) is
+    refused before anything is evaluated when it may not: such answers would otherwise all score 0."""
+    from raygems.errors import SetupError
+    from raygems.tasks.registry import task_executes_code
+    from raygems.tasks.sandbox import ENV_FLAG, SandboxUnavailable, available_isolation, code_execution_enabled
+
+    allowed = code_execution_enabled(config.allow_code_execution)
+    needing = [task for task in pool.tasks if task_executes_code(task)] if config.backend != "replay" else []
+    if needing and not allowed:
+        raise UsageError(f"task(s) {', '.join(needing)} score answers by running model-written code, which is not "
+                         f"allowed here: pass --allow-code-execution (or set {ENV_FLAG}=1) to run it in a sandbox "
+                         f"(docs/tasks.md), or choose other --tasks")
+    if needing:
+        try:
+            available_isolation()
+        except SandboxUnavailable as exc:
+            raise SetupError(str(exc)) from None
+    return allowed
+
+
+def _unwrapped(call):
+    """`call()`, with an error that a Ray actor raised for the user (a RaygemsError) re-raised as itself,
+    without Ray's wrapping (its message would otherwise start with the actor's name and traceback)."""
+    from raygems.errors import RaygemsError
+
+    try:
+        return call()
+    except RaygemsError as exc:
+        cause = getattr(exc, "cause", None)
+        raise (cause if isinstance(cause, RaygemsError) else exc) from None
 
 
 def _finite(value):

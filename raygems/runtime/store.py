@@ -8,6 +8,11 @@ Layout of a store directory:
 Nothing is ever rewritten in place, so a crash (of an actor or of the driver) loses at most the write in
 flight, and never what was recorded. A key seen twice (two writers raced) keeps its first row. Open the
 results in pandas with `ResultStore(DIR).results()` or simply `pd.read_parquet(DIR / "results")`.
+
+Every row records the `scoring_version` of its task's scorer. Rows scored by another version than the task's
+current one (e.g. MBPP verdicts of the raygems 0.1 sandbox, which wrong programs could pass, or rows written
+before the column existed, read as version "1") are kept on disk but not served: `results()` and the driver's
+lookups skip them, so the search evaluates those pairs again.
 """
 from __future__ import annotations
 
@@ -29,8 +34,10 @@ RESULT_COLUMNS = {
     "model_id": "string", "revision": "string", "query_id": "string", "variant": "string", "task": "string",
     "reward": "int8", "generation": "string", "prompt_tokens": "int32", "completion_tokens": "int32",
     "latency_s": "float64", "backend": "string", "backend_settings": "string", "pool_hash": "string",
-    "recorded_at": "float64",
+    "scoring_version": "string", "recorded_at": "float64",
 }
+#: What a row written before `scoring_version` existed counts as.
+LEGACY_SCORING_VERSION = "1"
 FAILURE_COLUMNS = {"model_id": "string", "revision": "string", "stage": "string", "reason": "string",
                    "recorded_at": "float64"}
 
@@ -60,10 +67,14 @@ class ResultStore:
     # -------------------------------------------------------------------------------------------- writing
     def put(self, rows: Iterable[dict] | pd.DataFrame) -> int:
         """Append result rows; returns how many were written. Rows need every column of RESULT_COLUMNS
-        except `recorded_at` (filled in)."""
+        except `recorded_at` (filled in) and `scoring_version` (the task's current one when absent)."""
         frame = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
         if frame.empty:
             return 0
+        if "scoring_version" not in frame.columns:   # scored now, by the task's current scorer
+            from raygems.tasks.registry import scoring_version
+
+            frame["scoring_version"] = frame["task"].map(lambda task: scoring_version(str(task)))
         missing = [c for c in RESULT_COLUMNS if c not in frame.columns and c != "recorded_at"]
         if missing:
             raise ValueError(f"result rows lack column(s) {missing}")
@@ -100,7 +111,7 @@ class ResultStore:
             if self._cache is not None and names == self._cache_files:
                 return self._cache
             new = [p for p in parts if p.name not in self._cache_files] if self._cache is not None else parts
-            frames = ([self._cache] if self._cache is not None else []) + [pd.read_parquet(p) for p in new]
+            frames = ([self._cache] if self._cache is not None else []) + [_current(_read_part(p)) for p in new]
             frame = (pd.concat(frames, ignore_index=True) if frames
                      else pd.DataFrame({c: pd.Series(dtype=t) for c, t in RESULT_COLUMNS.items()}))
             frame = frame.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
@@ -143,8 +154,9 @@ class ResultStore:
             for part in self._parts(self.results_dir):
                 if part.name in self._indexed_files:
                     continue
-                frame = pd.read_parquet(part, columns=["model_id", "revision", "query_id", "variant", "task", "reward"])
-                for m, r, q, v, t, w in frame.itertuples(index=False, name=None):
+                frame = _current(_read_part(part, ["model_id", "revision", "query_id", "variant", "task", "reward",
+                                                   "scoring_version"]))
+                for m, r, q, v, t, w, _ in frame.itertuples(index=False, name=None):
                     self._rewards.setdefault((m, r), {}).setdefault((q, v), (t, int(w)))   # first write wins
                 self._indexed_files.add(part.name)
 
@@ -164,3 +176,25 @@ class ResultStore:
 
 def settings_json(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
+
+
+def _read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """One result part; a part written before `scoring_version` existed gets the legacy version."""
+    import pyarrow.parquet as pq
+
+    available = set(pq.read_schema(path).names)
+    wanted = [c for c in (columns or RESULT_COLUMNS) if c in available]
+    frame = pd.read_parquet(path, columns=wanted)
+    if "scoring_version" not in frame.columns:
+        frame["scoring_version"] = LEGACY_SCORING_VERSION
+    return frame
+
+
+def _current(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows scored by their task's current scorer (see the module docstring)."""
+    from raygems.tasks.registry import scoring_version
+
+    current = {task: scoring_version(task) for task in frame["task"].unique()}
+    keep = frame["scoring_version"].astype(str).to_numpy() == frame["task"].map(current).astype(str).to_numpy()
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+

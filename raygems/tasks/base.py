@@ -72,6 +72,11 @@ class Task(ABC):
     name: str = ""
     max_new_tokens: int = 50
     stop: tuple[str, ...] = ()
+    #: Scoring runs model-written code (in the sandbox, only where the user allowed it: raygems.tasks.sandbox).
+    executes_code: bool = False
+    #: Recorded with every result; bump it when a change to `score` makes earlier verdicts untrustworthy: results
+    #: scored by another version are not served from a result store (they are evaluated again).
+    scoring_version: str = "1"
 
     @abstractmethod
     def load(self) -> list[dict]:

@@ -62,6 +62,8 @@ def _warn_disabled_once() -> None:
 @register_task("mbpp")
 class MBPP(BenchmarkTask):
     name = "mbpp"
+    executes_code = True
+    scoring_version = "2"   # 2: pass/fail decided outside the program (raygems 0.1 verdicts can be gamed)
     max_new_tokens = 512
     stop = (FALLBACK_TURN_STOP,)
     local_folder = "mbpp"

@@ -71,6 +71,23 @@ def list_tasks() -> list[str]:
     return sorted(_FACTORIES)
 
 
+def task_class_attribute(name: str, attribute: str, default=None):
+    """A class attribute of the registered task `name` (`executes_code`, `scoring_version`, ...), read without
+    building the task; `default` for an unknown name or a factory function without it."""
+    _load_registered_modules()
+    return getattr(_FACTORIES.get(name), attribute, default)
+
+
+def task_executes_code(name: str) -> bool:
+    """Whether scoring task `name` runs model-written code."""
+    return bool(task_class_attribute(name, "executes_code", False))
+
+
+def scoring_version(name: str) -> str:
+    """The version of task `name`'s scoring (Task.scoring_version; "1" for tasks raygems does not know)."""
+    return str(task_class_attribute(name, "scoring_version", "1"))
+
+
 def get_task(name: str, data_dir: str | os.PathLike | None = None, **options) -> Task:
     """The task called ``name``. ``data_dir``: a local benchmark directory (original release
     formats); None reads ``$RAYGEMS_DATA_DIR`` or, when that is unset, the Hugging Face hub.

@@ -57,10 +57,14 @@ class HubFetcher:
     revision: str | None = None
 
     def __call__(self, repo_id: str, filename: str) -> Path:
+        from raygems.hub.retry import RetryPolicy, call_with_retries
+
         download = self.downloader
         if download is None:
             from huggingface_hub import hf_hub_download as download
-        return Path(download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=self.revision))
+        return Path(call_with_retries(
+            lambda: download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=self.revision),
+            RetryPolicy(retries=3), what=f"download of {repo_id}/{filename}"))
 
 
 def read_parquet_rows(path: Path) -> list[dict]:

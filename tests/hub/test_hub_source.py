@@ -93,7 +93,9 @@ def test_model_info_backs_off_exponentially(recorded_hub, tmp_path):
 
 
 def test_back_off_gives_up_and_does_not_retry_client_errors(recorded_hub, tmp_path):
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from raygems.errors import UsageError
 
     source, sleeps = make_source(recorded_hub, tmp_path, retries=2, backoff=1.0)
     recorded_hub.fail_next(f"/api/models/{ROOT_ID}", [503, 503, 503, 503])
@@ -101,7 +103,7 @@ def test_back_off_gives_up_and_does_not_retry_client_errors(recorded_hub, tmp_pa
         source.model(ROOT_ID)
     assert info.value.response.status_code == 503 and sleeps == [1.0, 2.0]
     sleeps.clear()
-    with pytest.raises(RepositoryNotFoundError):
+    with pytest.raises(UsageError, match="nobody/nothing: not found on the hub"):   # one line for the user
         source.model("nobody/nothing")
     assert sleeps == []
 

@@ -46,3 +46,8 @@ def test_demo_finds_the_gem_and_a_rerun_pays_nothing(tiny_tree, tmp_path, capsys
     assert second["queries_paid"] == 0
     assert second["chosen_model"] == first["chosen_model"]
     assert second["queries_reused"] == first["queries_paid"] + first["queries_reused"]
+    # the README's gems command on the run directory: its tree and store, the gem on toy_arith
+    capsys.readouterr()
+    assert main(["gems", "--results", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert tiny_tree.hidden_gem in report and "toy_arith" in report

@@ -170,6 +170,40 @@ def test_killing_the_driver_then_resume_finishes_the_search(recorded, tmp_path):
     assert_nothing_paid_twice(out)
 
 
+def test_ctrl_c_exits_130_and_says_how_to_continue(recorded, tmp_path):
+    """SIGINT to the command's process group (what Ctrl-C does in a terminal): exit status 130, no traceback,
+    one line naming `--resume`; the resumed search finishes and pays for nothing twice."""
+    import ray
+
+    tree, matrix, models = recorded
+    out = tmp_path / "search"
+    address = ray.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "raygems", "search", "--matrix", str(matrix), "--models", str(models),
+               "--method", "ours", "--budget", "8", "--seed", "4", "--out", str(out), "--address", address,
+               "--max-loaded", "2", "--cpus-per-model", "0.25", "--chunk-size", "8", "--no-final-evaluation",
+               "--backend-settings", json.dumps({"delay_s": 0.15}), "--quiet"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # a new session, with SIGINT's default handling restored (a background job inherits SIG_IGN for it)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 180
+    while time.time() < deadline and process.poll() is None:
+        if len(list((out / "store" / "results").glob("part-*.parquet"))) >= 4:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, process.stderr.read()[-2000:]
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and f"raygems search --resume --out {out}" in err, err[-2000:]
+    resumed = subprocess.run([sys.executable, "-m", "raygems", "search", "--out", str(out), "--resume",
+                              "--address", address, "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    offline = replay(tree.matrix, "ours", 8, reps=1, seed=4, exact=True).per_rep.iloc[0]
+    assert json.loads((out / "summary.json").read_text())["chosen_model"] == offline["model_id"]
+    assert_nothing_paid_twice(out)
+
+
 def test_preempted_worker_node_mid_round_then_a_new_node(recorded, tmp_path):
     """Simulated multi-node cluster (ray.cluster_utils.Cluster) in its own process."""
     tree, matrix, models = recorded

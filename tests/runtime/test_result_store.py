@@ -10,7 +10,8 @@ from raygems.runtime.store import KEY, Failure, ResultStore
 def rows(model="org/a", queries=("q1", "q2"), reward=1):
     return [{"model_id": model, "revision": "main", "query_id": q, "variant": v, "task": "gsm8k",
              "reward": reward, "generation": "#### 4", "prompt_tokens": 10, "completion_tokens": 3,
-             "latency_s": 0.01, "backend": "replay", "backend_settings": "{}", "pool_hash": "abc"}
+             "latency_s": 0.01, "backend": "replay", "backend_settings": "{}", "pool_hash": "abc",
+             "scoring_version": "1"}
             for q in queries for v in ("system", "plain")]
 
 
@@ -65,3 +66,24 @@ def test_failures(tmp_path):
     store.put_failure(Failure("org/x", "main", "load", "missing tensor w"))
     assert store.failure_of("org/x", "main") == Failure("org/x", "main", "load", "missing tensor w")
     assert list(store.failures()["reason"]) == ["missing tensor w"]
+
+
+def test_rows_scored_by_another_scorer_version_are_not_served(tmp_path):
+    """MBPP rows written before `scoring_version` existed (an old store: maybe never run, maybe passed by the
+    0.1 sandbox that wrong programs could game) are kept on disk but not served; other tasks' old rows are."""
+    from raygems.tasks.registry import scoring_version
+
+    old = pd.DataFrame([{**row, "task": task, "query_id": f"{task}/{row['query_id']}"}
+                        for task in ("gsm8k", "mbpp") for row in rows()])
+    (tmp_path / "results").mkdir()
+    old.astype({"reward": "int8"}).to_parquet(tmp_path / "results" / "part-00000000000000000001-old.parquet")
+    store = ResultStore(tmp_path)
+    assert set(store.results()["task"]) == {"gsm8k"}
+    assert store.known_rewards("org/a", "main", ["mbpp/q1", "gsm8k/q1"])["query_id"].tolist() == ["gsm8k/q1"] * 2
+    assert scoring_version("mbpp") != "1" and scoring_version("gsm8k") == "1"
+    store.put([{**row, "task": "mbpp", "query_id": f"mbpp/{row['query_id']}", "scoring_version": scoring_version("mbpp")}
+               for row in rows()])
+    fresh = ResultStore(tmp_path)
+    assert len(fresh.results()) == 8 and len(fresh.known_rewards("org/a", "main", ["mbpp/q1"])) == 2
+    assert len(pd.read_parquet(tmp_path / "results")) == 12      # nothing deleted
+

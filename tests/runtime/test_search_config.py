@@ -53,3 +53,38 @@ def test_resume_keeps_the_saved_search_and_takes_the_runtime_flags(recorded, tmp
     assert config.resume and config.budget == 7 and config.matrix == str(matrix)   # the saved search
     assert config.max_loaded == 5                                                  # given now
     assert config.chunk_size == 16                                                 # saved, not given
+
+
+def test_resume_refuses_settings_that_differ_from_the_saved_search(recorded, tmp_path, capsys):
+    from raygems.cli import main
+
+    _, matrix, models = recorded
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = SearchConfig(out=str(out), matrix=str(matrix), models=str(models), budget=7, method="ours")
+    (out / "search.json").write_text(json.dumps(saved.identity()))
+    assert main(["search", "--out", str(out), "--resume", "--budget", "9", "--method", "ours", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--budget (saved 7, given 9)" in err and "--method" not in err and len(err.splitlines()) == 1
+    # the saved values themselves may be repeated
+    args = build_parser().parse_args(["search", "--out", str(out), "--resume", "--budget", "7", "--quiet"])
+    assert config_from_args(args).budget == 7
+    with pytest.raises(ValueError, match=r"settings \['budget'\] differ"):     # the library refuses too
+        run_search(SearchConfig(out=str(out), matrix=str(matrix), models=str(models), budget=9, method="ours",
+                                resume=True))
+
+
+def test_a_search_that_must_run_code_is_refused_before_anything_is_evaluated(tmp_path, shared_dir, monkeypatch):
+    """mbpp scores answers by running them: without permission the search stops with one line naming how to
+    allow it, before Ray starts or anything is written (an MBPP answer is never recorded as a silent 0)."""
+    from raygems.errors import UsageError
+    from raygems.tasks.sandbox import ENV_FLAG
+
+    monkeypatch.delenv(ENV_FLAG, raising=False)
+    out = tmp_path / "run"
+    config = SearchConfig(out=str(out), tree="some-org/some-model", tasks=("mbpp", "gsm8k"), per_task=3,
+                          data_dir=str(shared_dir / "data" / "benchmarks"), progress=False)
+    with pytest.raises(UsageError, match=f"mbpp score answers by running model-written code.*--allow-code-execution.*{ENV_FLAG}=1"):
+        run_search(config)
+    assert not out.exists()
+

@@ -1,0 +1,36 @@
+"""The errors raygems reports as one line (`raygems COMMAND: error: ...`), never as a traceback.
+
+* `UsageError` (exit 2): bad input, named with its value: a flag, a file, a setting.
+* `SetupError` (exit 1): the environment cannot do what was asked: the hub cannot be reached, the disk is full,
+  model-written code may not run here. Nothing recorded is lost; the message says how to go on.
+
+Library callers catch them like any exception; both derive from `RaygemsError`.
+"""
+from __future__ import annotations
+
+
+class RaygemsError(Exception):
+    """An error with a message meant for the user; `exit_status` is what the command line returns."""
+
+    exit_status = 1
+
+
+class UsageError(RaygemsError, ValueError):
+    """Bad input from the user (exit status 2). Also a ValueError, as library callers may expect."""
+
+    exit_status = 2
+
+
+class SetupError(RaygemsError):
+    """The environment cannot do what was asked (exit status 1)."""
+
+
+class HubUnreachable(SetupError):
+    """The Hugging Face hub (or the endpoint in HF_ENDPOINT) cannot be reached, or offline mode is on."""
+
+    def __init__(self, reason: str):
+        super().__init__(
+            f"the Hugging Face hub cannot be reached ({reason}). To work without it, give --tree a local directory "
+            f"in the hub layout (docs/architecture.md) and --data-dir a folder of benchmark files "
+            f"(or set RAYGEMS_DATA_DIR); see docs/tasks.md")
+        self.reason = reason

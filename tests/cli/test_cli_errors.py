@@ -1,0 +1,130 @@
+"""Bad input and an unreachable hub get one line (`raygems CMD: error: ...`) and an exit status, never a
+traceback; `raygems --version` answers. Everything here runs in-process through `raygems.cli.main`."""
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+
+from raygems import __version__
+from raygems.cli import main
+
+
+def one_line_error(capsys, argv, status=2) -> str:
+    assert main(argv) == status
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"raygems {argv[0]}: error: "), err
+    return err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"raygems {__version__}"
+
+
+@pytest.fixture
+def matrix_dir(tmp_path):
+    folder = tmp_path / "matrix"
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty npy", "not a readable .npy array"),
+    ("text file named .npy", "not a readable .npy array"),
+    ("pickled object array", "not a readable .npy array"),
+    ("index.json models is a number", "'models' must be a list of ids"),
+    ("index.json with too few models", "2 models for an array with 3 rows"),
+    ("index.json is not JSON", "not valid JSON"),
+    ("parquet that is not parquet", "not a readable table"),
+])
+def test_malformed_matrix_files_are_named(capsys, matrix_dir, case, message):
+    npy = matrix_dir / "m.npy"
+    good = np.array([[0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=np.uint8)
+    if case == "empty npy":
+        npy.write_bytes(b"")
+    elif case == "text file named .npy":
+        npy.write_text("model,query,correct\n")
+    elif case == "pickled object array":
+        np.save(npy, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    else:
+        np.save(npy, good)
+    if case == "index.json models is a number":
+        (matrix_dir / "index.json").write_text(json.dumps({"models": 5}))
+    elif case == "index.json with too few models":
+        (matrix_dir / "index.json").write_text(json.dumps({"models": ["a", "b"]}))
+    elif case == "index.json is not JSON":
+        (matrix_dir / "index.json").write_text("{models: [")
+    path = npy
+    if case == "parquet that is not parquet":
+        path = matrix_dir / "m.parquet"
+        path.write_text("not parquet")
+    err = one_line_error(capsys, ["replay", "--matrix", str(path), "--methods", "uniform", "--budgets", "2",
+                                  "--reps", "1", "--quiet"])
+    assert message in err and str(matrix_dir) in err
+
+
+def test_out_that_is_a_directory_or_a_file(capsys, tmp_path):
+    err = one_line_error(capsys, ["pool", "--tasks", "toy_arith", "--out", str(tmp_path)])
+    assert f"--out {tmp_path}: is a directory" in err
+    err = one_line_error(capsys, ["tree", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    assert f"--out {tmp_path}: is a directory" in err
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("x")
+    for argv in (["search", "--matrix", "m.parquet", "--out", str(a_file)],
+                 ["demo", "--out", str(a_file), "--quiet"],
+                 ["sweep", "experiments/smoke.yaml", "--out", str(a_file)]):
+        err = one_line_error(capsys, argv)
+        assert f"--out {a_file}: is a file, not a directory" in err, argv
+
+
+def test_a_mistyped_local_path_is_not_taken_for_a_hub_id(capsys, tmp_path):
+    missing = tmp_path / "no" / "such" / "tree"
+    err = one_line_error(capsys, ["search", "--tree", str(missing), "--tasks", "toy_arith", "--out",
+                                  str(tmp_path / "run")])
+    assert f"--tree {missing}: no such directory" in err
+    err = one_line_error(capsys, ["tree", str(missing), "--out", str(tmp_path / "t.parquet")])
+    assert f"{missing}: no such directory" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_offline_mode_is_one_line_at_once(capsys, tmp_path, monkeypatch):
+    """tests/conftest.py sets HF_HUB_OFFLINE=1 for the session: the hub is refused without a connection try."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    err = one_line_error(capsys, ["tree", "some-org/some-model", "--out", str(tmp_path / "t.parquet")], status=1)
+    assert "hub cannot be reached (HF_HUB_OFFLINE=1 is set)" in err and "--tree a local directory" in err
+    monkeypatch.delenv("RAYGEMS_DATA_DIR", raising=False)
+    err = one_line_error(capsys, ["pool", "--tasks", "gsm8k", "--out", str(tmp_path / "p.parquet")], status=1)
+    assert "hub cannot be reached" in err and "--data-dir" in err
+
+
+def test_an_unreachable_hub_is_one_line_within_the_deadline(capsys, tmp_path, monkeypatch):
+    """A hub endpoint nobody listens on: connections are refused; the retries stop at the deadline."""
+    import time
+
+    from huggingface_hub import constants
+
+    from raygems.hub import retry
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(retry, "CONNECT_DEADLINE_S", 2.0)
+    with socket.socket() as probe:          # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    err = one_line_error(capsys, ["tree", "some-org/some-model", "--endpoint", f"http://127.0.0.1:{port}",
+                                  "--out", str(tmp_path / "t.parquet")], status=1)
+    assert "hub cannot be reached (ConnectError" in err
+    assert time.monotonic() - started < 30      # (the deadline is 2 s here; generous for a loaded machine)
+
+
+def test_other_os_errors_name_the_file(capsys, tmp_path):
+    err = one_line_error(capsys, ["gems", "--results", str(tmp_path / "absent"), "--tree",
+                                  str(tmp_path / "absent.parquet")])
+    assert str(tmp_path / "absent") in err
