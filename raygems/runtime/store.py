@@ -71,13 +71,13 @@ class ResultStore:
         frame = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
         if frame.empty:
             return 0
+        missing = [c for c in RESULT_COLUMNS if c not in frame.columns and c not in ("recorded_at", "scoring_version")]
+        if missing:
+            raise ValueError(f"result rows lack column(s) {missing}")
         if "scoring_version" not in frame.columns:   # scored now, by the task's current scorer
             from raygems.tasks.registry import scoring_version
 
             frame["scoring_version"] = frame["task"].map(lambda task: scoring_version(str(task)))
-        missing = [c for c in RESULT_COLUMNS if c not in frame.columns and c != "recorded_at"]
-        if missing:
-            raise ValueError(f"result rows lack column(s) {missing}")
         frame["recorded_at"] = time.time()
         if frame.duplicated(list(KEY)).any():
             raise ValueError("a write holds the same (model_id, revision, query_id, variant) twice")
