@@ -49,3 +49,12 @@ def orphaned_zombies(since_ticks: int) -> list[tuple[int, str]]:
         if state == "Z" and ppid == 1 and start >= since_ticks - 1 and ours:
             found.append((int(entry.name), comm))
     return found
+
+
+def leftover_cgroups() -> list[str]:
+    """Sandbox cgroups of this test process still present (each run must remove its own)."""
+    from raygems.tasks.cgroups import PREFIX, usable_hierarchies
+
+    mine = f"{PREFIX}{os.getpid()}-"
+    return [str(entry) for hierarchy in usable_hierarchies() for entry in hierarchy.directory.iterdir()
+            if entry.name.startswith(mine)]
