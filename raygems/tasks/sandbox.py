@@ -73,6 +73,7 @@ SCRATCH_DISK_LIMIT = "scratch-disk-limit"    # writes go to a tmpfs of disk_mb, 
 TREE_MEMORY_LIMIT = "tree-memory-limit"      # memory_mb for every process of the tree together
 TREE_PROCESS_LIMIT = "tree-process-limit"    # max_processes for the tree, not per user
 NO_USER_NAMESPACES = "no-user-namespaces"    # creating a user namespace fails
+ALL_GUARANTEES = (ISOLATED_FILES, SCRATCH_DISK_LIMIT, TREE_MEMORY_LIMIT, TREE_PROCESS_LIMIT, NO_USER_NAMESPACES)
 
 
 class CodeExecutionDisabled(RuntimeError):
@@ -160,6 +161,8 @@ _LAUNCHER = """\
 def _enter_sandbox():
     import json, os, resource, sys
     config = json.loads(sys.argv[1])
+    with open("/proc/self/oom_score_adj", "w") as handle:
+        handle.write("1000")  # over the tree's memory limit, the kernel kills the program first, not the reaper
     for name, (soft, hard) in config["limits"].items():
         resource.setrlimit(getattr(resource, name), (soft, hard))
     if config["uid"] is not None:
@@ -576,7 +579,7 @@ def run_program(code: str, timeout_s: float = 10.0, memory_mb: int = 1024, allow
         finished = True
     finally:
         if not finished and process is not None:  # interrupted (KeyboardInterrupt, a bug): leave nothing behind
-            _kill_tree(process, None)
+            _kill_tree(process, _namespace_init(info_read, process, isolation))
         stdout, stderr = _read_tail(stdout_fd), _read_tail(stderr_fd)
         peak, oom_kills, controllers = groups.peak_memory_bytes(), groups.oom_kills(), groups.controllers
         for fd in fds + child_fds:
