@@ -108,7 +108,8 @@ def measure_attacks() -> dict:
     with HostWatch() as idle:
         time.sleep(2.0)
     report = {"limits": dataclasses.asdict(DEFAULT_LIMITS), "guarantees": list(sandbox.expected_guarantees()),
-              "idle drift over 2 s": {"memory_mb": round(idle.memory_drop_mb, 1), "disk_mb": round(idle.disk_drop_mb, 1)}}
+              "idle drift over 2 s": {"memory_mb": round(idle.memory_drop_mb, 1),
+                                      "disk_mb": round(idle.disk_drop_mb, 1)}}
     real_filter = sandbox.user_namespace_filter
     for name, (code, with_filter) in attacks.items():
         sandbox.user_namespace_filter = real_filter if with_filter else (lambda: None)

@@ -412,6 +412,7 @@ def _read_records(channel: bytes, eval_steps: set[int]) -> tuple[dict[int, objec
     must come in step order, one per ``eval`` step, then at most one error. Raises _BadResult."""
     values: dict[int, object] = {}
     error = None
+    last_step = -1
     lines = channel.split(b"\n")
     for line in lines[:-1]:  # the last piece is empty or a line cut off by the end of the program
         if error is not None:
@@ -423,8 +424,9 @@ def _read_records(channel: bytes, eval_steps: set[int]) -> tuple[dict[int, objec
         if type(record) is not dict or type(record.get("step")) is not int or len(record) != 2:
             raise _BadResult("malformed record")
         step = record["step"]
-        if step <= max(values, default=-1):
+        if step <= last_step:
             raise _BadResult("records out of order")
+        last_step = step
         if "value" in record and step in eval_steps:
             try:
                 values[step] = _rebuild(record["value"])

@@ -1,8 +1,8 @@
 """A corpus of MBPP answers that try to pass without solving the problem, and the problems they cheat on.
 
 Each problem is written like an MBPP row (text, reference solution, asserts, setup code); each cheat is a
-program template where ``{name}`` stands for the function the asserts call (``program`` fills it in). Every cheat is wrong (its
-function does not compute the answer) and targets one way a scorer can be fooled. The first eight are the
+program template where ``{name}`` stands for the function the asserts call (``program`` fills it in).
+Every cheat is wrong (its function does not compute the answer) and targets one way a scorer can be fooled. The first eight are the
 ones found by the adversarial run of raygems issue 13 on mbpp/11; the rest are variations and attacks on
 the scorer that replaced it. ``DEFENCE`` names what makes each score 0 (see docs/sandbox.md).
 
@@ -29,7 +29,8 @@ class Problem:
 
 PROBLEMS = {
     "remove_occ": Problem(
-        "remove_Occ", "Write a python function to remove first and last occurrence of a given character from the string.",
+        "remove_Occ",
+        "Write a python function to remove first and last occurrence of a given character from the string.",
         "def remove_Occ(s,ch): \n    for i in range(len(s)): \n        if (s[i] == ch): \n"
         "            s = s[0 : i] + s[i + 1:] \n            break\n    for i in range(len(s) - 1,-1,-1):  \n"
         "        if (s[i] == ch): \n            s = s[0 : i] + s[i + 1:] \n            break\n    return s ",
@@ -37,7 +38,8 @@ PROBLEMS = {
          'assert remove_Occ("PHP","P") == "H"')),
     "similar_elements": Problem(
         "similar_elements", "Write a function to find the similar elements from the given two tuple lists.",
-        "def similar_elements(test_tup1, test_tup2):\n  res = tuple(sorted(set(test_tup1) & set(test_tup2)))\n  return (res)",
+        "def similar_elements(test_tup1, test_tup2):\n"
+        "  res = tuple(sorted(set(test_tup1) & set(test_tup2)))\n  return (res)",
         ("assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)",
          "assert similar_elements((1, 2, 3, 4),(5, 4, 3, 7)) == (3, 4)",
          "assert similar_elements((11, 12, 14, 13),(17, 15, 14, 13)) == (13, 14)")),
@@ -79,7 +81,8 @@ import os, re, sys
 def _markers():
     found, frame = [], sys._getframe()
     while frame is not None:
-        found += [c for c in frame.f_code.co_consts if isinstance(c, str) and re.fullmatch(r"raygems-tests-done-[0-9a-f]+", c)]
+        found += [c for c in frame.f_code.co_consts
+                  if isinstance(c, str) and re.fullmatch(r"raygems-tests-done-[0-9a-f]+", c)]
         frame = frame.f_back
     return found
 """
@@ -424,10 +427,12 @@ DEFENCE = {
     "no success marker; exit status and output ignored": [
         "success marker from the code objects, then os._exit(0)", "success marker from its own source file",
         "atexit prints the marker after the asserts failed", "excepthook prints the marker and exits 0",
-        "marker found by scanning the garbage collector's code objects", "SystemExit(0) raised from inside the function",
+        "marker found by scanning the garbage collector's code objects",
+        "SystemExit(0) raised from inside the function",
         "os._exit(0) from inside the function", "prints what looks like success, then kills itself"],
     "no asserts in the sandbox": [
-        "settrace jumps over every assert line", "os.execv with -O strips the asserts", "os.execve with PYTHONOPTIMIZE=1",
+        "settrace jumps over every assert line", "os.execv with -O strips the asserts",
+        "os.execve with PYTHONOPTIMIZE=1",
         "runs itself again under python -O in a subprocess"],
     "expected values never enter the sandbox": [
         "linecache reads the calling assert's expected value", "inspect.stack reads the calling assert",

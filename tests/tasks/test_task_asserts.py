@@ -107,7 +107,8 @@ RIGHT = records({"step": 1, "value": ["str", "b"]},
 
 @pytest.mark.parametrize("channel, reason", [
     (RIGHT, "ok"),
-    (records({"step": 1, "value": ["str", "b"]}, {"step": 2, "value": ["list", [["int", "1"], ["list", [["int", "2"]]]]]}),
+    (records({"step": 1, "value": ["str", "b"]},
+             {"step": 2, "value": ["list", [["int", "1"], ["list", [["int", "2"]]]]]}),
      "assert-failed"),                                                             # a list is not the tuple
     (RIGHT + records({"step": 2, "value": ["str", "b"]}), "bad-result"),           # one record too many
     (records({"step": 2, "value": ["str", "b"]}, {"step": 1, "value": ["str", "b"]}), "bad-result"),  # order
@@ -124,6 +125,7 @@ RIGHT = records({"step": 1, "value": ["str", "b"]},
     (records({"step": 1, "value": ["str", "b"]}) + b'{"step": 2, "val', "exited-early"),  # a line cut off
     (records({"step": 1, "value": ["str", "b"]}, {"step": 2, "error": "ValueError: x"}), "error"),
     (records({"step": 1, "error": "ValueError: x"}, {"step": 2, "value": ["str", "b"]}), "bad-result"),
+    (records({"step": 2, "value": ["str", "b"]}, {"step": 1, "error": "ValueError: x"}), "bad-result"),
     (records({"step": 0, "error": "SystemExit: 0"}), "exited-early"),
     (b"", "exited-early"),
 ])

@@ -48,7 +48,8 @@ def test_run_reports_why(task, queries):
 def test_hard_coding_the_visible_asserts_passes(task, queries):
     """A known limit, not a gap in the harness: the prompt shows all three asserts, so an answer can
     memorise them. MBPP's tests are the ones in the prompt; evalplus's MBPP+ adds hidden tests for this."""
-    lookup = "def remove_Occ(s, ch):\n    return {('hello', 'l'): 'heo', ('abcda', 'a'): 'bcd', ('PHP', 'P'): 'H'}[s, ch]"
+    lookup = ("def remove_Occ(s, ch):\n"
+              "    return {('hello', 'l'): 'heo', ('abcda', 'a'): 'bcd', ('PHP', 'P'): 'H'}[s, ch]")
     assert task.score(queries["mbpp/11"], f"```python\n{lookup}\n```") == 1
 
 

@@ -232,8 +232,8 @@ def test_forked_processes_share_one_memory_limit(sandbox_tmp, memory_mb, child_m
     memory cgroup keeps them all within memory_mb (90 MiB: less than 100 MB of the host)."""
     needs(sandbox.TREE_MEMORY_LIMIT)
     result = run_contained(FORKED_MEMORY.format(mb=child_mb), sandbox_tmp, memory_mb=memory_mb, timeout_s=8.0)
-    assert result.peak_memory_mb <= memory_mb
-    assert "-9" in result.stdout or result.reason == "memory"  # the kernel killed children over the limit
+    assert 0.8 * memory_mb < result.peak_memory_mb <= memory_mb  # pushed up to the limit, not past it
+    assert "0, 0, 0, 0, 0, 0" not in result.stdout  # not every child got its memory
 
 
 def test_no_user_namespaces_inside(sandbox_tmp):
