@@ -204,7 +204,8 @@ def test_fallback_isolation_with_unshare(sandbox_tmp, monkeypatch):
     assert not unreachable.passed and "Error" in unreachable.stderr
 
 
-@pytest.mark.parametrize("bad", [{"timeout_s": 0}, {"memory_mb": 10}, {"cpu_s": -1}, {"max_processes": 0}])
+@pytest.mark.parametrize("bad", [{"timeout_s": 0}, {"memory_mb": 10}, {"cpu_s": -1}, {"max_processes": 0},
+                                 {"disk_mb": 0}])
 def test_bad_limits(bad):
     with pytest.raises(ValueError):
         SandboxLimits(**bad)
@@ -234,6 +235,13 @@ def test_forked_processes_share_one_memory_limit(sandbox_tmp, memory_mb, child_m
     result = run_contained(FORKED_MEMORY.format(mb=child_mb), sandbox_tmp, memory_mb=memory_mb, timeout_s=8.0)
     assert 0.8 * memory_mb < result.peak_memory_mb <= memory_mb  # pushed up to the limit, not past it
     assert "0, 0, 0, 0, 0, 0" not in result.stdout  # not every child got its memory
+
+
+def test_the_seccomp_filter_exists_for_x86_64_and_aarch64_only():
+    from raygems.tasks.seccomp import user_namespace_filter
+
+    assert len(user_namespace_filter("x86_64")) == 15 * 8 and len(user_namespace_filter("aarch64")) == 13 * 8
+    assert user_namespace_filter("riscv64") is None
 
 
 def test_no_user_namespaces_inside(sandbox_tmp):
