@@ -5,25 +5,26 @@ Local: ``mbpp/mbpp.jsonl`` (google-research's full release, task_id 1-974; the t
 ``full/test-00000-of-00001.parquet`` (the same 500 rows). The prompt shows the problem and its three
 asserts (so the model knows the function's name and signature) and asks for a fenced Python block.
 
-Scoring runs the extracted code followed by the reference test code (``test_setup_code`` and the
-asserts) in the sandbox (``raygems.tasks.sandbox``): 1 when the program exits with status 0 within
-the limits after running every assert. Code execution is opt-in (``allow_code_execution=True`` or
-``RAYGEMS_ALLOW_CODE_EXECUTION=1``); without it ``score`` warns once and returns 0.
+Scoring (``raygems.tasks.asserts``): the reference test code is split on the host into the calls
+into the program (the test's inputs) and the asserts around them (the expected values). The sandbox
+(``raygems.tasks.sandbox``) runs the extracted code, the setup code and the calls, and sends back
+their values as plain builtin values; the host evaluates the asserts on them. 1 when every assert
+holds. The expected values never enter the sandbox, so a program cannot read, skip or fake them.
+Code execution is opt-in (``allow_code_execution=True`` or ``RAYGEMS_ALLOW_CODE_EXECUTION=1``);
+without it ``score`` raises ``CodeExecutionDisabled`` rather than scoring 0.
 """
 from __future__ import annotations
 
 import json
 import os
-import secrets
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
+from raygems.tasks.asserts import CheckedRun, SplitTests, check_program, split_asserts
 from raygems.tasks.base import as_query, make_query
 from raygems.tasks.benchmark import FALLBACK_TURN_STOP, BenchmarkTask
 from raygems.tasks.registry import register_task
-from raygems.tasks.sandbox import (CodeExecutionDisabled, SandboxLimits, SandboxResult,
-                                   code_execution_enabled, run_program)
+from raygems.tasks.sandbox import CodeExecutionDisabled, SandboxLimits, code_execution_enabled
 from raygems.tasks.scoring import extract_code
 from raygems.tasks.sources import Downloader, read_parquet_rows
 
@@ -31,7 +32,6 @@ TEST_TASK_IDS = range(11, 511)
 # 8 s of wall (and CPU) time: MBPP's slowest reference solution (task 123) needs 2-7 s on a loaded
 # 2-core machine, and an adversarial program is still stopped within 10 s.
 DEFAULT_LIMITS = SandboxLimits(timeout_s=8.0, memory_mb=1024)
-_warned_disabled = False
 
 
 def mbpp_prompt(text: str, tests: list[str]) -> str:
@@ -44,19 +44,16 @@ def mbpp_prompt(text: str, tests: list[str]) -> str:
     )
 
 
-def mbpp_test_program(code: str, reference: str, sentinel: str) -> str:
-    """The program the sandbox runs: the model's code, the reference test code, then a line that
-    prints ``sentinel`` (a fresh random token): a program only passes when it gets that far, so code
-    that exits early with status 0 (``sys.exit(0)`` in a main block, ``os._exit(0)``) does not skip
-    the asserts."""
-    return f"{code.rstrip()}\n\n\n{reference}\n\nprint({sentinel!r})\n"
-
-
-def _warn_disabled_once() -> None:
-    global _warned_disabled
-    if not _warned_disabled:
-        _warned_disabled = True
-        warnings.warn(f"MBPP completions score 0: {CodeExecutionDisabled()}", RuntimeWarning, stacklevel=3)
+def mbpp_tests(query: Mapping) -> SplitTests:
+    """The query's test code split into the sandbox's calls and the host's asserts. The reference
+    solution (``meta["solution"]``) names the program's functions. Raises UnsupportedTest for a test
+    the host cannot decide (none of MBPP's 500 test problems)."""
+    query = as_query(query)
+    solution = (query.get("meta") or {}).get("solution")
+    if not isinstance(solution, str) or not solution.strip():
+        raise ValueError(f"query {query.get('query_id')!r} has no meta['solution'] (the reference solution "
+                         "names the functions the tests call)")
+    return split_asserts(query["reference"], solution)
 
 
 @register_task("mbpp")
@@ -100,27 +97,21 @@ class MBPP(BenchmarkTask):
             meta={"test_list": tests, "test_setup_code": setup, "solution": item["code"]},
         )
 
-    def run(self, query: Mapping, completion: str) -> SandboxResult | None:
-        """The sandbox's report on a completion (None when no code could be extracted).
-        Raises CodeExecutionDisabled when code execution is not enabled."""
+    def run(self, query: Mapping, completion: str) -> CheckedRun | None:
+        """The verdict on a completion, with the sandbox's report (None when no code could be
+        extracted). Raises CodeExecutionDisabled when code execution is not enabled."""
         if not code_execution_enabled(self.allow_code_execution):
             raise CodeExecutionDisabled()
+        tests = mbpp_tests(query)
         code = extract_code(completion)
         if not code.strip():
             return None
-        sentinel = f"raygems-tests-done-{secrets.token_hex(16)}"
-        program = mbpp_test_program(code, as_query(query)["reference"], sentinel)
-        # not "__main__": a completion's `if __name__ == "__main__":` block (input(), unittest.main(), ...) is
-        # skipped, as when a harness imports the solution; the tests below it still run at module level
-        result = run_program(program, allow=True, limits=self.limits, run_name="solution")
-        if result.passed and not result.stdout.rstrip().endswith(sentinel):
-            result.passed, result.reason = False, "exited-early"
-        return result
+        # run as "solution", not "__main__": a completion's `if __name__ == "__main__":` block (input(),
+        # unittest.main(), ...) is skipped, as when a harness imports the solution
+        return check_program(code, tests, self.limits, run_name="solution")
 
     def score(self, query: Mapping, completion: str) -> int:
-        try:
-            result = self.run(query, completion)
-        except CodeExecutionDisabled:
-            _warn_disabled_once()
-            return 0
+        """1 when every test assert holds. Raises CodeExecutionDisabled when code execution is not
+        enabled: a silent 0 would look like a wrong answer."""
+        result = self.run(query, completion)
         return int(result is not None and result.passed)

@@ -1,14 +1,16 @@
-"""MBPP scoring through the sandbox: opt-in, never raises, adversarial completions score 0 quickly."""
+"""MBPP scoring through the sandbox: opt-in (refused loudly otherwise), never raises on model output,
+adversarial completions score 0 quickly. Cheats on the scorer itself: test_task_mbpp_cheats.py."""
 from __future__ import annotations
 
+import ast
 import time
-import warnings
 
 import pytest
 
 from raygems.tasks import get_task, sandbox
-from raygems.tasks import mbpp as mbpp_module
-from sandbox_checks import boot_ticks, orphaned_zombies, processes_mentioning
+from raygems.tasks.asserts import UnsupportedTest
+from raygems.tasks.mbpp import mbpp_tests
+from sandbox_checks import boot_ticks, leftover_cgroups, orphaned_zombies, processes_mentioning
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +36,21 @@ def test_reference_solution_passes_wrong_one_fails(task, queries):
 def test_run_reports_why(task, queries):
     query = queries["mbpp/11"]
     result = task.run(query, "```python\ndef remove_Occ(s, ch):\n    return s\n```")
-    assert result.reason == "error" and "AssertionError" in result.stderr
+    assert result.reason == "assert-failed" and result.detail == 'assert remove_Occ("hello","l") == "heo"'
     assert task.run(query, "no code at all") is None
     early = task.run(query, "```python\nimport sys\nsys.exit(0)\n```")
     assert early.reason == "exited-early" and not early.passed
+    raises = task.run(query, "```python\ndef remove_Occ(s, ch):\n    return s[ch]\n```")
+    assert raises.reason == "error" and "TypeError" in raises.detail and "remove_Occ('hello', 'l')" in raises.detail
+    assert task.run(query, "```python\nimport time\ntime.sleep(60)\n```").reason == "timeout"
+
+
+def test_hard_coding_the_visible_asserts_passes(task, queries):
+    """A known limit, not a gap in the harness: the prompt shows all three asserts, so an answer can
+    memorise them. MBPP's tests are the ones in the prompt; evalplus's MBPP+ adds hidden tests for this."""
+    lookup = ("def remove_Occ(s, ch):\n"
+              "    return {('hello', 'l'): 'heo', ('abcda', 'a'): 'bcd', ('PHP', 'P'): 'H'}[s, ch]")
+    assert task.score(queries["mbpp/11"], f"```python\n{lookup}\n```") == 1
 
 
 def test_a_main_block_in_the_answer_is_not_run(task, queries):
@@ -56,18 +69,39 @@ def test_setup_code_runs_before_the_asserts(task, queries):
     assert task.score(query, query["meta"]["solution"]) == 1
 
 
-def test_disabled_execution_scores_zero_and_warns_once(benchmarks_dir, queries, monkeypatch):
+def test_disabled_execution_raises_instead_of_scoring_zero(benchmarks_dir, queries, monkeypatch):
     monkeypatch.delenv(sandbox.ENV_FLAG, raising=False)
-    monkeypatch.setattr(mbpp_module, "_warned_disabled", False)
     task = get_task("mbpp", data_dir=benchmarks_dir)
     query = queries["mbpp/11"]
-    with pytest.warns(RuntimeWarning, match="RAYGEMS_ALLOW_CODE_EXECUTION=1"):
-        assert task.score(query, query["meta"]["solution"]) == 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second warning would raise here
-        assert task.score(query, query["meta"]["solution"]) == 0
+    with pytest.raises(sandbox.CodeExecutionDisabled, match="RAYGEMS_ALLOW_CODE_EXECUTION=1"):
+        task.score(query, query["meta"]["solution"])
+    with pytest.raises(sandbox.CodeExecutionDisabled):  # also for answers without code: no silent 0 at all
+        task.score(query, "I do not know.")
     monkeypatch.setenv(sandbox.ENV_FLAG, "1")
     assert task.score(query, query["meta"]["solution"]) == 1
+
+
+def test_every_test_problem_splits_into_calls_and_host_asserts(queries):
+    """All 500: the sandbox gets each assert's call (the inputs), the host keeps the expected value."""
+    assert len(queries) == 500
+    for query in queries.values():
+        tests = mbpp_tests(query)
+        sent = [step.source for step in tests.steps if step.kind == "eval"]
+        assert len(tests.asserts) == len(sent) == len(query["meta"]["test_list"]) == 3
+        for host_assert, test in zip(tests.asserts, query["meta"]["test_list"]):
+            compare = ast.parse(test.strip()).body[0].test
+            (step,) = host_assert.steps
+            assert tests.steps[step - 1].source == ast.unparse(compare.left)
+            assert host_assert.expression == f"_call_{step} == {ast.unparse(compare.comparators[0])}"
+
+
+def test_a_query_without_its_reference_solution_is_refused(queries):
+    query = {**queries["mbpp/11"], "meta": {}}
+    with pytest.raises(ValueError, match="mbpp/11.*meta\\['solution'\\]"):
+        mbpp_tests(query)
+    broken = {**queries["mbpp/11"], "reference": "assert [x for x in remove_Occ('a', 'a')] == []"}
+    with pytest.raises(UnsupportedTest, match="ListComp"):
+        mbpp_tests(broken)
 
 
 ADVERSARIAL = {
@@ -97,7 +131,7 @@ def test_adversarial_completions_score_zero_within_10_s(task, queries, name, mon
     assert task.score(query, f"```python\n{code}\n```") == 0
     assert time.monotonic() - started < 10
     assert processes_mentioning(str(sandbox_tmp)) == [] and orphaned_zombies(started_ticks) == []
-    assert list(sandbox_tmp.iterdir()) == []
+    assert list(sandbox_tmp.iterdir()) == [] and leftover_cgroups() == []
 
 
 def test_scoring_never_raises_on_odd_output(task, queries):

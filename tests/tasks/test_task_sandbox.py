@@ -1,9 +1,12 @@
-"""The code sandbox against adversarial programs: each ends within 10 s, leaves no process behind,
-changes nothing outside its directory, reaches no network and cannot see the parent's environment."""
+"""The code sandbox against adversarial programs: each ends within 10 s, leaves no process and no
+cgroup behind, changes nothing outside its directory, reaches no network, cannot see the parent's
+environment, and its whole process tree stays within one memory, process and disk budget."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -11,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from raygems.tasks import sandbox
+from raygems.tasks.cgroups import available_controllers
 from raygems.tasks.sandbox import (CodeExecutionDisabled, SandboxLimits, available_isolation,
-                                   code_execution_enabled, run_program)
-from sandbox_checks import boot_ticks, orphaned_zombies, processes_mentioning
+                                   code_execution_enabled, expected_guarantees, run_program)
+from sandbox_checks import (DISK_FLOOD, FORKED_MEMORY, NESTED_NAMESPACE, boot_ticks, leftover_cgroups,
+                            orphaned_zombies, processes_mentioning)
 
 CONTAINED_S = 10.0
 
@@ -27,7 +32,17 @@ def run_contained(code: str, sandbox_tmp: Path, **limits) -> sandbox.SandboxResu
     assert processes_mentioning(str(sandbox_tmp)) == []
     assert orphaned_zombies(started_ticks) == []
     assert list(sandbox_tmp.iterdir()) == []  # the sandbox directory is removed
+    assert leftover_cgroups() == []
     return result
+
+
+def needs(*guarantees: str) -> None:
+    """Skip, saying why, where this machine cannot give ``guarantees`` (they all hold on the project's
+    machines: bubblewrap, cgroup v1 memory and pids controllers, x86-64)."""
+    missing = [g for g in guarantees if g not in expected_guarantees()]
+    if missing:
+        pytest.skip(f"this machine cannot give {missing} (isolation {available_isolation()}, "
+                    f"cgroup controllers {available_controllers()}); see docs/sandbox.md")
 
 
 def test_execution_is_opt_in(monkeypatch):
@@ -189,7 +204,107 @@ def test_fallback_isolation_with_unshare(sandbox_tmp, monkeypatch):
     assert not unreachable.passed and "Error" in unreachable.stderr
 
 
-@pytest.mark.parametrize("bad", [{"timeout_s": 0}, {"memory_mb": 10}, {"cpu_s": -1}, {"max_processes": 0}])
+@pytest.mark.parametrize("bad", [{"timeout_s": 0}, {"memory_mb": 10}, {"cpu_s": -1}, {"max_processes": 0},
+                                 {"disk_mb": 0}])
 def test_bad_limits(bad):
     with pytest.raises(ValueError):
         SandboxLimits(**bad)
+
+
+def test_every_guarantee_holds_here(sandbox_tmp):
+    needs(*sandbox.ALL_GUARANTEES)
+    result = run_contained("print('hi')", sandbox_tmp)
+    assert result.passed and result.guarantees == sandbox.ALL_GUARANTEES
+    assert 0 < result.peak_memory_mb < 64
+
+
+def test_a_disk_flood_fills_only_the_scratch_directory(sandbox_tmp):
+    """The issue's loop of 15 MiB files took 14.3 GB of the host's disk; here it gets ENOSPC at disk_mb."""
+    needs(sandbox.SCRATCH_DISK_LIMIT, sandbox.TREE_MEMORY_LIMIT)
+    result = run_contained(DISK_FLOOD, sandbox_tmp, disk_mb=64)
+    written, refused = result.stdout.split(" ", 1)
+    assert int(written) <= 64 * 1024 * 1024 and "28" in refused  # ENOSPC
+    assert result.peak_memory_mb < 100  # the tmpfs is memory, charged to the sandbox
+
+
+@pytest.mark.parametrize("memory_mb, child_mb", [(1024, 800), (90, 50)])
+def test_forked_processes_share_one_memory_limit(sandbox_tmp, memory_mb, child_mb):
+    """Six children of 800 MB each took 4.9 GB under memory_mb=1024 (a per-process limit); the tree's
+    memory cgroup keeps them all within memory_mb (90 MiB: less than 100 MB of the host)."""
+    needs(sandbox.TREE_MEMORY_LIMIT)
+    result = run_contained(FORKED_MEMORY.format(mb=child_mb), sandbox_tmp, memory_mb=memory_mb, timeout_s=8.0)
+    assert 0.8 * memory_mb < result.peak_memory_mb <= memory_mb  # pushed up to the limit, not past it
+    assert "0, 0, 0, 0, 0, 0" not in result.stdout  # not every child got its memory
+
+
+def test_the_seccomp_filter_exists_for_x86_64_and_aarch64_only():
+    from raygems.tasks.seccomp import user_namespace_filter
+
+    assert len(user_namespace_filter("x86_64")) == 15 * 8 and len(user_namespace_filter("aarch64")) == 13 * 8
+    assert user_namespace_filter("riscv64") is None
+
+
+def test_no_user_namespaces_inside(sandbox_tmp):
+    """A nested user namespace could mount a tmpfs outside every limit (3 GiB held in the issue)."""
+    needs(sandbox.NO_USER_NAMESPACES)
+    result = run_contained(NESTED_NAMESPACE, sandbox_tmp)
+    assert result.passed and "unshare refused Operation not permitted" in result.stdout, result
+    assert "unshare -Urm: 1" in result.stdout
+
+
+def test_without_the_seccomp_filter_the_memory_cgroup_still_holds_a_nested_tmpfs(sandbox_tmp, monkeypatch):
+    """Defence in depth: with user namespaces allowed (filter off) the tmpfs is mounted, but its pages
+    are charged to the sandbox's memory cgroup: the 3 GiB stop at memory_mb."""
+    needs(sandbox.TREE_MEMORY_LIMIT)
+    monkeypatch.setattr(sandbox, "user_namespace_filter", lambda: None)
+    result = run_contained(NESTED_NAMESPACE, sandbox_tmp, memory_mb=90, timeout_s=8.0)
+    assert "mounted" in result.stdout and "wrote" not in result.stdout, result
+    assert result.peak_memory_mb <= 90 and not result.passed
+    assert sandbox.NO_USER_NAMESPACES not in result.guarantees
+
+
+def test_the_process_limit_is_per_sandbox_not_per_user(sandbox_tmp):
+    """Every sandbox runs as nobody: with a per-user limit a fork storm in one starves the others."""
+    needs(sandbox.TREE_PROCESS_LIMIT)
+    storm = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    stormed = []
+    thread = threading.Thread(target=lambda: stormed.append(run_program(
+        storm, allow=True, limits=SandboxLimits(timeout_s=4.0, max_processes=64))))
+    thread.start()
+    time.sleep(1.5)
+    forks = ("import os\npids = [os.fork() for _ in range(1)]\nchildren = []\n"
+             "for _ in range(20):\n    pid = os.fork()\n    if pid == 0:\n        os._exit(0)\n"
+             "    children.append(pid)\nfor pid in children:\n    os.waitpid(pid, 0)\nprint(len(children))\n")
+    try:
+        result = run_program(forks, allow=True, limits=SandboxLimits(timeout_s=4.0))
+    finally:
+        thread.join()
+    assert stormed[0].reason == "timeout" and result.passed and "20" in result.stdout, result
+
+
+def test_a_sandboxs_cgroups_go_after_a_keyboard_interrupt(sandbox_tmp):
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    started_ticks = boot_ticks()
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_program("import time\ntime.sleep(30)", allow=True, limits=SandboxLimits(timeout_s=20.0))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert leftover_cgroups() == [] and list(sandbox_tmp.iterdir()) == []
+    assert processes_mentioning(str(sandbox_tmp)) == [] and orphaned_zombies(started_ticks) == []
+
+
+def test_the_channel_returns_what_the_program_wrote_up_to_its_limit(sandbox_tmp):
+    code = ("import os\nos.write(SANDBOX_CHANNEL_FD, b'hello\\n')\nleft = 200000\n"
+            "try:\n    while left:\n        left -= os.write(SANDBOX_CHANNEL_FD, b'x' * left)\n"
+            "except BrokenPipeError:\n    print('cut off')\n")
+    small = run_program(code, allow=True, channel_bytes=1000)
+    assert small.channel == b"hello\n" + b"x" * 994 and small.channel_overflow and "cut off" in small.stdout
+    ample = run_program(code, allow=True, channel_bytes=300000)
+    assert ample.channel == b"hello\n" + b"x" * 200000 and not ample.channel_overflow
+    assert run_program("print(1)", allow=True).channel == b""
