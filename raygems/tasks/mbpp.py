@@ -31,7 +31,9 @@ from raygems.tasks.sources import Downloader, read_parquet_rows
 TEST_TASK_IDS = range(11, 511)
 # 8 s of wall (and CPU) time: MBPP's slowest reference solution (task 123) needs 2-7 s on a loaded
 # 2-core machine, and an adversarial program is still stopped within 10 s.
-DEFAULT_LIMITS = SandboxLimits(timeout_s=8.0, memory_mb=1024)
+# 90 MiB for the whole process tree (cgroup; the 500 reference solutions peak at 10.4 MB), so that no answer
+# holds 100 MB of the host whatever it forks or writes; each process may still map 1 GiB of address space.
+DEFAULT_LIMITS = SandboxLimits(timeout_s=8.0, memory_mb=90, process_memory_mb=1024, disk_mb=32)
 
 
 def mbpp_prompt(text: str, tests: list[str]) -> str:

@@ -102,11 +102,15 @@ def code_execution_enabled(allow: bool | None = None) -> bool:
 @dataclass(frozen=True)
 class SandboxLimits:
     """Limits for one program run. ``cpu_s`` defaults to the wall time. ``memory_mb`` and
-    ``max_processes`` hold for the whole process tree where cgroups are available (and memory also
-    per process); ``disk_mb`` is the size of the scratch directory (bubblewrap only)."""
+    ``max_processes`` hold for the whole process tree where cgroups are available;
+    ``process_memory_mb`` is each process's address space (None: ``max(memory_mb, 1024)``; an address
+    space is far larger than what a process holds, so this one only stops single huge allocations and is
+    the only memory limit where cgroups are not available); ``disk_mb`` is the size of the scratch
+    directory (bubblewrap only)."""
 
     timeout_s: float = 10.0
     memory_mb: int = 1024
+    process_memory_mb: int | None = None
     cpu_s: float | None = None
     max_processes: int = 64
     max_file_mb: int = 16
@@ -118,6 +122,8 @@ class SandboxLimits:
             raise ValueError(f"timeout_s must be positive, got {self.timeout_s!r}")
         if self.memory_mb < 64:
             raise ValueError(f"memory_mb must be at least 64 (the interpreter needs it), got {self.memory_mb!r}")
+        if self.process_memory_mb is not None and self.process_memory_mb < 64:
+            raise ValueError(f"process_memory_mb must be at least 64, got {self.process_memory_mb!r}")
         if self.cpu_s is not None and not self.cpu_s > 0:
             raise ValueError(f"cpu_s must be positive, got {self.cpu_s!r}")
         for name in ("max_processes", "max_file_mb", "max_open_files", "disk_mb"):
@@ -276,7 +282,7 @@ def _user_process_count(uid: int) -> int:
 
 def _rlimits(limits: SandboxLimits, drop_to_nobody: bool, tree_process_limit: bool) -> dict[str, tuple[int, int]]:
     cpu = int(max(1, round(limits.cpu_s if limits.cpu_s is not None else limits.timeout_s)))
-    memory = limits.memory_mb * MIB
+    memory = (limits.process_memory_mb or max(limits.memory_mb, 1024)) * MIB
     file_size = limits.max_file_mb * MIB
     rlimits = {
         "RLIMIT_CPU": (cpu, cpu + 1),  # SIGXCPU at the soft limit, SIGKILL one second later
