@@ -1,23 +1,41 @@
-"""The model actor: a Ray actor that holds exactly one loaded checkpoint at a time and evaluates query
-batches on it.
+"""The model actor: a Ray actor that holds exactly one loaded checkpoint at a time and evaluates query batches on it.
 
-An actor is a loaded-model slot: `assign(model)` unloads the checkpoint it holds and takes another, so the
-cost of starting a worker process (and, for the fast GPU path, of compiling the decoder once per
-architecture) is paid once per slot, not once per checkpoint. The checkpoint loads lazily inside the first
-`evaluate` after an assignment, so a broken checkpoint comes back as that call's EvaluationError.
+An actor is a loaded-model slot: `assign(model)` unloads the checkpoint it holds and takes another, so the cost of
+starting a worker process (and, for the fast GPU path, of compiling the decoder once per architecture) is paid once
+per slot, not once per checkpoint. The checkpoint is read from local disk only (`model.path`: the driver assigns a
+model once its files are on this node, see `raygems.runtime.fetch`); it loads lazily inside the first `evaluate`
+after an assignment, so a broken checkpoint comes back as that call's EvaluationError.
 
-Every batch's rows are written to the result store by the actor itself (an atomic parquet part per batch)
-before the call returns, so results survive a crash of the driver. On a multi-node cluster the store
-directory must be on storage every node can reach (NFS/EFS or a shared mount); see docs/runtime.md.
+Every batch's rows are written to the result store by the actor itself (one atomic parquet part per batch) before
+the call returns, so results survive a crash of the driver. The call returns what the driver needs to go on
+without reading the store back: the rewards, where the part was written, and what the batch cost (`BatchReport`).
+On a multi-node cluster the store directory must be on storage every node can reach (NFS/EFS or a shared mount).
 """
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 from raygems.hub.types import ModelRecord
-from raygems.runtime.evaluation import EvaluatorSpec
+from raygems.runtime.evaluation import VARIANTS, EvaluatorSpec
 from raygems.runtime.store import ResultStore
+
+
+@dataclass
+class BatchReport:
+    """What one `evaluate` call did: rewards per query (in PROMPT_VARIANTS order, queries in the order asked), the
+    store part holding the rows, and its costs (seconds, tokens; `load_s` > 0 when the checkpoint was loaded)."""
+
+    queries: int
+    rewards: list[tuple[int, ...]]
+    part: str
+    load_s: float
+    generate_s: float
+    score_s: float
+    record_s: float
+    prompt_tokens: int
+    completion_tokens: int
 
 
 class ModelActor:
@@ -46,6 +64,11 @@ class ModelActor:
     def pid(self) -> int:
         return os.getpid()
 
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def assign(self, model: ModelRecord) -> None:
         """Hold `model` from now on (the previous checkpoint is unloaded; the new one loads lazily)."""
         if self.model is not None and model.model_id == self.model.model_id and model.revision == self.model.revision:
@@ -54,24 +77,36 @@ class ModelActor:
         self.model = model
 
     def load(self) -> float:
-        """Fetch and load the assigned checkpoint; EvaluationError(stage, reason) when it cannot be."""
+        """Load the assigned checkpoint from local disk; EvaluationError(stage, reason) when it cannot be."""
         if self.model is None:
             raise RuntimeError("no model assigned to this actor")
         start = time.perf_counter()
         evaluator = self.spec.build(self.model, self.pool)
         evaluator.load()
         self.evaluator = evaluator
+        seconds = time.perf_counter() - start
         self.loads += 1
-        self.load_seconds += time.perf_counter() - start
-        return time.perf_counter() - start
+        self.load_seconds += seconds
+        return seconds
 
-    def evaluate(self, query_ids: list[str]) -> int:
-        """Evaluate one batch (both prompt variants), record it, return the number of queries evaluated."""
-        if self.evaluator is None:
-            self.load()
+    def evaluate(self, query_ids: list[str]) -> BatchReport:
+        """Evaluate one batch (both prompt variants), record it, and report it."""
+        load_s = self.load() if self.evaluator is None else 0.0
+        started = time.perf_counter()
         rows = self.evaluator.evaluate(list(query_ids))
-        self.store.put(rows)
-        return len(query_ids)
+        evaluated = time.perf_counter()
+        part = self.store.put_rows(rows)
+        record_s = time.perf_counter() - evaluated
+        by_key = {(row["query_id"], row["variant"]): row["reward"] for row in rows}
+        timing = getattr(self.evaluator, "last_timing", {})
+        return BatchReport(
+            queries=len(query_ids),
+            rewards=[tuple(int(by_key[(q, v)]) for v in VARIANTS) for q in query_ids],
+            part=part.name, load_s=load_s,
+            generate_s=float(timing.get("generate_s", evaluated - started)), score_s=float(timing.get("score_s", 0.0)),
+            record_s=record_s,
+            prompt_tokens=sum(int(row["prompt_tokens"]) for row in rows if row["variant"] == VARIANTS[0]),
+            completion_tokens=sum(int(row["completion_tokens"]) for row in rows if row["variant"] == VARIANTS[0]))
 
     def unload(self) -> None:
         if self.evaluator is not None:

@@ -1,20 +1,31 @@
 """The search driver: runs a bandit algorithm (R = 1) against live model actors.
 
-Each round it asks the algorithm which arms answer which query ids, serves what the result store already
-holds, and sends the rest to the survivors' model actors concurrently, within `max_loaded` loaded-model
-slots: survivors stay resident while they fit; otherwise idle actors are unloaded, least recently used first.
+Each round it asks the algorithm which arms answer which query ids, serves from its reward book what the result
+store already holds, and sends the rest to the survivors' model actors, one batch per actor at a time, within
+`max_loaded` loaded-model slots (`SlotPool`): an arm keeps its slot while it has work; a slot whose arm is done
+goes to the next arm in the round's order, the least recently used idle slot first, so survivors stay resident
+while they fit. Checkpoints come from a `CheckpointSource` (`raygems.runtime.fetch`): for a tree on local disk
+they are ready at once; for a hub tree, CPU-only fetch workers download them to each node's disk ahead of the
+slots, and a slot only takes an arm whose files are on its node.
+
 A checkpoint that fails to fetch, load or generate is recorded with its reason and told to the algorithm as
-failed (an eliminated arm); the search goes on. An actor that dies (killed, or its node preempted) is replaced
-and its unfinished batch is re-sent; pairs it had already recorded are not evaluated again.
+failed (an eliminated arm); the search goes on. An actor that dies (killed, or its node preempted) is replaced and
+its unfinished batch is re-sent; pairs it had already recorded are not evaluated again. A problem of the setup
+rather than of a checkpoint (the disk is full, code may not run, the hub cannot be reached) stops the search with
+a `SetupError`; nothing recorded is lost.
 
 Because the algorithm is deterministic for a seed and every answer is kept in the store, re-running a search
-(after a crash of the driver, or with `--resume`) replays the same requests and pays only for pairs that
-were never recorded.
+(after a crash of the driver, or with `--resume`) replays the same requests and pays only for pairs that were
+never recorded.
+
+Cost per round: O(queries asked + batches) dictionary work, whatever the size of the store (the reward book is
+filled from the store once, then from what the actors return).
 """
 from __future__ import annotations
 
+import os
 import time
-from collections import OrderedDict
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +35,10 @@ import pandas as pd
 from raygems.bandits import make_algorithm, repetition_keys
 from raygems.errors import SetupError
 from raygems.hub.types import ModelRecord
-from raygems.runtime.evaluation import VARIANTS, EvaluationError, EvaluatorSpec, best_variant_successes
+from raygems.runtime.cost import CostLedger
+from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
+from raygems.runtime.fetch import CheckpointSource, LocalCheckpoints
+from raygems.runtime.rewards import RewardBook
 from raygems.runtime.store import Failure, ResultStore
 
 
@@ -45,66 +59,110 @@ class DriverSettings:
 
 @dataclass
 class Progress:
+    phase: str = "search"
     round: int = 0
     survivors: int = 0
-    requested: int = 0        # (model, query) pairs asked for so far
+    requested: int = 0        # (model, query) pairs asked for so far in this phase
     paid: int = 0             # pairs evaluated in this run
     reused: int = 0           # pairs served from the store
     failed: int = 0
     loaded: int = 0
+    budget: int = 0           # pairs this phase will ask for at most (the search's budget; the final evaluation's)
+    outstanding: int = 0      # pairs of the current round not yet recorded
     started: float = field(default_factory=time.time)
+    paid_at_phase_start: int = 0
+    phase_started: float = field(default_factory=time.time)
     done: bool = False
-    message: str = ""
 
     def as_dict(self) -> dict:
-        elapsed = max(time.time() - self.started, 1e-9)
-        return {**self.__dict__, "elapsed_s": elapsed, "throughput_qps": self.paid / elapsed}
+        now = time.time()
+        elapsed = max(now - self.started, 1e-9)
+        in_phase = max(now - self.phase_started, 1e-9)
+        rate = (self.paid - self.paid_at_phase_start) / in_phase
+        remaining = max(0, self.budget - self.requested) + self.outstanding
+        eta = remaining / rate if rate > 0 else None
+        return {**self.__dict__, "elapsed_s": elapsed, "throughput_qps": self.paid / elapsed, "eta_s": eta}
+
+    def start_phase(self, phase: str, budget: int) -> None:
+        self.phase, self.budget, self.requested = phase, budget, 0
+        self.paid_at_phase_start, self.phase_started = self.paid, time.time()
+
+
+@dataclass
+class Slot:
+    """A model actor: the arm it holds (None: none), whether a batch is in flight, and when it was last used."""
+
+    actor: Any
+    node: Any                         # ObjectRef of the actor's node id, then the id itself
+    arm: int | None = None
+    busy: bool = False
+    last_used: int = 0
+    busy_since: float = 0.0
 
 
 class SearchDriver:
     """Plain class; run it inside a Ray actor (`remote_driver()`), or in-process for debugging."""
 
     def __init__(self, candidates: list[ModelRecord], pool, store_root: str, spec: EvaluatorSpec,
-                 settings: DriverSettings):
+                 settings: DriverSettings, checkpoints: CheckpointSource | None = None):
         if len(candidates) < 2:
             raise ValueError(f"need at least 2 candidate models, got {len(candidates)}")
         self.candidates = list(candidates)
         self.pool = pool
-        self.query_ids = np.asarray(pool.query_ids, dtype=object)
+        self.query_ids = list(pool.query_ids)
         self.store = ResultStore(store_root)
         self.store_root = str(store_root)
         self.spec = spec
         self.settings = settings
+        self.checkpoints = checkpoints or LocalCheckpoints()
         self.progress = Progress()
-        self._actors: OrderedDict[int, Any] = OrderedDict()   # arm -> actor holding it, least recently used first
-        self._free: list[Any] = []                            # live actors holding no arm
-        self._pid_refs: dict[Any, Any] = {}                   # actor -> ObjectRef of its pid (asked at creation)
+        self.cost = CostLedger()
+        self.book = RewardBook(self.query_ids, [pool.task_of(q) for q in self.query_ids], len(self.candidates))
+        self._known_parts: set[str] = set()
+        self._load_book()
+        self._slots: list[Slot] = []
+        self._uses = 0                                     # counter behind Slot.last_used
+        self._pid_refs: dict[Any, Any] = {}                # actor -> ObjectRef of its pid (asked at creation)
         self._restarts: dict[int, int] = {}
         self._failed: dict[int, Failure] = {}
+        self._loaded_before: set[int] = set()              # arms loaded once already (a load again is a reload)
         # failures recorded by an earlier run of this search: applied when the arm next needs new work, which
         # is the moment it failed before, so a rerun follows the same path as the run it continues
         self._known_failures: dict[int, Failure] = {}
+        failures = self.store.failures()
+        recorded = {(m, r): (s, reason) for m, r, s, reason in
+                    zip(failures["model_id"], failures["revision"], failures["stage"], failures["reason"])}
         for arm, model in enumerate(self.candidates):
-            failure = self.store.failure_of(model.model_id, model.revision)
-            if failure is not None:
-                self._known_failures[arm] = failure
-        self._answered: dict[int, list[str]] = {}
+            if (model.model_id, model.revision) in recorded:
+                self._known_failures[arm] = Failure(model.model_id, model.revision,
+                                                    *recorded[(model.model_id, model.revision)])
         self._pool_ref = None
+        self._capacity: tuple[float, int] = (0.0, 0)      # (when, slots the cluster holds) for _slot_capacity
+
+    def _load_book(self, only_new: bool = False) -> None:
+        """Read result parts into the reward book: all of them when the search starts; later (`only_new`) the
+        ones the driver has not seen, e.g. the batch a model actor recorded just before it died."""
+        names = self.store.part_names()
+        new = [name for name in names if name not in self._known_parts] if only_new else names
+        self._known_parts.update(new)
+        arms = {(m.model_id, m.revision): arm for arm, m in enumerate(self.candidates)}
+        for arm, query, variant, reward in self.store.rewards(arms, self.book.query_index, parts=new):
+            self.book.record(arm, query, variant, reward)
 
     # ------------------------------------------------------------------------------------------ public
     def status(self) -> dict:
-        return self.progress.as_dict()
+        return {**self.progress.as_dict(), **self.checkpoints.status()}
 
     def actor_pids(self) -> dict[str, int]:
         """PIDs of the model actors holding a model (tests kill them to simulate crashes)."""
         import ray
 
         pids = {}
-        for arm, actor in list(self._actors.items()):
-            ref = self._pid_refs.get(actor)
+        for slot in list(self._slots):
+            ref = self._pid_refs.get(slot.actor)
             ready, _ = ray.wait([ref], timeout=0) if ref is not None else ([], [])
-            if ready:
-                pids[self.candidates[arm].model_id] = ray.get(ref)
+            if ready and slot.arm is not None:
+                pids[self.candidates[slot.arm].model_id] = ray.get(ref)
         return pids
 
     def run(self) -> dict:
@@ -117,13 +175,13 @@ class SearchDriver:
             options.setdefault("arm_priority", np.asarray(s.arm_priority, dtype=float))
         algo = make_algorithm(s.method, len(self.candidates), len(self.pool), s.budget_per_model,
                               repetition_keys(s.seed, 1), **options)
-        totals = np.zeros(len(self.candidates), dtype=np.int64)
+        self.progress.start_phase("search", int(algo.budget))
         while not algo.done:
             pulls = algo.ask()
             if pulls is None:
                 break
             self.progress.round += 1
-            requests = {arm: list(self.query_ids[ids]) for arm, ids in pulls.by_arm(0).items()}
+            requests = {arm: [int(q) for q in ids] for arm, ids in pulls.by_arm(0).items()}
             self.progress.survivors = len(requests)
             self._serve(requests)
             successes = np.zeros(len(pulls), dtype=np.int64)
@@ -132,11 +190,11 @@ class SearchDriver:
                 if arm in self._failed:
                     newly_failed.append(arm)
                     continue
-                self._answered.setdefault(arm, []).extend(requests[arm])
-                total = self._best_variant_total(arm)
-                successes[j] = total - totals[arm]
-                totals[arm] = total
+                successes[j] = self.book.count(arm, requests[arm])
             algo.tell(successes, failed=newly_failed or None)
+            alive = getattr(algo, "alive", None)     # elimination methods: eliminated arms' files go first
+            if alive is not None:
+                self.checkpoints.retire(np.flatnonzero(~alive[0]).tolist())
         chosen = int(algo.recommend()[0])
         self.progress.done = True
         return {
@@ -156,127 +214,223 @@ class SearchDriver:
 
         if self._pool_ref is None:
             self._pool_ref = ray.put(self.pool)
-        everything = list(self.query_ids)
-        self._serve({arm: everything for arm in arms if arm not in self._failed})
+        arms = [arm for arm in arms if arm not in self._failed]
+        self.progress.start_phase("final evaluation", len(arms) * len(self.query_ids))
+        everything = list(range(len(self.query_ids)))
+        self.checkpoints.retire([arm for arm in range(len(self.candidates)) if arm not in set(arms)])
+        self._serve({arm: everything for arm in arms})
 
     def shutdown(self) -> None:
-        """Release every model actor."""
+        """Release every model actor and fetch worker."""
         self._release_all()
+        self.checkpoints.shutdown()
 
     def failures(self) -> dict[int, Failure]:
         return dict(self._failed)
 
-    # ----------------------------------------------------------------------------------------- helpers
-    def _best_variant_total(self, arm: int) -> int:
-        model = self.candidates[arm]
-        rows = self.store.known_rewards(model.model_id, model.revision, self._answered[arm])
-        return best_variant_successes(rows)
+    def accuracy_table(self) -> pd.DataFrame:
+        """Per candidate: queries answered, accuracy with the better prompt variant per task, and whether it
+        answered the whole pool (`complete`); from the reward book, i.e. the store's served rows."""
+        rows = []
+        for arm, model in enumerate(self.candidates):
+            n, accuracy = self.book.accuracy(arm)
+            rows.append({"model_id": model.model_id, "revision": model.revision, "queries": n,
+                         "accuracy": accuracy, "complete": n == len(self.query_ids)})
+        return pd.DataFrame(rows)
 
-    def _missing(self, arm: int, query_ids: list[str]) -> list[str]:
-        model = self.candidates[arm]
-        rows = self.store.known_rewards(model.model_id, model.revision, query_ids)
-        have = rows.groupby("query_id")["variant"].nunique()
-        complete = set(have.index[have >= len(VARIANTS)])
-        return [q for q in query_ids if q not in complete]
+    def cost_summary(self) -> dict:
+        return self.cost.summary(slots=max(1, len(self._slots)), checkpoints=self.checkpoints.status())
 
-    def _serve(self, requests: dict[int, list[str]]) -> None:
-        """Make sure every (arm, query) of `requests` is in the store, or the arm is recorded as failed."""
+    # ----------------------------------------------------------------------------------------- serving
+    def _serve(self, requests: dict[int, list[int]]) -> None:
+        """Make sure every (arm, query) of `requests` is recorded, or the arm is recorded as failed."""
+        import ray
+
+        work: dict[int, deque[list[int]]] = {}
+        for arm, queries in requests.items():
+            self.progress.requested += len(queries)
+            if arm in self._failed:
+                continue
+            missing = self.book.missing(arm, queries)
+            self.progress.reused += len(queries) - len(missing)
+            if missing and arm in self._known_failures:   # it failed here in an earlier run
+                self._fail(arm, self._known_failures[arm], persist=False)
+                continue
+            if missing:
+                size = self.settings.chunk_size
+                work[arm] = deque(missing[i:i + size] for i in range(0, len(missing), size))
+        self.progress.outstanding = sum(len(chunk) for chunks in work.values() for chunk in chunks)
+        held = {slot.arm for slot in self._slots}
+        waiting = deque(arm for arm in work if arm not in held)      # arms without a slot, in the round's order
+        self.checkpoints.want(list(waiting))
+        in_flight: dict[Any, tuple[Slot, int, list[int]]] = {}
+        while work or in_flight:
+            self._dispatch(work, waiting, in_flight)
+            # a slot created but not placed yet: its node (the files it can load) is known once it is
+            unplaced = {slot.node: slot for slot in self._slots if _is_ref(slot.node)} if self.checkpoints.fetches else {}
+            events = list(in_flight) + self.checkpoints.pending() + list(unplaced)
+            if not events:
+                if work:   # nothing could be scheduled and nothing is on its way
+                    raise RuntimeError("no model slot available: max_loaded must be at least 1")
+                break
+            ready, _ = ray.wait(events, num_returns=1)
+            ref = ready[0]
+            if ref in unplaced:
+                unplaced[ref].node = ray.get(ref)
+                continue
+            if ref not in in_flight:
+                for arm, failure in self.checkpoints.completed(ref):
+                    if arm in work:
+                        self._drop_work(arm, work)
+                        self._fail(arm, failure, persist=True)
+                continue
+            slot, arm, chunk = in_flight.pop(ref)
+            self._finish_batch(slot, arm, chunk, ref, work, waiting)
+
+    def _dispatch(self, work: dict[int, deque], waiting: deque, in_flight: dict) -> None:
+        """Give every idle slot a batch: more of its own arm's work first, else the next waiting arm whose files
+        are on its node (the least recently used idle slot is reassigned first). Creates slots up to capacity."""
+        for slot in self._slots:
+            if not slot.busy and slot.arm in work:
+                self._submit(slot, slot.arm, work, in_flight)
+        self._prune(waiting, work)
+        if not waiting:
+            return
+        wanted = min(self._slot_capacity(), len(self._slots) + len(waiting))
+        while len(self._slots) < wanted:     # as many slots as the cluster holds, while arms wait for one
+            self._new_slot()
+        idle = sorted((s for s in self._slots if not s.busy and s.arm not in work), key=lambda s: s.last_used)
+        if self.checkpoints.fetches:
+            placed: dict[str, int] = {}
+            for slot in self._slots:
+                node = self._node_of(slot)
+                if node is not None:
+                    placed[node] = placed.get(node, 0) + 1
+            self.checkpoints.set_slots(placed, idle_slots=len(idle))
+        for slot in idle:
+            if not waiting:
+                break
+            arm = self._next_ready(waiting, slot, work)
+            if arm is None:
+                continue
+            self._assign(slot, arm)
+            self._submit(slot, arm, work, in_flight)
+
+    def _prune(self, waiting: deque, work: dict) -> None:
+        while waiting and waiting[0] not in work:
+            waiting.popleft()
+
+    def _next_ready(self, waiting: deque, slot: Slot, work: dict) -> int | None:
+        """The first waiting arm whose checkpoint is on the slot's node (removed from `waiting`)."""
+        node = self._node_of(slot)
+        position = 0
+        while position < len(waiting):
+            arm = waiting[position]
+            if arm not in work:          # failed meanwhile
+                del waiting[position]
+            elif self.checkpoints.ready(arm, node):
+                del waiting[position]
+                return arm
+            else:
+                position += 1
+        return None
+
+    def _node_of(self, slot: Slot):
+        import ray
+
+        if isinstance(slot.node, ray.ObjectRef):
+            ready, _ = ray.wait([slot.node], timeout=0)
+            if not ready:
+                return None   # not placed yet: it takes whatever is ready anywhere (a local tree)
+            slot.node = ray.get(slot.node)
+        return slot.node
+
+    def _assign(self, slot: Slot, arm: int) -> None:
+        if slot.arm is not None:
+            self.checkpoints.release(slot.arm)
+        node = self._node_of(slot)
+        model = self.checkpoints.local_record(arm, node) or self.candidates[arm]
+        slot.actor.assign.remote(model)   # runs before any later call on this actor
+        slot.arm = arm
+        self.checkpoints.hold(arm, node)
+        self.progress.loaded = sum(1 for s in self._slots if s.arm is not None)
+
+    def _submit(self, slot: Slot, arm: int, work: dict[int, deque], in_flight: dict) -> None:
+        chunk = work[arm].popleft()
+        if not work[arm]:
+            del work[arm]
+        ref = slot.actor.evaluate.remote([self.query_ids[q] for q in chunk])
+        in_flight[ref] = (slot, arm, chunk)
+        slot.busy = True
+        slot.busy_since = time.time()
+        self._uses += 1
+        slot.last_used = self._uses
+
+    def _finish_batch(self, slot: Slot, arm: int, chunk: list[int], ref, work: dict, waiting: deque) -> None:
         import ray
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-        queue: list[tuple[int, list[str]]] = []
-        for arm, qids in requests.items():
-            self.progress.requested += len(qids)
-            if arm in self._failed:
-                continue
-            missing = self._missing(arm, qids)
-            self.progress.reused += len(qids) - len(missing)
-            if missing and arm in self._known_failures:   # it failed here in an earlier run
-                self._failed[arm] = self._known_failures[arm]
-                self.progress.failed = len(self._failed)
-                continue
-            for i in range(0, len(missing), self.settings.chunk_size):
-                queue.append((arm, missing[i:i + self.settings.chunk_size]))
-        in_flight: dict[Any, tuple[int, list[str]]] = {}
-        busy: set[int] = set()
-        while queue or in_flight:
-            # submit as much as the slots allow, one batch per actor at a time
-            for item in list(queue):
-                arm, chunk = item
-                if arm in self._failed:
-                    queue.remove(item)
-                    continue
-                if arm in busy:
-                    continue
-                actor = self._actor_for(arm, keep={a for a, _ in queue} | busy)
-                if actor is None:
-                    continue
-                queue.remove(item)
-                ref = actor.evaluate.remote(chunk)
-                in_flight[ref] = (arm, chunk)
-                busy.add(arm)
-            if not in_flight:
-                if queue:  # nothing could be scheduled: every slot holds a busy actor (cannot happen) or none fit
-                    raise RuntimeError("no model slot available: max_loaded must be at least 1")
-                break
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in ready:
-                arm, chunk = in_flight.pop(ref)
-                busy.discard(arm)
-                try:
-                    self.progress.paid += int(ray.get(ref))
-                except RayTaskError as exc:
-                    cause = exc.as_instanceof_cause() if hasattr(exc, "as_instanceof_cause") else exc
-                    if isinstance(getattr(exc, "cause", None), SetupError):   # not the checkpoint's fault: stop
-                        raise exc.cause from None
-                    if isinstance(cause, EvaluationError) or isinstance(getattr(exc, "cause", None), EvaluationError):
-                        err = cause if isinstance(cause, EvaluationError) else exc.cause
-                        self._record_failure(arm, err.stage, err.reason)
-                    else:   # not the checkpoint's own failure (a bug, out of memory, ...): a rerun tries again
-                        inner = getattr(exc, "cause", None) or exc
-                        self._record_failure(arm, "evaluate", f"{type(inner).__name__}: {_first_line(inner)}",
-                                             persist=False)
-                    continue
-                except (ActorDiedError, ActorUnavailableError, RayActorError):
-                    self._actor_lost(arm)
-                    if arm not in self._failed:
-                        missing = self._missing(arm, chunk)
-                        if missing:
-                            queue.append((arm, missing))
-                    continue
-                if self._missing(arm, chunk):
-                    raise RuntimeError(
-                        f"a model actor evaluated {len(chunk)} queries of {self.candidates[arm].model_id}, but the "
-                        f"driver cannot read them in the result store {self.store_root}: on a multi-node cluster "
-                        f"--out must be on storage every node can reach (docs/cluster.md)")
+        slot.busy = False
+        self.cost.add_busy(time.time() - slot.busy_since)
+        try:
+            report = ray.get(ref)
+        except RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, SetupError):          # not the checkpoint's fault: stop the search
+                raise cause from None
+            if isinstance(cause, EvaluationError):
+                self._fail(arm, Failure(*self._key(arm), cause.stage, cause.reason), persist=True)
+            else:   # not the checkpoint's own failure (a bug, out of memory, ...): a rerun tries again
+                inner = cause or exc
+                self._fail(arm, Failure(*self._key(arm), "evaluate", f"{type(inner).__name__}: {_first_line(inner)}"),
+                           persist=False)
+            self.progress.outstanding -= len(chunk)
+            self._drop_work(arm, work)
+            return
+        except (ActorDiedError, ActorUnavailableError, RayActorError):
+            self._slot_lost(slot)
+            self._restarts[arm] = self._restarts.get(arm, 0) + 1
+            if self._restarts[arm] > self.settings.max_actor_restarts:
+                self.progress.outstanding -= len(chunk)
+                self._drop_work(arm, work)
+                self._fail(arm, Failure(*self._key(arm), "evaluate", f"model actor lost {self._restarts[arm]} times"),
+                           persist=False)
+                return
+            self._load_book(only_new=True)   # it may have recorded the batch before it died
+            missing = self.book.missing(arm, chunk)
+            self.progress.outstanding -= len(chunk) - len(missing)
+            if missing:
+                work.setdefault(arm, deque()).appendleft(missing)
+            if arm in work:
+                waiting.appendleft(arm)
+            return
+        if not os.path.exists(os.path.join(self.store.results_dir, report.part)):
+            raise SetupError(
+                f"a model actor evaluated {len(chunk)} queries of {self.candidates[arm].model_id}, but the driver "
+                f"cannot read them in the result store {self.store_root}: on a multi-node cluster --out must be on "
+                f"storage every node can reach (docs/cluster.md)")
+        self.book.record_pairs(arm, chunk, report.rewards)
+        self._known_parts.add(report.part)
+        self.progress.paid += report.queries
+        self.progress.outstanding -= report.queries
+        if report.load_s > 0:
+            self.cost.add_load(report.load_s, reload=arm in self._loaded_before)
+            self._loaded_before.add(arm)
+        self.cost.add_batch(report)
 
-    def _actor_for(self, arm: int, keep: set[int]):
-        """The actor holding `arm`; otherwise a slot is re-assigned to it: a free actor, a new one if the
-        cluster has room, or the least recently used actor whose arm has no pending work (its checkpoint is
-        unloaded). Returns None when every slot is busy.
-        """
-        if arm in self._actors:
-            self._actors.move_to_end(arm)
-            return self._actors[arm]
-        if self._free:
-            actor = self._free.pop()
-        elif len(self._actors) < self._slots():
-            actor = self._create_actor()
-        else:
-            idle = [a for a in self._actors if a not in keep]
-            if not idle:
-                return None
-            actor = self._actors.pop(idle[0])
-        actor.assign.remote(self.candidates[arm])   # runs before any later call on this actor
-        self._actors[arm] = actor
-        self.progress.loaded = len(self._actors)
-        return actor
+    def _drop_work(self, arm: int, work: dict) -> None:
+        chunks = work.pop(arm, ())
+        self.progress.outstanding -= sum(len(chunk) for chunk in chunks)
 
-    def _slots(self) -> int:
+    # -------------------------------------------------------------------------------------------- slots
+    def _slot_capacity(self) -> int:
         """Loaded-model slots: max_loaded, capped by what the cluster holds right now (it may grow or shrink:
-        elastic scaling), so that no actor waits forever for resources."""
+        elastic scaling), so that no actor waits forever for resources. Asked of Ray at most every 2 seconds."""
         import ray
 
+        when, slots = self._capacity
+        if time.monotonic() - when < 2.0:
+            return slots
         s = self.settings
         resources = ray.cluster_resources()
         needs = {"CPU": s.cpus_per_model, "GPU": s.gpus_per_model}
@@ -284,9 +438,11 @@ class SearchDriver:
             needs[s.slot_resource] = 1.0
         # (1e-6: float division, e.g. 1 // 0.2 == 4.0 would lose a slot)
         capacity = min((int(resources.get(k, 0) / v + 1e-6) for k, v in needs.items() if v), default=s.max_loaded)
-        return max(1, min(s.max_loaded, capacity))
+        slots = max(1, min(s.max_loaded, capacity))
+        self._capacity = (time.monotonic(), slots)
+        return slots
 
-    def _create_actor(self):
+    def _new_slot(self) -> Slot:
         from raygems.runtime.actors import remote_model_actor
 
         s = self.settings
@@ -298,47 +454,51 @@ class SearchDriver:
         threads = max(1, int(s.cpus_per_model))
         actor = remote_model_actor().options(**options).remote(self.spec, self._pool_ref, self.store_root, threads)
         self._pid_refs[actor] = actor.pid.remote()
-        return actor
+        slot = Slot(actor=actor, node=actor.node_id.remote())
+        self._slots.append(slot)
+        return slot
 
     def _release_all(self) -> None:
         """Kill every model actor (end of a phase: frees the cluster for others)."""
         import ray
 
-        for actor in list(self._actors.values()) + self._free:
-            ray.kill(actor)
-        self._actors.clear()
-        self._free.clear()
+        for slot in self._slots:
+            ray.kill(slot.actor)
+        self._slots.clear()
         self.progress.loaded = 0
 
-    def _actor_lost(self, arm: int) -> None:
-        """The actor holding `arm` died or cannot be reached: it is killed (an unreachable one could still
-        hold resources) and replaced on the next request; after `max_actor_restarts` losses on the same arm,
-        the arm fails (not persisted: a rerun, perhaps on other nodes, tries it again)."""
+    def _slot_lost(self, slot: Slot) -> None:
+        """The slot's actor died or cannot be reached: it is killed (an unreachable one could still hold
+        resources) and replaced when a slot is next needed."""
         import ray
 
-        actor = self._actors.pop(arm, None)
-        if actor is not None:
-            self._pid_refs.pop(actor, None)
-            ray.kill(actor)
-        self.progress.loaded = len(self._actors)
-        self._restarts[arm] = self._restarts.get(arm, 0) + 1
-        if self._restarts[arm] > self.settings.max_actor_restarts:
-            self._record_failure(arm, "evaluate", f"model actor lost {self._restarts[arm]} times", persist=False)
+        if slot in self._slots:
+            self._slots.remove(slot)
+        self._pid_refs.pop(slot.actor, None)
+        ray.kill(slot.actor)
+        if slot.arm is not None:
+            self.checkpoints.release(slot.arm)
+        self._capacity = (0.0, 0)        # the cluster may have lost a node: ask again
+        self.progress.loaded = sum(1 for s in self._slots if s.arm is not None)
 
-    def _record_failure(self, arm: int, stage: str, reason: str, persist: bool = True) -> None:
+    # ----------------------------------------------------------------------------------------- failures
+    def _key(self, arm: int) -> tuple[str, str]:
+        return self.candidates[arm].model_id, self.candidates[arm].revision
+
+    def _fail(self, arm: int, failure: Failure, persist: bool) -> None:
         """`arm` is out of this search. A checkpoint's own failure (fetch, load, generate) is persisted so a
         rerun does not pay for it again; other errors (`persist=False`) are retried by a rerun."""
-        model = self.candidates[arm]
-        failure = Failure(model.model_id, model.revision, stage, reason)
         self._failed[arm] = failure
         if persist:
             self.store.put_failure(failure)
-        actor = self._actors.pop(arm, None)
-        if actor is not None:   # the slot is fine; only its checkpoint failed
-            actor.unload.remote()
-            self._free.append(actor)
+        for slot in self._slots:
+            if slot.arm == arm:    # the slot is fine; only its checkpoint failed
+                slot.actor.unload.remote()
+                slot.arm = None
+        self.checkpoints.release(arm)
+        self.checkpoints.retire([arm])
         self.progress.failed = len(self._failed)
-        self.progress.loaded = len(self._actors)
+        self.progress.loaded = sum(1 for s in self._slots if s.arm is not None)
 
 
 def accepts_option(method: str, option: str) -> bool:
@@ -366,23 +526,10 @@ def remote_driver(pin_to_this_node: bool = True):
     return ray.remote(**options)(SearchDriver)
 
 
-def accuracy_table(store: ResultStore, candidates: list[ModelRecord], pool) -> pd.DataFrame:
-    """Per model: queries evaluated, accuracy with the better prompt variant per task, and whether it answered
-    the whole pool (`complete`)."""
-    results = store.results()
-    keys = {(m.model_id, m.revision) for m in candidates}
-    results = results[[(a, b) in keys for a, b in zip(results["model_id"], results["revision"])]]
-    pool_ids = set(pool.query_ids)
-    results = results[results["query_id"].isin(pool_ids)]
-    rows = []
-    for model in candidates:
-        mine = results[(results["model_id"] == model.model_id) & (results["revision"] == model.revision)]
-        n = mine["query_id"].nunique()
-        correct = best_variant_successes(mine) if n else 0
-        rows.append({"model_id": model.model_id, "revision": model.revision, "queries": int(n),
-                     "accuracy": correct / n if n else float("nan"),
-                     "complete": bool(n == len(pool_ids))})
-    return pd.DataFrame(rows)
+def _is_ref(value) -> bool:
+    import ray
+
+    return isinstance(value, ray.ObjectRef)
 
 
 def _first_line(exc: BaseException) -> str:

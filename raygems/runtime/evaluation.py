@@ -116,7 +116,9 @@ class MatrixEvaluator(Evaluator):
         failure = self.spec.fail.get(self.model.model_id)
         if failure and failure[0] == "generate":
             raise EvaluationError(*failure)
-        time.sleep(float(self.spec.settings.get("delay_s", 0.0)))  # simulated generation time (tests)
+        delay = float(self.spec.settings.get("delay_s", 0.0))
+        time.sleep(delay)  # simulated generation time (tests)
+        self.last_timing = {"generate_s": delay, "score_s": 0.0}
         rows = []
         for q in query_ids:
             reward = int(self._row_values[self._column[q]])
@@ -134,15 +136,8 @@ class GenerativeEvaluator(Evaluator):
         from raygems.tasks import get_task, model_system_prompt
 
         model = self.model
-        try:
-            if model.path is None and self.spec.tree is not None:
-                from raygems.hub.sources import open_tree_source
-
-                path = open_tree_source(self.spec.tree).fetch(model)
-                model = ModelRecord(**{**model.to_row(), "path": str(path)})
-                self.model = model
-        except Exception as exc:  # noqa: BLE001 - any fetch problem is the checkpoint's failure
-            raise EvaluationError("fetch", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        if model.path is None:   # the driver assigns a model once its files are on this node (raygems.runtime.fetch)
+            raise EvaluationError("fetch", f"no local copy of {model.model_id} on this node")
         # one backend per worker process when it keeps state across checkpoints (the fast GPU path's
         # compiled module); a new one per checkpoint otherwise
         self.backend = process_backend(self.spec.backend, self.spec.settings)
@@ -181,10 +176,12 @@ class GenerativeEvaluator(Evaluator):
                 prompt = render_prompt(self.backend.tokenizer, query["messages"], system)
                 requests.append(GenerationRequest(prompt, int(query["max_new_tokens"]), stop))
                 keys.append((query, variant))
+        started = time.perf_counter()
         try:
             outputs = self.backend.generate(requests)
         except CheckpointError as exc:
             raise EvaluationError("generate", exc.reason) from None
+        generated = time.perf_counter()
         rows = []
         for (query, variant), out in zip(keys, outputs):
             task = self._task(query["task"])
@@ -196,6 +193,7 @@ class GenerativeEvaluator(Evaluator):
             for name in names:
                 rows.append(self._row(query["query_id"], name, reward, out.text, out.prompt_tokens,
                                       out.completion_tokens, out.seconds, self.spec.backend, self._settings))
+        self.last_timing = {"generate_s": generated - started, "score_s": time.perf_counter() - generated}
         return rows
 
     def unload(self) -> None:

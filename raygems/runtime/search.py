@@ -28,8 +28,9 @@ import pandas as pd
 
 from raygems.errors import UsageError
 from raygems.hub.types import ModelRecord
-from raygems.runtime.driver import DriverSettings, accuracy_table, remote_driver
+from raygems.runtime.driver import DriverSettings, remote_driver
 from raygems.runtime.evaluation import EvaluatorSpec
+from raygems.runtime.files import atomic_write, write_json, write_parquet
 from raygems.runtime.store import ResultStore
 
 #: Settings that may differ between a run and its resumption without changing the search (`out` too: a run
@@ -350,14 +351,14 @@ def run_search(config: SearchConfig) -> SearchResult:
         raise ValueError(f"budget per model N={config.budget} exceeds the pool of {len(pool)} queries")
     # written only once the inputs are known to be good, so a corrected command is not refused as "different"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "search.json").write_text(json.dumps({**config.identity(), **{
-        k: getattr(config, k) for k in RUNTIME_ONLY if k not in ("progress", "resume")}}, indent=2, default=str))
+    write_json(out / "search.json", {**config.identity(), **{
+        k: getattr(config, k) for k in RUNTIME_ONLY if k not in ("progress", "resume")}})
     if not continued:
         table = pd.DataFrame([m.to_row() for m in listed])
         table["pruned_by_prior"] = table["model_id"].isin(set(pruned))
-        table.to_parquet(out / "tree.parquet", index=False)
+        write_parquet(out / "tree.parquet", table)
     if not pool_path.exists():
-        pool.to_parquet(pool_path)
+        atomic_write(pool_path, pool.to_parquet)
 
     _init_ray(config)
     import ray
@@ -373,7 +374,10 @@ def run_search(config: SearchConfig) -> SearchResult:
                               arm_priority=priority)
     store_root = str((out / "store").resolve())
     driver = remote_driver().remote(candidates, pool, store_root, spec, settings)
+    waiting_started, cpu_started = time.time(), time.process_time()
     outcome = _unwrapped(lambda: _wait(driver, driver.run.remote(), config.progress, "search"))
+    waiting = {"cli_wait_s": round(time.time() - waiting_started, 2),          # this process while the
+               "cli_wait_cpu_s": round(time.process_time() - cpu_started, 2)}  # driver searched
     chosen = outcome["chosen"]
     base = popular_base(candidates)
     final_arms = [chosen, base] if config.final_evaluation else []
@@ -383,12 +387,14 @@ def run_search(config: SearchConfig) -> SearchResult:
         _unwrapped(lambda: _wait(driver, driver.evaluate_all.remote(final_arms), config.progress, "final evaluation"))
     progress = ray.get(driver.status.remote())
     failures = ray.get(driver.failures.remote())
+    cost = {**ray.get(driver.cost_summary.remote()), **waiting}
+    accuracy = ray.get(driver.accuracy_table.remote())
     ray.get(driver.shutdown.remote())
     ray.kill(driver)
 
-    store = ResultStore(store_root)
-    leaderboard = _leaderboard(store, candidates, pool, outcome, failures, chosen, base)
-    leaderboard.to_parquet(out / "leaderboard.parquet", index=False)
+    ResultStore(store_root).compact()     # one part instead of one per batch: the next reader opens one file
+    leaderboard = _leaderboard(accuracy, candidates, outcome, failures, chosen, base)
+    write_parquet(out / "leaderboard.parquet", leaderboard)
     complete = leaderboard[leaderboard["complete"]]
     best = complete.sort_values(["accuracy", "downloads"], ascending=[False, False]).iloc[0]["model_id"] \
         if config.exhaustive and not complete.empty else None
@@ -407,9 +413,9 @@ def run_search(config: SearchConfig) -> SearchResult:
         "method": config.method, "budget_per_model": config.budget, "seed": config.seed,
         "budget_used": outcome["budget_used"], "budget": outcome["budget"], "rounds": outcome["rounds"],
         "num_candidates": len(candidates), "pool_size": len(pool), "pool_hash": pool.content_hash,
-        "backend": config.backend, "elapsed_s": round(time.time() - started, 2),
+        "backend": config.backend, "elapsed_s": round(time.time() - started, 2), "cost": cost,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     return SearchResult(summary, leaderboard, out)
 
 
@@ -450,8 +456,7 @@ def _finite(value):
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def _leaderboard(store, candidates, pool, outcome, failures, chosen, base) -> pd.DataFrame:
-    table = accuracy_table(store, candidates, pool)
+def _leaderboard(table: pd.DataFrame, candidates, outcome, failures, chosen, base) -> pd.DataFrame:
     table["downloads"] = [m.downloads for m in candidates]
     table["kind"] = [m.kind for m in candidates]
     table["pulls"] = outcome["pulls"]
@@ -465,17 +470,15 @@ def _leaderboard(store, candidates, pool, outcome, failures, chosen, base) -> pd
 
 
 def _wait(driver, ref, progress: bool, label: str):
-    """Wait for a driver call, printing live progress (round, survivors, queries, throughput)."""
+    """Wait for a driver call, printing live progress every 2 seconds: round, survivors, queries paid out of the
+    phase's budget with an ETA, reused and failed models, slots loaded, bytes fetched and cache use."""
     import ray
 
     last = ""
     while True:
-        ready, _ = ray.wait([ref], timeout=1.0)
+        ready, _ = ray.wait([ref], timeout=2.0)
         if progress:
-            s = ray.get(driver.status.remote())
-            line = (f"\r[{label}] round {s['round']:>2}  survivors {s['survivors']:>4}  paid {s['paid']:>6}  "
-                    f"reused {s['reused']:>6}  failed {s['failed']:>2}  loaded {s['loaded']:>2}  "
-                    f"{s['throughput_qps']:.1f} q/s  {s['elapsed_s']:.0f}s")
+            line = "\r" + progress_line(label, ray.get(driver.status.remote()))
             if line != last:
                 print(line, end="", file=sys.stderr, flush=True)
                 last = line
@@ -483,3 +486,30 @@ def _wait(driver, ref, progress: bool, label: str):
             if progress:
                 print(file=sys.stderr)
             return ray.get(ref)
+
+
+def progress_line(label: str, s: dict) -> str:
+    """One line of progress from the driver's status."""
+    eta = "" if s.get("eta_s") is None else f"  ETA {_duration(s['eta_s'])}"
+    fetched = ""
+    if s.get("fetch_bytes") or s.get("cache_bytes"):
+        fetched = f"  fetched {_bytes(s.get('fetch_bytes', 0))}  cache {_bytes(s.get('cache_bytes', 0))}"
+        if s.get("cache_limit_bytes"):
+            fetched += f"/{_bytes(s['cache_limit_bytes'])}"
+    return (f"[{label}] round {s['round']:>2}  survivors {s['survivors']:>5}  "
+            f"asked {s['requested']:>7}/{s['budget']}  paid {s['paid']:>7}  reused {s['reused']:>7}  "
+            f"failed {s['failed']:>3}  loaded {s['loaded']:>2}{fetched}  {s['throughput_qps']:.1f} q/s  "
+            f"{_duration(s['elapsed_s'])}{eta}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

@@ -6,7 +6,7 @@ Layout of a store directory:
     DIR/failures/part-<time>-<id>.parquet    checkpoints that could not be downloaded, loaded or run
 
 Nothing is ever rewritten in place, so a crash (of an actor or of the driver) loses at most the write in
-flight, and never what was recorded. A key seen twice (two writers raced) keeps its first row. Open the
+flight, and never what was recorded (`raygems.runtime.files`: a full disk raises `DiskFull`, never a torn part). A key seen twice (two writers raced) keeps its first row. Open the
 results in pandas with `ResultStore(DIR).results()` or simply `pd.read_parquet(DIR / "results")`.
 
 Every row records the `scoring_version` of its task's scorer. Rows scored by another version than the task's
@@ -17,16 +17,16 @@ lookups skip them, so the search evaluates those pairs again.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
+from raygems.runtime.files import atomic_write
 from raygems.tasks.prompting import PROMPT_VARIANTS as VARIANT_NAMES  # ("system", "plain")
 
 KEY = ("model_id", "revision", "query_id", "variant")
@@ -60,9 +60,6 @@ class ResultStore:
         self._lock = threading.Lock()
         self._cache: pd.DataFrame | None = None
         self._cache_files: frozenset[str] = frozenset()
-        # reward index for the driver: (model_id, revision) -> {(query_id, variant): (task, reward)}
-        self._rewards: dict[tuple[str, str], dict[tuple[str, str], tuple[str, int]]] = {}
-        self._indexed_files: set[str] = set()
 
     # -------------------------------------------------------------------------------------------- writing
     def put(self, rows: Iterable[dict] | pd.DataFrame) -> int:
@@ -71,40 +68,55 @@ class ResultStore:
         frame = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows.copy()
         if frame.empty:
             return 0
+        self.write_results(frame)
+        return len(frame)
+
+    def put_rows(self, rows: list[dict]) -> Path:
+        """Append result rows (dicts with every column of RESULT_COLUMNS but `recorded_at`) as one part, built
+        with pyarrow directly (no pandas: this is every model actor's write per batch); returns the part's path."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not rows:
+            raise ValueError("no result rows to write")
+        keys = {(row["model_id"], row["revision"], row["query_id"], row["variant"]) for row in rows}
+        if len(keys) != len(rows):
+            raise ValueError("a write holds the same (model_id, revision, query_id, variant) twice")
+        now = time.time()
+        columns = {name: [row[name] if name != "recorded_at" else now for row in rows] for name in RESULT_COLUMNS}
+        table = pa.table(columns, schema=_arrow_schema())
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        return atomic_write(self.results_dir / name, lambda tmp: pq.write_table(table, tmp))
+
+    def write_results(self, frame: pd.DataFrame) -> Path:
+        """Append the rows of `frame` as one part (atomically); returns the part's path."""
         missing = [c for c in RESULT_COLUMNS if c not in frame.columns and c not in ("recorded_at", "scoring_version")]
         if missing:
             raise ValueError(f"result rows lack column(s) {missing}")
         if "scoring_version" not in frame.columns:   # scored now, by the task's current scorer
             from raygems.tasks.registry import scoring_version
 
-            frame["scoring_version"] = frame["task"].map(lambda task: scoring_version(str(task)))
-        frame["recorded_at"] = time.time()
+            frame = frame.assign(scoring_version=frame["task"].map(lambda task: scoring_version(str(task))))
         if frame.duplicated(list(KEY)).any():
             raise ValueError("a write holds the same (model_id, revision, query_id, variant) twice")
-        frame = frame[list(RESULT_COLUMNS)].astype(RESULT_COLUMNS)
-        self._write(self.results_dir, frame)
-        return len(frame)
+        frame = frame.assign(recorded_at=time.time())[list(RESULT_COLUMNS)].astype(RESULT_COLUMNS)
+        return self._write(self.results_dir, frame)
 
     def put_failure(self, failure: Failure) -> None:
         frame = pd.DataFrame([{**failure.__dict__, "recorded_at": time.time()}]).astype(FAILURE_COLUMNS)
         self._write(self.failures_dir, frame)
 
     def _write(self, folder: Path, frame: pd.DataFrame) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = folder / f".{name}.tmp"
-        frame.to_parquet(tmp, index=False)
-        with open(tmp, "rb") as handle:  # make the bytes durable before the rename makes them visible
-            os.fsync(handle.fileno())
-        os.replace(tmp, folder / name)
-        return folder / name
+        return atomic_write(folder / name, lambda tmp: frame.to_parquet(tmp, index=False))
 
     # -------------------------------------------------------------------------------------------- reading
     def _parts(self, folder: Path) -> list[Path]:
         return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
 
     def results(self) -> pd.DataFrame:
-        """Every recorded row (first write wins for a repeated key)."""
+        """Every recorded row that is served (first write wins for a repeated key; rows scored by another
+        version of their task's scorer left out)."""
         with self._lock:
             parts = self._parts(self.results_dir)
             names = frozenset(p.name for p in parts)
@@ -117,6 +129,28 @@ class ResultStore:
             frame = frame.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
             self._cache, self._cache_files = frame, names
             return frame
+
+    def part_names(self) -> list[str]:
+        """The names of the result parts written so far."""
+        return [p.name for p in self._parts(self.results_dir)]
+
+    def rewards(self, arms: Mapping[tuple[str, str], int], query_index: Mapping[str, int],
+                parts: Iterable[str] | None = None) -> Iterator[tuple[int, int, int, int]]:
+        """(arm, query index, variant index, reward) of every served row of the given models on the given
+        queries: `arms` maps (model_id, revision) to an arm, `query_index` query ids to positions. Reads only the
+        key and reward columns of the named `parts` (default: all), each once (what the driver loads when a
+        search starts)."""
+        variant_index = {name: k for k, name in enumerate(VARIANT_NAMES)}
+        columns = ["model_id", "revision", "query_id", "variant", "task", "reward", "scoring_version"]
+        paths = self._parts(self.results_dir) if parts is None else [self.results_dir / name for name in parts]
+        for part in paths:
+            frame = _current(_read_part(part, columns))
+            for model, revision, query, variant, reward in zip(frame["model_id"], frame["revision"],
+                                                              frame["query_id"], frame["variant"], frame["reward"]):
+                arm = arms.get((model, revision))
+                j = query_index.get(query)
+                if arm is not None and j is not None and variant in variant_index:
+                    yield arm, j, variant_index[variant], int(reward)
 
     def failures(self) -> pd.DataFrame:
         parts = self._parts(self.failures_dir)
@@ -133,45 +167,33 @@ class ResultStore:
         row = hit.iloc[0]
         return Failure(row.model_id, row.revision, row.stage, row.reason)
 
-    def known_rewards(self, model_id: str, revision: str, query_ids: Iterable[str]) -> pd.DataFrame:
-        """Recorded (query_id, variant, task, reward) of one model for the given queries.
-
-        Served from an in-memory index that reads each new part once (only the key, task and reward columns),
-        so the driver's per-round lookups stay cheap however large the store grows.
-        """
-        self._refresh_index()
-        known = self._rewards.get((model_id, revision), {})
-        rows = []
-        for query_id in dict.fromkeys(query_ids):
-            for variant in VARIANT_NAMES:
-                entry = known.get((query_id, variant))
-                if entry is not None:
-                    rows.append((query_id, variant, entry[0], entry[1]))
-        return pd.DataFrame(rows, columns=["query_id", "variant", "task", "reward"])
-
-    def _refresh_index(self) -> None:
-        with self._lock:
-            for part in self._parts(self.results_dir):
-                if part.name in self._indexed_files:
-                    continue
-                frame = _current(_read_part(part, ["model_id", "revision", "query_id", "variant", "task", "reward",
-                                                   "scoring_version"]))
-                for m, r, q, v, t, w, _ in frame.itertuples(index=False, name=None):
-                    self._rewards.setdefault((m, r), {}).setdefault((q, v), (t, int(w)))   # first write wins
-                self._indexed_files.add(part.name)
-
     def compact(self) -> Path | None:
-        """Merge all result parts into one (atomically: the merged file is visible before old parts go)."""
+        """Merge all result parts into one (atomically: the merged file is visible before old parts go). Rows of
+        an older scorer are kept (they are kept on disk, only not served)."""
+        import pyarrow.parquet as pq
+
         parts = self._parts(self.results_dir)
         if len(parts) <= 1:
             return parts[0] if parts else None
-        merged = self.results()
-        path = self._write(self.results_dir, merged.astype(RESULT_COLUMNS))
+        every = _read_parts(parts).drop_duplicates(list(KEY), keep="first")
+        table = _to_arrow(every)
+        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        path = atomic_write(self.results_dir / name, lambda tmp: pq.write_table(table, tmp))
         for part in parts:
             part.unlink()
         with self._lock:
             self._cache, self._cache_files = None, frozenset()
         return path
+
+
+_ARROW_TYPES = {"string": "string", "int8": "int8", "int32": "int32", "float64": "float64"}
+
+
+def _arrow_schema():
+    """RESULT_COLUMNS as a pyarrow schema (what pandas writes for the same dtypes)."""
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, _ARROW_TYPES[dtype])()) for name, dtype in RESULT_COLUMNS.items()])
 
 
 def settings_json(settings: dict) -> str:
@@ -184,10 +206,31 @@ def _read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 
     available = set(pq.read_schema(path).names)
     wanted = [c for c in (columns or RESULT_COLUMNS) if c in available]
-    frame = pd.read_parquet(path, columns=wanted)
+    frame = pq.read_table(path, columns=wanted).to_pandas()
     if "scoring_version" not in frame.columns:
         frame["scoring_version"] = LEGACY_SCORING_VERSION
-    return frame
+    return frame.astype({c: t for c, t in RESULT_COLUMNS.items() if c in frame.columns})
+
+
+def _read_parts(parts: list[Path]) -> pd.DataFrame:
+    """Many parts at once, in order (pyarrow reads them in parallel); parts without `scoring_version` get the
+    legacy version."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for path in parts:
+        table = pq.read_table(path)
+        if "scoring_version" not in table.column_names:
+            table = table.append_column("scoring_version", pa.array([LEGACY_SCORING_VERSION] * len(table), pa.string()))
+        tables.append(table.select(list(RESULT_COLUMNS)).cast(_arrow_schema()))
+    return pa.concat_tables(tables).to_pandas().astype(RESULT_COLUMNS)
+
+
+def _to_arrow(frame: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame[list(RESULT_COLUMNS)], schema=_arrow_schema(), preserve_index=False)
 
 
 def _current(frame: pd.DataFrame) -> pd.DataFrame:

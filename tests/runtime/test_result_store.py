@@ -23,8 +23,8 @@ def test_put_and_read_back(tmp_path):
     frame = store.results()
     assert len(frame) == 8 and set(frame["model_id"]) == {"org/a", "org/b"}
     assert set(pd.read_parquet(tmp_path / "results")["query_id"]) == {"q1", "q2"}   # plain pandas works
-    known = store.known_rewards("org/a", "main", ["q2", "q9"])
-    assert set(known["query_id"]) == {"q2"} and len(known) == 2
+    known = list(store.rewards({("org/a", "main"): 0}, {"q2": 5, "q9": 9}))
+    assert sorted(known) == [(0, 5, 0, 1), (0, 5, 1, 1)]             # arm, query index, variant, reward
 
 
 def test_writes_are_atomic_files(tmp_path):
@@ -79,11 +79,12 @@ def test_rows_scored_by_another_scorer_version_are_not_served(tmp_path):
     old.astype({"reward": "int8"}).to_parquet(tmp_path / "results" / "part-00000000000000000001-old.parquet")
     store = ResultStore(tmp_path)
     assert set(store.results()["task"]) == {"gsm8k"}
-    assert store.known_rewards("org/a", "main", ["mbpp/q1", "gsm8k/q1"])["query_id"].tolist() == ["gsm8k/q1"] * 2
+    index = {"mbpp/q1": 0, "gsm8k/q1": 1}
+    assert [row[1] for row in store.rewards({("org/a", "main"): 0}, index)] == [1, 1]   # gsm8k's only
     assert scoring_version("mbpp") != "1" and scoring_version("gsm8k") == "1"
     store.put([{**row, "task": "mbpp", "query_id": f"mbpp/{row['query_id']}", "scoring_version": scoring_version("mbpp")}
                for row in rows()])
     fresh = ResultStore(tmp_path)
-    assert len(fresh.results()) == 8 and len(fresh.known_rewards("org/a", "main", ["mbpp/q1"])) == 2
+    assert len(fresh.results()) == 8 and len(list(fresh.rewards({("org/a", "main"): 0}, index))) == 4
     assert len(pd.read_parquet(tmp_path / "results")) == 12      # nothing deleted
 

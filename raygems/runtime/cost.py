@@ -1,0 +1,62 @@
+"""What a search cost: time and tokens, added up by the driver from what every actor call and fetch reports.
+
+`summary.json["cost"]` holds `CostLedger.summary()`:
+
+    wall_s              seconds from the first round to the end of the last phase
+    calls               model actor calls (batches)
+    fetch_s, fetch_bytes    seconds spent downloading checkpoints (summed over fetches) and bytes downloaded
+    load_s, loads, reloads  seconds loading checkpoints onto slots, how many loads, and how many of them loaded a
+                            checkpoint that had been loaded before (it had lost its slot to another)
+    generate_s          seconds the backends spent generating (summed over slots)
+    prompt_tokens, completion_tokens    tokens read and generated (both prompt variants)
+    slot_busy_fraction  share of the slots' time spent on a batch: busy seconds / (slots x wall seconds)
+    peak_cache_bytes    most bytes the checkpoint cache held at once (0 for a local tree)
+"""
+from __future__ import annotations
+
+import time
+
+
+class CostLedger:
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.calls = 0
+        self.load_s = 0.0
+        self.loads = 0
+        self.reloads = 0
+        self.generate_s = 0.0
+        self.score_s = 0.0
+        self.record_s = 0.0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.busy_s = 0.0
+
+    def add_batch(self, report) -> None:
+        self.calls += 1
+        self.generate_s += report.generate_s
+        self.score_s += report.score_s
+        self.record_s += report.record_s
+        self.prompt_tokens += report.prompt_tokens
+        self.completion_tokens += report.completion_tokens
+
+    def add_load(self, seconds: float, reload: bool) -> None:
+        self.loads += 1
+        self.reloads += int(reload)
+        self.load_s += seconds
+
+    def add_busy(self, seconds: float) -> None:
+        self.busy_s += seconds
+
+    def summary(self, slots: int, checkpoints: dict) -> dict:
+        wall = max(time.time() - self.started, 1e-9)
+        return {
+            "wall_s": round(wall, 2), "calls": self.calls, "slots": slots,
+            "fetch_s": round(float(checkpoints.get("fetch_s", 0.0)), 2),
+            "fetch_bytes": int(checkpoints.get("fetch_bytes", 0)),
+            "load_s": round(self.load_s, 2), "loads": self.loads, "reloads": self.reloads,
+            "generate_s": round(self.generate_s, 2), "score_s": round(self.score_s, 2),
+            "record_s": round(self.record_s, 2),
+            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "slot_busy_fraction": round(min(1.0, self.busy_s / (slots * wall)), 3),
+            "peak_cache_bytes": int(checkpoints.get("peak_cache_bytes", 0)),
+        }

@@ -1,0 +1,388 @@
+"""Where the model actors find checkpoints: on local disk already (a tree in a local directory, the replay
+backend), or downloaded to each node's disk by CPU-only fetch workers ahead of the slots (a hub tree).
+
+The driver talks to a `CheckpointSource`:
+
+* `want(arms)`: the arms the current phase still needs, in the order the slots will take them (fetch ahead);
+* `ready(arm, node)`: whether the arm's files are on `node`, and `local_record(arm, node)` its record with the
+  local path a model actor loads from;
+* `hold(arm)` / `release(arm)`: a slot loads / lets go of the arm (files in use are never evicted);
+* `retire(arms)`: arms out of the search (eliminated or failed): their files are the first to go;
+* `pending()` / `completed(ref)`: fetches in flight, which the driver waits on with the slots' batches; a fetch
+  that failed is that model's failure;
+* `status()`: bytes fetched, cache use, for the progress line and the cost summary.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from raygems.errors import RaygemsError, UsageError
+from raygems.hub.types import ModelRecord
+from raygems.runtime.cache import CheckpointCache, TooLarge, delete_folder
+
+
+class CheckpointSource:
+    """Checkpoints already on every node's disk: nothing to fetch (a local tree; the replay backend)."""
+
+    #: Whether checkpoints are fetched to nodes (then a slot takes only arms whose files are on its node).
+    fetches = False
+
+    def __init__(self, candidates: list[ModelRecord] | None = None):
+        self.candidates = candidates
+
+    def want(self, arms: list[int]) -> None:
+        pass
+
+    def ready(self, arm: int, node) -> bool:
+        return True
+
+    def local_record(self, arm: int, node) -> ModelRecord | None:
+        return None   # the candidate's own record (its path, if any, is local)
+
+    def set_slots(self, slots_per_node: dict, idle_slots: int) -> None:
+        pass
+
+    def hold(self, arm: int, node=None) -> None:
+        pass
+
+    def release(self, arm: int) -> None:
+        pass
+
+    def retire(self, arms: Iterable[int]) -> None:
+        pass
+
+    def pending(self) -> list:
+        return []
+
+    def completed(self, ref) -> list:
+        return []
+
+    def status(self) -> dict:
+        return {}
+
+    def shutdown(self) -> None:
+        pass
+
+
+#: The local case has nothing to add to the interface.
+LocalCheckpoints = CheckpointSource
+
+
+# ---------------------------------------------------------------------------------------------- hub trees
+@dataclass(frozen=True)
+class FetchSettings:
+    """How checkpoints of a hub tree reach the nodes.
+
+    cache_dir: node-local folder for checkpoints ("{node}" in it is replaced by the node id, for several Ray
+        nodes on one machine). limit_bytes: the most the cache may hold (None: 90% of the free space there when
+        the search starts). concurrency: downloads at once per node. overlap: fetch ahead of the slots (True), or
+        only when a slot is idle and needs a checkpoint (False: the serial design, kept for comparison).
+    endpoint, token: the hub (None: huggingface_hub's defaults, HF_ENDPOINT and the saved token).
+    """
+
+    cache_dir: str
+    limit_bytes: int | None = None
+    concurrency: int = 2
+    overlap: bool = True
+    endpoint: str | None = None
+    token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise UsageError(f"fetch concurrency must be at least 1, got {self.concurrency}")
+
+
+@dataclass(frozen=True)
+class FetchReport:
+    """One checkpoint on one node: where it is, what fetching it cost (0 bytes: it was there already), and the
+    cache's state after it. `failure`: the model's own failure (stage "fetch"), when it could not be fetched."""
+
+    model_id: str
+    path: str | None
+    bytes: int
+    seconds: float
+    cache_bytes: int
+    peak_cache_bytes: int
+    cache_limit_bytes: int
+    failure: str | None = None
+
+
+class FetchWorker:
+    """One node's downloader (a CPU-only Ray actor, `remote_fetch_worker`): downloads checkpoints into the node's
+    cache (`raygems.hub.download`: resumable, only the files loading needs), under the cache's byte budget
+    (`raygems.runtime.cache.CheckpointCache`). Several `fetch` calls run at once (threads; `concurrency`
+    downloads at a time); a download that does not fit waits until the driver releases or retires something."""
+
+    def __init__(self, settings: FetchSettings, revisions: dict[str, str], node: str):
+        import shutil as _shutil
+
+        self.settings = settings
+        self.revisions = revisions
+        root = Path(settings.cache_dir.replace("{node}", node[:12])).expanduser()
+        root.mkdir(parents=True, exist_ok=True)
+        limit = settings.limit_bytes
+        if limit is None:
+            limit = int(0.9 * _shutil.disk_usage(root).free)
+        self.cache = CheckpointCache(root, limit)
+        self._scan_existing()
+        self._lock = threading.Condition()
+        self._downloads = threading.Semaphore(settings.concurrency)
+        self.fetched_bytes = 0
+        self.fetch_seconds = 0.0
+
+    def _scan_existing(self) -> None:
+        """Checkpoints downloaded by an earlier run (complete, or partial: resumed when wanted again)."""
+        from raygems.hub.download import MARKER_FILE
+
+        for folder in sorted(p for p in self.cache.root.glob("*/*") if p.is_dir()):
+            size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            marker = folder / MARKER_FILE
+            revision = json.loads(marker.read_text()).get("revision", "") if marker.is_file() else ""
+            self.cache.register(f"{folder.parent.name}/{folder.name}", size, revision, ready=marker.is_file())
+
+    # ----------------------------------------------------------------------------------------- control
+    def retire(self, model_ids: list[str]) -> None:
+        with self._lock:
+            self.cache.retire(set(model_ids))
+            self._lock.notify_all()
+
+    def hold(self, model_id: str) -> None:
+        with self._lock:
+            self.cache.hold(model_id)
+
+    def release(self, model_id: str) -> None:
+        with self._lock:
+            self.cache.release(model_id)
+            self._lock.notify_all()
+
+    def status(self) -> dict:
+        with self._lock:
+            return {"cache_bytes": self.cache.used_bytes, "peak_cache_bytes": self.cache.peak_bytes,
+                    "cache_limit_bytes": self.cache.limit_bytes, "fetch_bytes": self.fetched_bytes,
+                    "fetch_s": self.fetch_seconds, "evicted": list(self.cache.evicted)}
+
+    # ------------------------------------------------------------------------------------------ fetching
+    def fetch(self, model_id: str) -> FetchReport:
+        """The checkpoint of `model_id` on this node (and, for an adapter, its base beside it)."""
+        from raygems.hub.download import DownloadError
+
+        started = time.monotonic()
+        before = self.fetched_bytes
+        try:
+            path = self._fetch(model_id, self.revisions.get(model_id, "main"))
+            self._fetch_base(model_id, path)
+        except (DownloadError, TooLarge) as exc:
+            return self._report(model_id, None, started, before, failure=str(exc).splitlines()[0])
+        return self._report(model_id, str(path), started, before)
+
+    def _report(self, model_id: str, path: str | None, started: float, before: int,
+                failure: str | None = None) -> FetchReport:
+        with self._lock:
+            return FetchReport(model_id, path, self.fetched_bytes - before, time.monotonic() - started,
+                               self.cache.used_bytes, self.cache.peak_bytes, self.cache.limit_bytes, failure)
+
+    def _fetch(self, model_id: str, revision: str) -> Path:
+        from raygems.hub.download import download, is_complete, plan_download
+
+        plan = plan_download(model_id, revision, endpoint=self.settings.endpoint, token=self.settings.token)
+        folder = self.cache.folder(model_id)
+        with self._lock:
+            entry = self.cache.entries.get(model_id)
+            if entry is not None and entry.ready and is_complete(folder, plan):
+                self.cache.completed(model_id, entry.size)
+                return folder
+            while True:
+                victims = self.cache.admit(model_id, plan.total_bytes, plan.commit)
+                if victims is not None:
+                    break
+                self._lock.wait(timeout=5.0)     # woken by a release or a retirement
+            for victim in victims:
+                delete_folder(self.cache.folder(victim))
+            if entry is not None and entry.revision not in ("", plan.commit):
+                delete_folder(folder)            # another commit: the downloader refuses to mix them
+        seconds = time.monotonic()
+        try:
+            with self._downloads:
+                result = download(plan, folder, token=self.settings.token)
+        except BaseException:
+            with self._lock:
+                self.cache.abandon(model_id)
+                self._lock.notify_all()
+            raise
+        with self._lock:
+            self.fetched_bytes += result.bytes_downloaded
+            self.fetch_seconds += time.monotonic() - seconds
+            self.cache.completed(model_id, plan.total_bytes)
+            self._lock.notify_all()
+        return folder
+
+    def _fetch_base(self, model_id: str, folder: Path) -> None:
+        """An adapter loads on its base: fetched beside it, and kept while the adapter is in the search."""
+        config = folder / "adapter_config.json"
+        if not config.is_file():
+            return
+        base = json.loads(config.read_text()).get("base_model_name_or_path")
+        if not base or Path(base).is_absolute() or base.startswith("."):
+            return                                 # a local base path: loading finds it (or fails) itself
+        self._fetch(base, self.revisions.get(base, "main"))
+        with self._lock:
+            self.cache.needs_base(model_id, base)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def remote_fetch_worker():
+    import ray
+
+    return ray.remote(num_cpus=0, max_restarts=0)(FetchWorker)
+
+
+class FetchStage(CheckpointSource):
+    """The driver's side of fetching (a `CheckpointSource`): one `FetchWorker` per node that has slots, started
+    when first needed. Each phase it is told the arms still to evaluate, in the order the slots will take them,
+    and keeps up to `concurrency` fetches per node going ahead of the slots (arms go to the node with the
+    fewest queued per slot; an arm already on a node stays there). A slot takes only an arm whose files are
+    on its node."""
+
+    fetches = True
+
+    def __init__(self, candidates: list[ModelRecord], settings: FetchSettings):
+        super().__init__(candidates)
+        self.settings = settings
+        self.revisions = {m.model_id: m.revision for m in candidates}
+        self.workers: dict[str, Any] = {}                  # node id -> FetchWorker actor
+        self.local: dict[tuple[int, str], str] = {}        # (arm, node) -> local path
+        self.in_flight: dict[Any, tuple[int, str]] = {}    # fetch ref -> (arm, node)
+        self.queue: deque[int] = deque()                   # arms still to fetch, in order
+        self.slots_per_node: dict[str, int] = {}
+        self.held_on: dict[int, list[str]] = {}
+        self.idle_slots = 0                                # slots with nothing to do (serial mode fetches then)
+        self.totals = {"fetch_bytes": 0, "fetch_s": 0.0, "cache_bytes": 0, "peak_cache_bytes": 0,
+                       "cache_limit_bytes": 0}
+        self._cache_by_node: dict[str, tuple[int, int]] = {}
+
+    # ------------------------------------------------------------------------------------------ placement
+    def set_slots(self, slots_per_node: dict[str, int], idle_slots: int) -> None:
+        """The nodes that have slots (placed ones), and how many slots are idle: fetches are launched now."""
+        self.slots_per_node = dict(slots_per_node)
+        self.idle_slots = idle_slots
+        self._launch()
+
+    def want(self, arms: list[int]) -> None:
+        on_a_node = {arm for arm, _ in self.local} | {arm for arm, _ in self.in_flight.values()}
+        self.queue = deque(arm for arm in arms if arm not in on_a_node)
+        self._launch()
+
+    def _launch(self) -> None:
+        if not self.slots_per_node:
+            return
+        limit = self.settings.concurrency if self.settings.overlap else self.idle_slots
+        queued = {node: 0 for node in self.slots_per_node}
+        for _, node in self.in_flight.values():
+            if node in queued:
+                queued[node] += 1
+        while self.queue:
+            node = min(self.slots_per_node, key=lambda n: (queued[n] / self.slots_per_node[n], n))
+            if queued[node] >= limit:
+                break
+            arm = self.queue.popleft()
+            ref = self._worker(node).fetch.remote(self.candidates[arm].model_id)
+            self.in_flight[ref] = (arm, node)
+            queued[node] += 1
+
+    def _worker(self, node: str):
+        if node not in self.workers:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            worker = remote_fetch_worker().options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+                max_concurrency=self.settings.concurrency + 8).remote(self.settings, self.revisions, node)
+            self.workers[node] = worker
+        return self.workers[node]
+
+    # ------------------------------------------------------------------------------------------ events
+    def pending(self) -> list:
+        return list(self.in_flight)
+
+    def completed(self, ref) -> list:
+        import ray
+
+        from raygems.runtime.store import Failure
+
+        arm, node = self.in_flight.pop(ref)
+        try:
+            report = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, RaygemsError):   # the hub cannot be reached, a full disk: stop the search
+                raise cause from None
+            raise
+        except ray.exceptions.RayActorError:        # the node's worker died (its node left): fetch again
+            self.workers.pop(node, None)
+            self.queue.appendleft(arm)
+            self._launch()
+            return []
+        self.totals["fetch_bytes"] += report.bytes
+        self.totals["fetch_s"] += report.seconds
+        self._cache_by_node[node] = (report.cache_bytes, report.peak_cache_bytes, report.cache_limit_bytes)
+        self.totals["cache_bytes"] = sum(used for used, _, _ in self._cache_by_node.values())
+        self.totals["peak_cache_bytes"] = max(self.totals["peak_cache_bytes"],
+                                              sum(peak for _, peak, _ in self._cache_by_node.values()))
+        self.totals["cache_limit_bytes"] = sum(limit for _, _, limit in self._cache_by_node.values())
+        self._launch()
+        model = self.candidates[arm]
+        if report.failure is not None:
+            return [(arm, Failure(model.model_id, model.revision, "fetch", report.failure))]
+        self.local[(arm, node)] = report.path
+        return []
+
+    # -------------------------------------------------------------------------------------------- slots
+    def ready(self, arm: int, node) -> bool:
+        return node is not None and (arm, node) in self.local
+
+    def local_record(self, arm: int, node) -> ModelRecord | None:
+        path = self.local.get((arm, node))
+        return None if path is None else replace(self.candidates[arm], path=path)
+
+    def hold(self, arm: int, node=None) -> None:
+        nodes = [node] if node is not None else [n for (a, n) in self.local if a == arm]
+        for n in nodes:
+            if n in self.workers:
+                self.workers[n].hold.remote(self.candidates[arm].model_id)
+                self.held_on.setdefault(arm, []).append(n)
+
+    def release(self, arm: int) -> None:
+        for node in self.held_on.pop(arm, []):
+            if node in self.workers:
+                self.workers[node].release.remote(self.candidates[arm].model_id)
+
+    def retire(self, arms: Iterable[int]) -> None:
+        arms = list(arms)
+        if not arms:
+            return
+        ids = [self.candidates[arm].model_id for arm in arms]
+        for worker in self.workers.values():
+            worker.retire.remote(ids)
+        retired = set(arms)
+        self.queue = deque(arm for arm in self.queue if arm not in retired)
+        for key in [key for key in self.local if key[0] in retired]:
+            del self.local[key]      # it may be deleted to make room from now on: fetch it again if needed
+
+    def status(self) -> dict:
+        return dict(self.totals)
+
+    def shutdown(self) -> None:
+        import ray
+
+        for worker in self.workers.values():
+            ray.kill(worker)
+        self.workers.clear()

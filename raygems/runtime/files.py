@@ -1,0 +1,81 @@
+"""Writing the files of a run directory safely: every file appears whole or not at all, and a full disk is reported
+as what it is.
+
+Each write goes to a temporary name in the same folder (`.<name>.<random>.tmp`), is flushed to disk (fsync), and
+is renamed over the final name (atomic on POSIX file systems). A crash leaves at most a temporary file, which
+`remove_stale_temporaries` deletes on the next start; a reader never sees half a file.
+
+A write that fails because the disk (or a quota) is full raises `DiskFull`, a `SetupError`: the search stops with
+one line naming the folder and its free space. It is never counted as a model's failure, and `--resume`
+after freeing space continues with nothing lost.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from raygems.errors import SetupError
+
+#: errno values that mean "no room": no space left, quota exceeded.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+TEMPORARY_SUFFIX = ".tmp"
+
+
+class DiskFull(SetupError):
+    """No room left where a run writes its files."""
+
+    def __init__(self, folder: Path):
+        try:
+            free = f"{shutil.disk_usage(folder).free / 1e9:.2f} GB free"
+        except OSError:
+            free = "free space unknown"
+        super().__init__(f"no space left to write in {folder} ({free}): free some space, then run again with "
+                         f"--resume; everything recorded so far is kept")
+        self.folder = folder
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(temporary_path)` to write the whole file, make it durable, and rename it to `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}")
+    try:
+        write(temporary)
+        with open(temporary, "rb") as handle:   # the bytes are on disk before the rename makes them visible
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        if exc.errno in NO_SPACE:
+            raise DiskFull(path.parent) from None
+        raise
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: Path, data) -> Path:
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_parquet(path: Path, frame) -> Path:
+    """A pandas DataFrame as a parquet file, atomically."""
+    return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete the temporary files that interrupted writes left under `folder` (recursively); returns how many.
+    Only for a folder no other process is writing to (the run's lock holder calls it)."""
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.rglob(f".*{TEMPORARY_SUFFIX}") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)

@@ -1,0 +1,105 @@
+"""What the driver knows of each arm's answers, in memory: which (query, prompt variant) pairs are recorded, their
+rewards, and each arm's running total with the better prompt variant per task.
+
+The result store is the record; this book is the driver's index of it, filled once from the store when a search
+starts (`ResultStore.rewards`) and then from what the model actors return with each batch (the actor has written the
+same rows to the store before returning). Every lookup the driver makes per round is a dictionary lookup, so a
+round costs O(queries asked) whatever the size of the store or the tree.
+
+Accuracy with the better prompt variant per task (the paper, Appendix C): each model answers every query with and
+without its own system prompt, and per task the variant with more correct answers counts.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from raygems.tasks.prompting import PROMPT_VARIANTS
+
+#: Index of each prompt variant in the book's per-query pair.
+VARIANT_INDEX = {name: k for k, name in enumerate(PROMPT_VARIANTS)}
+_UNKNOWN = -1
+
+
+class RewardBook:
+    """Known rewards of `num_arms` arms on a pool of queries (`query_ids`, each of task `tasks[j]`)."""
+
+    def __init__(self, query_ids: Sequence[str], tasks: Sequence[str], num_arms: int):
+        self.query_index = {str(q): j for j, q in enumerate(query_ids)}
+        task_names = list(dict.fromkeys(str(t) for t in tasks))
+        self.task_of = np.asarray([task_names.index(str(t)) for t in tasks], dtype=np.int64)
+        self.num_tasks = len(task_names)
+        # arm -> {query index: [reward of variant 0, reward of variant 1]} (-1: not recorded)
+        self._known: list[dict[int, list[int]]] = [{} for _ in range(num_arms)]
+        # queries already counted in an arm's total (told to the algorithm), and the per-(task, variant) sums
+        self._counted: list[set[int]] = [set() for _ in range(num_arms)]
+        self._sums = np.zeros((num_arms, self.num_tasks, len(PROMPT_VARIANTS)), dtype=np.int64)
+
+    # ------------------------------------------------------------------------------------------- recording
+    def record(self, arm: int, query: int, variant: int, reward: int) -> None:
+        """One recorded answer; the first record of a (query, variant) wins (as in the store)."""
+        pair = self._known[arm].setdefault(query, [_UNKNOWN, _UNKNOWN])
+        if pair[variant] == _UNKNOWN:
+            pair[variant] = int(reward)
+
+    def record_pairs(self, arm: int, queries: Iterable[int], pairs: Iterable[Sequence[int]]) -> None:
+        """Answers of one batch: for each query, its rewards in PROMPT_VARIANTS order."""
+        for query, pair in zip(queries, pairs):
+            for variant, reward in enumerate(pair):
+                self.record(arm, int(query), variant, int(reward))
+
+    # --------------------------------------------------------------------------------------------- queries
+    def is_complete(self, arm: int, query: int) -> bool:
+        pair = self._known[arm].get(query)
+        return pair is not None and _UNKNOWN not in pair
+
+    def missing(self, arm: int, queries: Iterable[int]) -> list[int]:
+        """The queries of `queries` whose answers (both variants) `arm` has not recorded, in order."""
+        known = self._known[arm]
+        out = []
+        for query in queries:
+            pair = known.get(query)
+            if pair is None or _UNKNOWN in pair:
+                out.append(int(query))
+        return out
+
+    def known_count(self, arm: int) -> int:
+        """Queries with both variants recorded for `arm`."""
+        return sum(1 for pair in self._known[arm].values() if _UNKNOWN not in pair)
+
+    def count(self, arm: int, queries: Iterable[int]) -> int:
+        """Add `queries` (all recorded) to the arm's total; returns how many more it answered correctly with its
+        better prompt variant per task (what the algorithm is told)."""
+        before = self.best_variant_total(arm)
+        known, counted, sums = self._known[arm], self._counted[arm], self._sums[arm]
+        for query in queries:
+            query = int(query)
+            if query in counted:
+                continue
+            pair = known.get(query)
+            if pair is None or _UNKNOWN in pair:
+                raise KeyError(f"arm {arm} has no recorded answer to query #{query}")
+            counted.add(query)
+            task = self.task_of[query]
+            sums[task, 0] += pair[0]
+            sums[task, 1] += pair[1]
+        return self.best_variant_total(arm) - before
+
+    def best_variant_total(self, arm: int) -> int:
+        """Correct answers among the counted queries, with the better prompt variant per task."""
+        return int(self._sums[arm].max(axis=1).sum())
+
+    def accuracy(self, arm: int) -> tuple[int, float]:
+        """(queries recorded, accuracy with the better prompt variant per task) of `arm` on every query of the
+        pool it has answered."""
+        sums = np.zeros((self.num_tasks, len(PROMPT_VARIANTS)), dtype=np.int64)
+        n = 0
+        for query, pair in self._known[arm].items():
+            if _UNKNOWN in pair:
+                continue
+            n += 1
+            task = self.task_of[query]
+            sums[task, 0] += pair[0]
+            sums[task, 1] += pair[1]
+        return n, (float(sums.max(axis=1).sum()) / n if n else float("nan"))
