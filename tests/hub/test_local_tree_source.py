@@ -95,7 +95,7 @@ def test_roots_cards_and_errors(local_tree, tmp_path):
 
 
 def test_unreadable_metadata_is_marked_not_raised(tmp_path):
-    """(The tiny-tree cases are in test_bad_uploads.py.) Values of the wrong type, in the card or the hub file."""
+    """(The tiny-tree cases are in test_local_tree_bad_uploads.py.) Values of the wrong type, in the card or the hub file."""
     root = tmp_path / "bad"
     write_model(root, "x/base", {"library_name": "transformers"}, {"downloads": 10})
     write_model(root, "x/y", {"base_model": "x/base", "base_model_relation": "cousin"}, {"downloads": 1})
