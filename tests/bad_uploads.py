@@ -1,5 +1,6 @@
-"""Bad uploads written into a copy of the tiny tree (tests/hub/test_local_tree_bad_uploads.py, tests/runtime/test_search_bad_uploads.py): one per kind of metadata that
-cannot be read, and an adapter whose base is nowhere. Each must cost its own model only."""
+"""Bad uploads written into a copy of the tiny tree: one per kind of metadata that cannot be read, and an adapter
+whose base is nowhere. Each must cost its own model only (tests/hub/test_local_tree_bad_uploads.py,
+tests/runtime/test_search_bad_uploads.py)."""
 from __future__ import annotations
 
 import json
