@@ -95,7 +95,7 @@ def test_roots_cards_and_errors(local_tree, tmp_path):
 
 
 def test_unreadable_metadata_is_marked_not_raised(tmp_path):
-    """(The tiny-tree cases are in test_local_tree_bad_uploads.py.) Values of the wrong type, in the card or the hub file."""
+    """Values of the wrong type, in the card or the hub file (the tiny-tree cases: test_local_tree_bad_uploads.py)."""
     root = tmp_path / "bad"
     write_model(root, "x/base", {"library_name": "transformers"}, {"downloads": 10})
     write_model(root, "x/y", {"base_model": "x/base", "base_model_relation": "cousin"}, {"downloads": 1})
@@ -107,10 +107,12 @@ def test_unreadable_metadata_is_marked_not_raised(tmp_path):
     assert source.roots() == ["x/base"]
     records = {r.model_id: r for r in source.children("x/base")}
     assert set(records) == {"x/y", "x/odd", "x/list"}
-    assert records["x/y"].kind == "finetune" and "base_model_relation 'cousin' is not one of" in records["x/y"].unreadable
+    assert records["x/y"].kind == "finetune"
+    assert "base_model_relation 'cousin' is not one of" in records["x/y"].unreadable
     odd = records["x/odd"]
     assert "base_model must be a model id or a list of them" in odd.unreadable
-    assert "downloads True is not a whole number" in odd.unreadable and "revision 7 is not a commit id" in odd.unreadable
+    assert "downloads True is not a whole number" in odd.unreadable
+    assert "revision 7 is not a commit id" in odd.unreadable
     assert (odd.downloads, odd.likes, odd.revision, odd.pipeline_tag) == (0, 4, "main", None)
     assert "expected an object" in records["x/list"].unreadable
     assert source.model("x/base").unreadable is None
