@@ -134,6 +134,8 @@ class GenerativeEvaluator(Evaluator):
         from raygems.tasks import get_task, model_system_prompt
 
         model = self.model
+        if model.unreadable:   # metadata the listing could not read (raygems.hub.sources.LocalTreeSource)
+            raise EvaluationError("metadata", model.unreadable)
         try:
             if model.path is None and self.spec.tree is not None:
                 from raygems.hub.sources import open_tree_source
