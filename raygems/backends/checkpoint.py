@@ -80,8 +80,15 @@ def locate(model: ModelRecord) -> CheckpointFiles:
     if not base_dir.is_absolute() or not base_dir.is_dir():
         if base_dir.is_absolute() or base.startswith("."):
             raise CheckpointError(f"adapter base model not found: {base}", model.model_id)
-        base_dir = _local_layout_base(folder, base) or _download(base, None, model.model_id)  # a hub id
+        base_dir = _local_layout_base(folder, base) or _download_base(base, model.model_id)  # a hub id
     return CheckpointFiles(model_dir=folder, is_adapter=True, base_dir=base_dir, adapter_config=adapter_config)
+
+
+def _download_base(base_id: str, model_id: str) -> Path:
+    try:
+        return _download(base_id, None, model_id)
+    except CheckpointError as exc:
+        raise CheckpointError(f"adapter base model not found: {base_id} ({exc.reason})", model_id) from exc
 
 
 def _local_layout_base(adapter_dir: Path, base_id: str) -> Path | None:

@@ -62,6 +62,8 @@ def parse_budgets(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from raygems.replay import load_matrix, replay_grid
+    from raygems.errors import UsageError
+    from raygems.replay.engine import check_replay
 
     methods = parse_methods(args.methods)
     budgets = parse_budgets(args.budgets)
@@ -81,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
             print("note: best-base skipped (it needs --models with downloads)", file=sys.stderr)
         else:
             raise ValueError("best-base needs a models table: pass --models PATH")
+    for method in methods:      # every budget, and the memory --reps needs, before anything runs
+        try:
+            check_replay(matrix, method, budgets, args.reps, exact=args.exact)
+        except UsageError as exc:
+            raise UsageError(f"--reps {args.reps}: {exc}") from None
     print(f"replaying {len(methods)} method(s) x {len(budgets)} budget(s) x {args.reps} repetitions on {source} "
           f"({matrix.num_models} models x {matrix.num_queries} queries)", file=sys.stderr)
     table = replay_grid(matrix, methods, budgets, reps=args.reps, seed=args.seed, exact=args.exact,

@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     path = save_tree(tree, args.out)
     depths = tree["depth"].max()
     counts = ", ".join(f"{n} {k}" for k, n in summary.items())
+    unreadable = int(tree["unreadable"].notna().sum())
     print(f"{base_id}: {counts} (depth <= {depths})"
-          + (f"; selected {len(tree)}" if args.select else "") + f" -> {path}")
+          + (f"; selected {len(tree)}" if args.select else "")
+          + (f"; {unreadable} with metadata that cannot be read (column 'unreadable': a search does not evaluate "
+             f"them)" if unreadable else "") + f" -> {path}")
     return 0

@@ -125,11 +125,11 @@ class ModelCard:
 
     @property
     def pipeline_tag(self) -> str | None:
-        return self.metadata.get("pipeline_tag")
+        return _text_or_none(self.metadata.get("pipeline_tag"))
 
     @property
     def library_name(self) -> str | None:
-        return self.metadata.get("library_name")
+        return _text_or_none(self.metadata.get("library_name"))
 
     @property
     def tags(self) -> list[str]:
@@ -178,23 +178,79 @@ class ModelCard:
         return DOC_RELEVANT if relevant else DOC_IRRELEVANT
 
 
+class ModelCardError(ValueError):
+    """A card whose front matter cannot be read. `reason` says why in one line, without the model's name."""
+
+    def __init__(self, model_id: str, reason: str):
+        super().__init__(f"model card of {model_id or '<unknown>'}: {reason}")
+        self.reason = reason
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
+
+
 def parse_model_card(text: str, model_id: str = "") -> ModelCard:
     """Split a README.md into YAML front matter (between leading `---` lines) and the markdown text.
 
     A card without front matter, or with front matter that is not a YAML mapping, gets empty metadata
-    (the hub shows such cards too); broken YAML raises ValueError naming the model.
+    (the hub shows such cards too); broken YAML raises ModelCardError (a ValueError) naming the model and the
+    line of the README at fault.
     """
     text = text.lstrip("\ufeff")
-    match = re.match(r"\A---[ \t]*\r?\n(.*?)(?:\r?\n)?^---[ \t]*(?:\r?\n|\Z)", text, re.DOTALL | re.MULTILINE)
+    match = _FRONT_MATTER.match(text)
     if not match:
         return ModelCard(model_id=model_id, metadata={}, text=text)
     try:
         metadata = yaml.safe_load(match.group(1)) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"model card of {model_id or '<unknown>'}: front matter is not valid YAML: {exc}") from exc
+        raise ModelCardError(model_id, f"front matter is not valid YAML ({_yaml_problem(exc)})") from None
     if not isinstance(metadata, dict):
         metadata = {}
     return ModelCard(model_id=model_id, metadata=metadata, text=text[match.end():])
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What PyYAML found wrong, and where, in one line (README line numbers: the front matter starts on line 2)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} on line {mark.line + 2}" if mark is not None else problem
+
+
+_SALVAGE_ID = r"['\"]?([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)['\"]?"
+
+
+def salvage_base_models(text: str) -> list[str]:
+    """The `base_model` ids a card names, read line by line from front matter that is not valid YAML:
+    `base_model: org/name`, `base_model: [a/b, c/d]`, or `base_model:` followed by `- org/name` lines. What
+    cannot be read this way is left out (an empty list: the card says nothing usable about its parents)."""
+    text = text.lstrip("\ufeff")
+    if not re.match(r"---[ \t]*\r?\n", text):
+        return []
+    lines = text.splitlines()[1:]
+    for i, line in enumerate(lines):
+        if line.strip() == "---":
+            break
+        key, sep, value = line.partition(":")
+        if not sep or key.strip() != "base_model":
+            continue
+        value = value.split(" #")[0].strip()
+        if value.startswith("["):
+            return re.findall(_SALVAGE_ID, value)
+        if value:
+            return [m.group(1)] if (m := re.fullmatch(_SALVAGE_ID, value)) else []
+        items = []
+        for item in lines[i + 1:]:
+            m = re.fullmatch(r"\s*-\s*" + _SALVAGE_ID + r"\s*", item)
+            if m is None:
+                break
+            items.append(m.group(1))
+        return items
+    return []
+
+
+def _text_or_none(value: Any) -> str | None:
+    """A text field of the metadata; anything else (a list, a mapping: a malformed card) counts as absent."""
+    return value if isinstance(value, str) and value else None
 
 
 def _as_list(value: Any) -> list:

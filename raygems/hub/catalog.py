@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Hashable
 
+from raygems.hub.cards import ModelCard, ModelCardError
 from raygems.hub.sources import LOCAL_HUB_FILE, LocalTreeSource
 
 #: Patterns of the hub's default `.gitattributes` (files stored with git-LFS in a new repository).
@@ -131,7 +132,8 @@ class DirectoryCatalog(Catalog):
     (`LocalTreeSource`): `sha` is the recorded revision (or, when none is recorded, a digest of the file
     names, sizes and modification times), `tags` hold the card's tags, its library and pipeline tag,
     `license:<license>`, and the hub's `base_model:<parent>` and `base_model:<relation>:<parent>` tags;
-    `childrenModelCount` counts the models whose cards name this one. Files are listed from disk at each
+    `childrenModelCount` counts the models listed under this one by LocalTreeSource. A folder whose metadata
+    cannot be read is served with what can (`unreadable()` names them and why). Files are listed from disk at each
     request: everything in the model's folder except `.raygems_hub.json` and hidden folders (`.git`, ...).
     """
 
@@ -160,15 +162,23 @@ class DirectoryCatalog(Catalog):
                                        version=(str(path), stat.st_size, stat.st_mtime_ns))
         return files
 
+    def unreadable(self) -> dict[str, str]:
+        """model_id -> "<file>: <reason>" for the models whose metadata could not be read (served with what
+        could: see LocalTreeSource)."""
+        return {m: reason for m in self.model_ids() if (reason := self.source.model(m).unreadable)}
+
     def _model_object(self, model_id: str) -> dict[str, Any]:
         record = self.source.model(model_id)
-        card = self.source.model_card(model_id)
+        try:
+            card = self.source.model_card(model_id)
+        except ModelCardError:              # served without card data; its base_model lines still give tags
+            card = ModelCard(model_id=model_id)
         relation = self.source.relation(model_id)
         tags = [record.library_name, *card.tags, record.pipeline_tag]
         license_name = card.metadata.get("license")
         if license_name:
             tags.append(f"license:{license_name}")
-        for parent in card.base_models:
+        for parent in self.source.base_models(model_id):
             tags += [f"base_model:{parent}", f"base_model:{relation}:{parent}"]
         model: dict[str, Any] = {
             "_id": hashlib.sha1(model_id.encode()).hexdigest()[:24],

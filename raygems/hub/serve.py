@@ -606,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         (f", latency {args.latency:g} s" if args.latency else "")
     print(f"serving {len(catalog.model_ids())} models from {catalog.root.resolve()} at {server.endpoint} "
           f"({limits})", flush=True)
+    for model_id, reason in catalog.unreadable().items():
+        print(f"warning: {model_id}: served with the metadata that could be read; {reason}", file=sys.stderr)
     print(f"HF_ENDPOINT={server.endpoint}", flush=True)
     threading.Thread(target=_hash_in_background, args=(server,), name="hub-hashing", daemon=True).start()
     while not done.wait(0.5):

@@ -18,13 +18,13 @@ import logging
 import re
 import time
 from abc import ABC, abstractmethod
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from raygems.errors import UsageError
-from raygems.hub.cards import ModelCard, parse_model_card
+from raygems.hub.cards import ModelCard, ModelCardError, parse_model_card, salvage_base_models
 from raygems.hub.retry import RetryPolicy, call_with_retries, http_status
 from raygems.hub.types import MODEL_KINDS, ModelRecord
 
@@ -209,39 +209,47 @@ class LocalTreeSource(TreeSource):
     "revision"}). A card without `base_model_relation` gets the relation the hub would infer from its files:
     adapter (adapter_config.json), quantized (*.gguf files or a quantization_config in config.json), merge
     (several base models or a `merge` tag), otherwise finetune.
+
+    One bad upload does not stop the listing. Metadata that cannot be read (a README.md whose front matter is
+    not valid YAML, a `base_model_relation` that is not a relation, a `base_model` that is not a model id, a
+    `.raygems_hub.json` that is not JSON or holds values of the wrong type) is listed with what can still be
+    read, and marked: `record.unreadable = "<file>: <reason>"`. The search fails such a model at stage
+    "metadata" without evaluating it. Where it sits in the tree:
+
+    * its parents are the `base_model` ids of its card; from an unreadable card, the ids its `base_model`
+      lines still give (`salvage_base_models`);
+    * a model with no parent in the directory roots a tree (`roots()`), except a leaf whose card names base
+      models that are all absent (a stray) or whose card is unreadable and names none: such models are
+      listed as children of the directory's root when it has exactly one (the directory holds one tree), so
+      a search sees them; their relation is the declared or inferred one. An adapter adopted this way whose
+      base is nowhere fails at load, naming the base.
     """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"local tree root {str(root)!r} is not a directory")
-        self._models: dict[str, dict[str, Any]] | None = None
+        self._models: dict[str, _LocalModel] | None = None
 
     # -------------------------------------------------------------- index
-    def _index(self) -> dict[str, dict[str, Any]]:
-        """model_id -> {"folder", "card", "meta", "relation"}, built on first use."""
+    def _index(self) -> dict[str, "_LocalModel"]:
+        """model_id -> what its folder says, placed in the tree; built on first use."""
         if self._models is None:
-            models: dict[str, dict[str, Any]] = {}
+            models: dict[str, _LocalModel] = {}
             for folder in sorted(p for p in self.root.glob("*/*") if p.is_dir()):
-                if not any((folder / f).exists() for f in ("README.md", "config.json", "adapter_config.json",
-                                                           LOCAL_HUB_FILE)):
-                    continue
-                model_id = f"{folder.parent.name}/{folder.name}"
-                readme = folder / "README.md"
-                card = (parse_model_card(readme.read_text(encoding="utf-8"), model_id) if readme.exists()
-                        else ModelCard(model_id=model_id))
-                meta_file = folder / LOCAL_HUB_FILE
-                meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.exists() else {}
-                models[model_id] = {"folder": folder, "card": card, "meta": meta,
-                                    "relation": _local_relation(folder, card), "children_count": 0}
-            for entry in models.values():
-                for parent in set(entry["card"].base_models):
-                    if parent in models:
-                        models[parent]["children_count"] += 1
+                if any((folder / f).exists() for f in ("README.md", "config.json", "adapter_config.json",
+                                                       LOCAL_HUB_FILE)):
+                    model_id = f"{folder.parent.name}/{folder.name}"
+                    models[model_id] = _read_local_model(folder, model_id)
+            _place(models)
+            for model_id, model in models.items():
+                if model.problems:
+                    logger.warning("%s: %s (listed; a search does not evaluate it)", model_id,
+                                   "; ".join(model.problems))
             self._models = models
         return self._models
 
-    def _entry(self, model_id: str) -> dict[str, Any]:
+    def _entry(self, model_id: str) -> "_LocalModel":
         try:
             return self._index()[model_id]
         except KeyError:
@@ -249,19 +257,20 @@ class LocalTreeSource(TreeSource):
 
     def _record(self, model_id: str, kind: str, parent: str | None) -> ModelRecord:
         entry = self._entry(model_id)
-        meta, card = entry["meta"], entry["card"]
+        meta, card = entry.meta, entry.card
         return ModelRecord(
             model_id=model_id,
             kind=kind,
             base_model=parent,
-            revision=str(meta.get("revision") or "main"),
-            downloads=int(meta.get("downloads") or 0),
-            likes=int(meta.get("likes") or 0),
+            revision=meta.get("revision") or "main",
+            downloads=meta.get("downloads") or 0,
+            likes=meta.get("likes") or 0,
             created_at=meta.get("created_at"),
             pipeline_tag=card.pipeline_tag,
             library_name=card.library_name,
-            path=str(entry["folder"].resolve()),
-            extra={"children_count": entry["children_count"]},
+            path=str(entry.folder.resolve()),
+            unreadable="; ".join(entry.problems) or None,
+            extra={"children_count": entry.children_count},
         )
 
     # -------------------------------------------------------------- TreeSource
@@ -269,9 +278,8 @@ class LocalTreeSource(TreeSource):
         return list(self._index())
 
     def roots(self) -> list[str]:
-        """Models whose card names no base model present in this directory."""
-        index = self._index()
-        return [m for m, e in index.items() if not any(p in index for p in e["card"].base_models)]
+        """Models that root a tree here (see the class docstring)."""
+        return [m for m, e in self._index().items() if e.is_root]
 
     def model(self, model_id: str) -> ModelRecord:
         return replace(self._record(model_id, "base", None), is_base=True)
@@ -279,36 +287,150 @@ class LocalTreeSource(TreeSource):
     def children(self, model_id: str, kinds: Sequence[str] = RELATIONS) -> list[ModelRecord]:
         kinds = _check_kinds(kinds)
         self._entry(model_id)
-        return [self._record(child, e["relation"], model_id) for child, e in self._index().items()
-                if model_id in e["card"].base_models and e["relation"] in kinds and child != model_id]
+        return [self._record(child, e.relation, model_id) for child, e in self._index().items()
+                if model_id in e.parents and e.relation in kinds]
 
     def model_card(self, model_id: str, revision: str | None = None) -> ModelCard:
-        return self._entry(model_id)["card"]
+        """The parsed card; ModelCardError (a ValueError) when its front matter cannot be read."""
+        entry = self._entry(model_id)
+        if entry.card_error is not None:
+            raise entry.card_error
+        return entry.card
+
+    def base_models(self, model_id: str) -> list[str]:
+        """The base model ids the model's card names (read line by line from a card that is not valid YAML),
+        present in this directory or not."""
+        return list(self._entry(model_id).base_models)
 
     def folder(self, model_id: str) -> Path:
         """The folder holding the model's files."""
-        return self._entry(model_id)["folder"]
+        return self._entry(model_id).folder
 
     def relation(self, model_id: str) -> str:
         """How the model derives from the base model(s) its card names: the card's `base_model_relation`, or
         the relation the hub would infer from its files (see the class docstring)."""
-        return self._entry(model_id)["relation"]
+        return self._entry(model_id).relation
 
     def fetch(self, model: ModelRecord) -> Path:
         return self.folder(model.model_id).resolve()
 
 
-def _local_relation(folder: Path, card: ModelCard) -> str:
-    declared = card.base_model_relation
-    if declared:
-        if declared not in RELATIONS:
-            raise ValueError(f"{folder}/README.md: base_model_relation {declared!r} is not one of {RELATIONS}")
-        return declared
+@dataclass
+class _LocalModel:
+    """What one folder of the local layout says about its model, and where the model sits in the tree."""
+
+    folder: Path
+    card: ModelCard
+    card_error: ModelCardError | None         # the card's front matter could not be read
+    base_models: list[str]                    # what its card names (or what could be salvaged)
+    meta: dict[str, Any]                      # the readable fields of .raygems_hub.json
+    relation: str
+    problems: list[str]                       # "<file>: <reason>" for each piece that could not be read
+    parents: list[str] = field(default_factory=list)   # base models present in the directory (or its adopter)
+    children_count: int = 0
+    is_root: bool = False
+
+
+#: `.raygems_hub.json` fields: what each must be, and a test for it.
+_HUB_FILE_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "downloads": ("a whole number >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "likes": ("a whole number >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "created_at": ("an ISO 8601 time (a string)", lambda v: isinstance(v, str)),
+    "revision": ("a commit id (a string)", lambda v: isinstance(v, str) and bool(v)),
+}
+
+
+def _read_local_model(folder: Path, model_id: str) -> _LocalModel:
+    """Read a model folder, keeping whatever can be read and naming the file of each problem."""
+    problems: list[str] = []
+    readme = folder / "README.md"
+    card, card_error, base_models = ModelCard(model_id=model_id), None, []
+    if readme.exists():
+        try:
+            text = readme.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            text = ""
+            card_error = ModelCardError(model_id, f"cannot be read ({exc.strerror or exc})")
+        else:
+            try:
+                card = parse_model_card(text, model_id)
+            except ModelCardError as exc:
+                card_error = exc
+        if card_error is not None:
+            problems.append(f"{readme}: {card_error.reason}")
+            base_models = salvage_base_models(text)
+        else:
+            named = card.base_models
+            base_models = [p for p in named if isinstance(p, str)]
+            if len(base_models) != len(named):
+                problems.append(f"{readme}: base_model must be a model id or a list of them, got "
+                                f"{card.metadata.get('base_model')!r:.80}")
+    declared, inferred = card.base_model_relation, _inferred_relation(folder, base_models, card.tags)
+    if declared and declared not in RELATIONS:
+        problems.append(f"{readme}: base_model_relation {declared!r:.40} is not one of {', '.join(RELATIONS)}")
+    meta, meta_problems = _read_hub_file(folder / LOCAL_HUB_FILE)
+    return _LocalModel(folder=folder, card=card, card_error=card_error, base_models=base_models, meta=meta,
+                       relation=declared if declared in RELATIONS else inferred,
+                       problems=problems + meta_problems)
+
+
+def _read_hub_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The fields of `.raygems_hub.json` that hold what they should, and a problem for each that does not."""
+    if not path.exists():
+        return {}, []
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return {}, [f"{path}: not valid JSON ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"]
+    if not isinstance(raw, dict):
+        return {}, [f"{path}: expected an object with {', '.join(_HUB_FILE_FIELDS)}, got {type(raw).__name__}"]
+    meta, problems = {}, []
+    for key, (wanted, valid) in _HUB_FILE_FIELDS.items():
+        value = raw.get(key)
+        if value is None:
+            continue
+        if valid(value):
+            meta[key] = value
+        else:
+            problems.append(f"{path}: {key} {value!r:.40} is not {wanted}")
+    return meta, problems
+
+
+def _place(models: dict[str, _LocalModel]) -> None:
+    """Parents, roots, adoption by the single root, and children counts (the rules of LocalTreeSource)."""
+    for model_id, model in models.items():
+        model.parents = [p for p in dict.fromkeys(model.base_models) if p in models and p != model_id]
+    for model in models.values():
+        for parent in model.parents:
+            models[parent].children_count += 1
+    unplaced = [m for m in models if not models[m].parents]
+    # an unreadable card that names no base: a parent it might have named is unknown, so it roots nothing
+    # unless models here name it as their base
+    candidates = [m for m in unplaced if models[m].card_error is None or models[m].base_models
+                  or models[m].children_count]
+    strays = [m for m in candidates if models[m].base_models and models[m].children_count == 0]
+    roots = [m for m in candidates if m not in strays] or candidates
+    for model_id in roots:
+        models[model_id].is_root = True
+    if len(roots) == 1:
+        root = roots[0]
+        for model_id in unplaced:
+            if model_id != root:
+                models[model_id].parents = [root]
+                models[root].children_count += 1
+                if not models[model_id].problems:
+                    logger.warning("%s: its card names base model(s) %s, none of them in %s; listed under the root "
+                                   "%s", model_id, models[model_id].base_models, models[root].folder.parent.parent,
+                                   root)
+
+
+def _inferred_relation(folder: Path, base_models: list[str], tags: list[str]) -> str:
+    """The relation the hub would infer from the model's files and card."""
     if (folder / "adapter_config.json").exists():
         return "adapter"
     if any(folder.glob("*.gguf")) or _has_quantization_config(folder / "config.json"):
         return "quantized"
-    if len(card.base_models) > 1 or "merge" in card.tags:
+    if len(base_models) > 1 or "merge" in tags:
         return "merge"
     return "finetune"
 

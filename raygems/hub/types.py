@@ -24,6 +24,8 @@ class ModelRecord:
     depth: int = 0                      # 0 = the root base model, 1 = its children, ...
     is_base: bool = False               # an official release of the root (base or its instruct version)
     path: str | None = None             # local folder holding the files, when there is one
+    unreadable: str | None = None       # "<file>: <reason>" when its metadata could not be read: listed, never
+                                        # evaluated (the search fails it at stage "metadata")
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -44,7 +46,7 @@ class ModelRecord:
         return cls(**known, extra=extra)
 
 
-_NULLABLE = {"base_model", "created_at", "pipeline_tag", "library_name", "path"}
+_NULLABLE = {"base_model", "created_at", "pipeline_tag", "library_name", "path", "unreadable"}
 
 
 def _none_if_missing(value: Any) -> Any:

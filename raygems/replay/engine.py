@@ -9,6 +9,7 @@ query permutations and reward draws wherever the methods ask for the same (arm, 
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from raygems.bandits import get_method, repetition_keys
 from raygems.bandits.base import BanditAlgorithm
+from raygems.errors import UsageError
 from raygems.replay.environment import MatrixEnvironment
 from raygems.replay.matrix import CorrectnessMatrix, MatrixError, rank_of
 
@@ -78,6 +80,72 @@ def method_options(matrix: CorrectnessMatrix, method: str, options: dict[str, An
     return merged
 
 
+#: What a replay holds per repetition, in 8-byte words: the algorithm's (R, K) state and its temporaries (at most
+#: ~20 words per model for every registered method), one shared query permutation (~1 word per query), a row
+#: of results per budget and, in exact mode for methods that sample each model's queries independently, one
+#: cached query permutation per model (Q words, plus its array header and cache entry). Measured with
+#: tracemalloc; tests/replay/test_replay_limits.py checks that these stay upper bounds for every method.
+WORDS_PER_MODEL, WORDS_PER_QUERY, WORDS_PER_BUDGET, WORDS_PER_CACHED_ORDER = 24, 2, 8, 32
+
+
+def replay_memory_bytes(num_models: int, num_queries: int, reps: int, num_budgets: int = 1,
+                        per_model_orders: bool = False) -> int:
+    """Upper bound of the memory one `replay_budgets` call holds (the matrix itself aside)."""
+    words = (WORDS_PER_MODEL * num_models + WORDS_PER_QUERY * num_queries + WORDS_PER_BUDGET * num_budgets
+             + (num_models * (num_queries + WORDS_PER_CACHED_ORDER) if per_model_orders else 0))
+    return 8 * words * int(reps)
+
+
+def available_memory_bytes() -> int:
+    """Memory this machine can give a new allocation now (psutil's `available`; total memory without psutil)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_replay(matrix: CorrectnessMatrix, method: str, budgets: Iterable[int], reps: int, *, exact: bool = False,
+                 options: dict[str, Any] | None = None, available: int | None = None) -> None:
+    """Refuse, before anything runs, what a replay cannot serve: a budget outside 1..Q, fewer than one
+    repetition, or more repetitions than this machine's memory holds (the need computed from K, Q, the
+    repetitions and the method, with the numbers in the message)."""
+    budgets = [int(b) for b in budgets]
+    if not budgets:
+        raise ValueError("no budgets given")
+    for b in budgets:
+        if b < 1:
+            raise ValueError(f"budget per model N must be at least 1, got {b}")
+        if b > matrix.num_queries:
+            raise ValueError(f"budget per model N={b} exceeds the pool of {matrix.num_queries} queries per model: "
+                             f"the pool cannot serve it")
+    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
+        raise ValueError(f"repetitions must be a whole number >= 1, got {reps!r}")
+    spec = get_method(method)
+    merged = {**spec.options, **(options or {})}
+    per_model_orders = exact and spec.spends_budget and not merged.get("correlated",
+                                                                       getattr(spec.cls, "correlated", False))
+    need = replay_memory_bytes(matrix.num_models, matrix.num_queries, reps, len(budgets), per_model_orders)
+    available = available_memory_bytes() if available is None else available
+    if need > available:
+        per_rep = need / reps
+        fits = int(available // per_rep)
+        raise UsageError(
+            f"{reps:,} repetitions of {method} on {matrix.num_models:,} models x {matrix.num_queries:,} queries"
+            + (" (exact)" if per_model_orders else "") + f" need about {_size(need)} of memory ({_size(per_rep)} "
+            f"per repetition), but this machine has {_size(available)} available: "
+            + (f"use at most {fits:,} repetitions" if fits else "not even one repetition fits"))
+
+
+def _size(num_bytes: float) -> str:
+    units = ("B", "kB", "MB", "GB", "TB", "PB")
+    unit = 0
+    while num_bytes >= 1000 and unit < len(units) - 1:
+        num_bytes, unit = num_bytes / 1000, unit + 1
+    return f"{num_bytes:.3g} {units[unit]}"
+
+
 def replay(matrix: CorrectnessMatrix, method: str, budget_per_model: int, reps: int = 100, seed: int = 0, *,
            exact: bool = False, first_rep: int = 0, options: dict[str, Any] | None = None) -> ReplayResult:
     """Replay one method at one budget. `first_rep` selects repetitions first_rep .. first_rep+reps-1."""
@@ -96,14 +164,7 @@ def replay_budgets(matrix: CorrectnessMatrix, method: str, budgets: Iterable[int
     reach that budget.
     """
     budgets = [int(b) for b in budgets]
-    if not budgets:
-        raise ValueError("no budgets given")
-    for b in budgets:
-        if b < 1:
-            raise ValueError(f"budget per model N must be at least 1, got {b}")
-        if b > matrix.num_queries:
-            raise ValueError(f"budget per model N={b} exceeds the pool of {matrix.num_queries} queries per model: "
-                             f"the pool cannot serve it")
+    check_replay(matrix, method, budgets, reps, exact=exact, options=options)
     spec = get_method(method)
     opts = method_options(matrix, method, options)
     seeds = repetition_keys(seed, reps, first=first_rep)

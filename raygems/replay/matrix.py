@@ -5,7 +5,8 @@ Formats
 * long parquet: one row per (model_id, query_id) with `correct` (0/1) and optionally `task`;
 * wide `.npy`: uint8 (K x Q), with an optional `index.json` beside it (`models`, `item_ids`, `benchmark`),
   or a folder holding `matrix_models_x_items.npy` + `index.json` (the RouterBench release in ../shared);
-* models table (parquet or csv): `model_id, downloads, is_base, ...`; `best-base` needs it.
+* models table (parquet or csv): `model_id, downloads, is_base, ...`; `best-base` needs it. `downloads` must be
+  numbers >= 0 and `is_base` a yes/no flag (`checked_models_table`).
 """
 from __future__ import annotations
 
@@ -275,22 +276,57 @@ def load_models_table(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"no models table at {path}")
     table = _read_table(path, pd.read_parquet if path.suffix in (".parquet", ".pq") else pd.read_csv)
+    return checked_models_table(table, str(path))
+
+
+#: How a models table may spell `is_base` (strings compared case-insensitively; a missing value is False).
+FLAG_SPELLINGS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+def checked_models_table(table: pd.DataFrame, source: str = "models table") -> pd.DataFrame:
+    """The table with `downloads` as numbers >= 0 and `is_base` as booleans (bool, 0/1, true/false, yes/no);
+    any other value is refused naming it, its row (counted from 1, the header aside) and its model."""
     if "model_id" not in table.columns:
-        raise MatrixError(f"{path}: a models table needs a 'model_id' column, got {list(table.columns)}")
+        raise MatrixError(f"{source}: a models table needs a 'model_id' column, got {list(table.columns)}")
+    table = table.copy()
+    if "downloads" in table.columns:
+        numbers = pd.to_numeric(table["downloads"], errors="coerce")
+        bad = (numbers.isna() & table["downloads"].notna()) | (numbers < 0) | np.isinf(numbers)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise MatrixError(f"{source}: downloads {table['downloads'].tolist()[i]!r} in row {i + 1} (model "
+                              f"{table['model_id'].iloc[i]!r}) is not a number >= 0")
+        table["downloads"] = numbers
+    if "is_base" in table.columns:
+        table["is_base"] = [_flag(value, i, table["model_id"].iloc[i], source)
+                            for i, value in enumerate(table["is_base"].tolist())]
     return table
+
+
+def _flag(value, row: int, model_id, source: str) -> bool:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in FLAG_SPELLINGS:
+        return FLAG_SPELLINGS[value.strip().lower()]
+    raise MatrixError(f"{source}: is_base {value!r} in row {row + 1} (model {model_id!r}) is not true/false, "
+                      f"yes/no or 1/0")
 
 
 def align_models_table(models: pd.DataFrame, model_ids) -> pd.DataFrame:
     """The models table's rows in the matrix's model order; every matrix model must be present."""
-    if "model_id" not in models.columns:
-        raise MatrixError(f"a models table needs a 'model_id' column, got {list(models.columns)}")
+    models = checked_models_table(models)
     table = models.drop_duplicates("model_id").set_index(models.drop_duplicates("model_id")["model_id"].astype(str))
     absent = [m for m in model_ids if m not in table.index]
     if absent:
         raise MatrixError(f"models table lacks {len(absent)} model(s) of the matrix, e.g. {absent[0]!r}")
     aligned = table.loc[list(model_ids)].reset_index(drop=True)
     if "downloads" in aligned.columns and aligned["downloads"].isna().any():
-        raise MatrixError("models table has missing downloads")
+        missing = list(model_ids)[int(np.flatnonzero(aligned["downloads"].isna().to_numpy())[0])]
+        raise MatrixError(f"models table has no downloads for model {missing!r}")
     return aligned
 
 

@@ -136,6 +136,8 @@ class GenerativeEvaluator(Evaluator):
         from raygems.tasks import get_task, model_system_prompt
 
         model = self.model
+        if model.unreadable:   # metadata the listing could not read (raygems.hub.sources.LocalTreeSource)
+            raise EvaluationError("metadata", model.unreadable)
         if model.path is None:   # the driver assigns a model once its files are on this node (raygems.runtime.fetch)
             raise EvaluationError("fetch", f"no local copy of {model.model_id} on this node")
         # one backend per worker process when it keeps state across checkpoints (the fast GPU path's

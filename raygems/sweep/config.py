@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,6 +271,8 @@ def _parse_trees(value: Any, base_dir: Path) -> tuple[TreeEntry, ...]:
             if bad:
                 raise SweepConfigError(f"trees[{i}].overrides ({name}): unknown tree setting {bad[0]!r}; settings: "
                                        f"{', '.join(sorted(tree_fields))}")
+            overrides = {k: _override(k, v, getattr(PAPER_TREES[preset], k), f"trees[{i}].overrides ({name})")
+                         for k, v in overrides.items()}
             if "models" in item:
                 raise SweepConfigError(f"trees[{i}] ({name}): 'models' applies to 'matrix' entries only (a "
                                        f"synthetic tree has its own models table)")
@@ -284,6 +287,23 @@ def _parse_trees(value: Any, base_dir: Path) -> tuple[TreeEntry, ...]:
     if dup is not None:
         raise SweepConfigError(f"trees: the name {dup!r} is used twice; give each tree its own 'name'")
     return tuple(trees)
+
+
+def _override(key: str, value: Any, default: Any, where: str) -> Any:
+    """A tree setting of the type of its default (a whole number, a finite number, a list of task names)."""
+    if isinstance(default, int):
+        ok, wanted = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        wanted = "a finite number"
+    elif isinstance(default, tuple):
+        ok, wanted = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of task names"
+        value = tuple(value) if ok else value
+    else:
+        ok, wanted = isinstance(value, type(default)), f"a {type(default).__name__}"
+    if not ok:
+        raise SweepConfigError(f"{where}: {key} must be {wanted}, got {value!r}")
+    return value
 
 
 def _existing_path(value: Any, base_dir: Path, key: str, what: str) -> Path:
@@ -364,11 +384,16 @@ def _parse_references(value: Any) -> tuple[str, ...]:
 
 
 def _parse_resources(value: Any) -> dict[str, float]:
+    """Amounts of Ray resources a trial holds (cpu, gpu, memory in bytes, or a custom resource), each > 0: a
+    resource a trial does not need is left out. Whether the cluster has them is checked once Ray is up
+    (`raygems.sweep.runner.check_trial_resources`)."""
     if not isinstance(value, dict) or not value:
         raise SweepConfigError(f"resources_per_trial must be a mapping such as {{cpu: 1}}, got {value!r}")
     parsed = {}
     for key, amount in value.items():
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
-            raise SweepConfigError(f"resources_per_trial.{key} must be a non-negative number, got {amount!r}")
+        if (isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount)
+                or amount <= 0):
+            raise SweepConfigError(f"resources_per_trial.{key} must be a number > 0 (leave out a resource a trial "
+                                   f"does not need), got {amount!r}")
         parsed[str(key)] = float(amount)
     return parsed

@@ -99,7 +99,7 @@ def check_cells(config: SweepConfig, cells: list[dict[str, Any]], matrices: dict
     combination (a budget beyond a tree's pool, a schedule without a row for that budget) fails here with
     its name rather than inside a trial."""
     from raygems.bandits import get_method, repetition_keys
-    from raygems.replay.engine import method_options
+    from raygems.replay.engine import check_replay, method_options
     from raygems.sweep.trainable import trial_options
 
     seen = set()
@@ -119,6 +119,7 @@ def check_cells(config: SweepConfig, cells: list[dict[str, Any]], matrices: dict
             options = method_options(matrix, cell["method"], trial_options(cell))
             get_method(cell["method"]).make(matrix.num_models, matrix.num_queries, cell["budget"],
                                             repetition_keys(0, 1), **options)
+            check_replay(matrix, cell["method"], config.budgets, cell["reps"], options=options)   # memory
         except (ValueError, TypeError) as exc:
             raise SweepConfigError(f"{where}: {exc}") from None
 
@@ -179,6 +180,39 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
+
+
+#: Spellings of Tune's resource keys -> the names Ray's nodes report them under (others are custom resources).
+RAY_RESOURCE_NAMES = {"cpu": "CPU", "CPU": "CPU", "gpu": "GPU", "GPU": "GPU", "memory": "memory"}
+
+
+def check_trial_resources(requested: dict[str, float], nodes: list[dict[str, float]]) -> None:
+    """Refuse a trial that no node of the cluster can hold (one trial runs on one node): a resource the
+    cluster lacks, or more of it than its largest node has. Tune would otherwise wait for it forever.
+    `nodes`: the resources of each alive node, as `ray.nodes()` reports them."""
+    for key, amount in requested.items():
+        name = RAY_RESOURCE_NAMES.get(key, key)
+        per_node = [float(node.get(name, 0.0)) for node in nodes]
+        largest, total = max(per_node, default=0.0), sum(per_node)
+        if amount <= largest:
+            continue
+        if total == 0:
+            raise SweepConfigError(f"resources_per_trial.{key} = {amount:g}, but the Ray cluster has no {name} "
+                                   f"({_describe(nodes)})")
+        raise SweepConfigError(f"resources_per_trial.{key} = {amount:g}, but no node of the Ray cluster has that "
+                               f"much: the largest has {largest:g} {name} ({_describe(nodes)})")
+
+
+def _describe(nodes: list[dict[str, float]]) -> str:
+    total = {name: sum(float(n.get(name, 0.0)) for n in nodes) for name in ("CPU", "GPU")}
+    return f"{len(nodes)} node(s) with {total['CPU']:g} CPU and {total['GPU']:g} GPU in all"
+
+
+def cluster_nodes() -> list[dict[str, float]]:
+    """The resources of every alive node of the Ray cluster this process is connected to."""
+    import ray
+
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
 
 
 def _make_recorder(out_dir: Path, matrices: dict[str, Any], total_cells: int, progress: bool):
@@ -316,13 +350,15 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, address: str | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     matrices = load_matrices(config)
     plan = plan_run(config, matrices, store.load_results(out_dir), only_methods=only_methods, fresh=fresh)
-    store.save(out_dir, finish_rows(best_available_rows(config, matrices), matrices), pd.DataFrame())
     trials = group_trials(plan.todo)
+    if trials:   # Ray up, and the trials fit its nodes, before anything is written
+        ensure_ray(address, num_cpus)
+        check_trial_resources(config.resources_per_trial, cluster_nodes())
+    store.save(out_dir, finish_rows(best_available_rows(config, matrices), matrices), pd.DataFrame())
     errors: list[str] = []
     cells_run = 0
     print(plan.describe(config.name, out_dir / store.RESULTS_FILE), file=sys.stderr)
     if trials:
-        ensure_ray(address, num_cpus)
         errors, cells_run = run_trials(trials, matrices, config, out_dir, len(plan.todo), progress, verbose)
     results = config_rows(config, store.load_results(out_dir), matrices)
     outcome = SweepOutcome(out_dir=out_dir, results=results, trials_run=len(trials), cells_run=cells_run,

@@ -128,3 +128,41 @@ def test_other_os_errors_name_the_file(capsys, tmp_path):
     err = one_line_error(capsys, ["gems", "--results", str(tmp_path / "absent"), "--tree",
                                   str(tmp_path / "absent.parquet")])
     assert str(tmp_path / "absent") in err
+
+
+def test_replay_repetitions_beyond_memory_are_refused_with_the_numbers(capsys):
+    """(Once, this ran until killed, its memory growing.) The synthetic default tree: 479 models x 2,500 queries."""
+    err = one_line_error(capsys, ["replay", "--methods", "uniform", "--budgets", "10", "--reps", "1000000000000",
+                                  "--quiet"])
+    assert "--reps 1000000000000: 1,000,000,000,000 repetitions of uniform on 479 models x 2,500 queries need " \
+           "about" in err and "available: use at most" in err
+
+
+def test_replay_models_table_values_are_named_with_their_row(capsys, tmp_path):
+    ids = ["org/a", "org/b", "org/c"]
+    matrix = tmp_path / "m.npy"
+    np.save(matrix, np.array([[0, 1, 1], [1, 1, 0], [0, 0, 1]], dtype=np.uint8))
+    (tmp_path / "index.json").write_text(json.dumps({"models": ids}))
+    for column, values, message in (("is_base", "yes,no,perhaps", "is_base 'perhaps' in row 3 (model 'org/c')"),
+                                    ("downloads", "10,many,3", "downloads 'many' in row 2 (model 'org/b')")):
+        other = "downloads" if column == "is_base" else "is_base"
+        rows = [f"{m},{v},{'1' if other == 'downloads' else 'no'}" for m, v in zip(ids, values.split(","))]
+        models = tmp_path / f"{column}.csv"
+        models.write_text(f"model_id,{column},{other}\n" + "\n".join(rows) + "\n")
+        err = one_line_error(capsys, ["replay", "--matrix", str(matrix), "--models", str(models), "--methods",
+                                      "best-base", "--budgets", "2", "--reps", "1", "--quiet"])
+        assert f"{models}: {message}" in err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("overrides: {num_finetunes: abc}", "trees[0].overrides (T): num_finetunes must be a whole number, got 'abc'"),
+    ("resources_per_trial: {cpu: .nan}", "resources_per_trial.cpu must be a number > 0"),
+    ("resources_per_trial: {cpu: 0}", "resources_per_trial.cpu must be a number > 0"),
+])
+def test_sweep_settings_of_the_wrong_kind_are_one_line(capsys, tmp_path, setting, message):
+    tree = "{name: T, preset: qwen-3b, " + (setting + "}" if setting.startswith("overrides") else "}")
+    extra = "" if setting.startswith("overrides") else setting + "\n"
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"budgets: [3]\nmethods: [uniform]\nreps: 2\ntrees: [{tree}]\n{extra}")
+    err = one_line_error(capsys, ["sweep", str(config), "--out", str(tmp_path / "out")])
+    assert message in err and not (tmp_path / "out").exists()

@@ -91,10 +91,31 @@ def test_roots_cards_and_errors(local_tree, tmp_path):
         source.children("tiny/base", kinds=("sibling",))
     with pytest.raises(FileNotFoundError):
         LocalTreeSource(tmp_path / "absent")
-    bad = tmp_path / "bad"
-    write_model(bad, "x/y", {"base_model": "x/z", "base_model_relation": "cousin"})
-    with pytest.raises(ValueError, match="cousin"):
-        LocalTreeSource(bad).model_ids()
+
+
+
+def test_unreadable_metadata_is_marked_not_raised(tmp_path):
+    """Values of the wrong type, in the card or the hub file (the tiny-tree cases: test_local_tree_bad_uploads.py)."""
+    root = tmp_path / "bad"
+    write_model(root, "x/base", {"library_name": "transformers"}, {"downloads": 10})
+    write_model(root, "x/y", {"base_model": "x/base", "base_model_relation": "cousin"}, {"downloads": 1})
+    write_model(root, "x/odd", {"base_model": ["x/base", {"not": "an id"}], "pipeline_tag": ["a", "list"]},
+                {"downloads": True, "likes": 4, "revision": 7})
+    write_model(root, "x/list", {"base_model": "x/base"}, None)
+    (root / "x/list/.raygems_hub.json").write_text("[1, 2]")
+    source = LocalTreeSource(root)
+    assert source.roots() == ["x/base"]
+    records = {r.model_id: r for r in source.children("x/base")}
+    assert set(records) == {"x/y", "x/odd", "x/list"}
+    assert records["x/y"].kind == "finetune"
+    assert "base_model_relation 'cousin' is not one of" in records["x/y"].unreadable
+    odd = records["x/odd"]
+    assert "base_model must be a model id or a list of them" in odd.unreadable
+    assert "downloads True is not a whole number" in odd.unreadable
+    assert "revision 7 is not a commit id" in odd.unreadable
+    assert (odd.downloads, odd.likes, odd.revision, odd.pipeline_tag) == (0, 4, "main", None)
+    assert "expected an object" in records["x/list"].unreadable
+    assert source.model("x/base").unreadable is None
 
 
 def test_open_tree_source(local_tree):

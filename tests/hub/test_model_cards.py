@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from raygems.hub.cards import (DOC_IRRELEVANT, DOC_NONE, DOC_RELEVANT, benchmarks_in, normalise_task,
-                               parse_model_card)
+from raygems.hub.cards import (DOC_IRRELEVANT, DOC_NONE, DOC_RELEVANT, ModelCardError, benchmarks_in,
+                               normalise_task, parse_model_card, salvage_base_models)
 
 MODEL_INDEX_CARD = """---
 base_model:
@@ -47,9 +47,28 @@ def test_single_base_model_string_and_missing_front_matter():
     assert parse_model_card("---\n- a list\n---\n", "c/d").metadata == {}
 
 
-def test_broken_yaml_names_the_model():
-    with pytest.raises(ValueError, match="bad/card"):
-        parse_model_card("---\nbase_model: [unclosed\n---\n", "bad/card")
+def test_broken_yaml_names_the_model_and_the_line():
+    with pytest.raises(ModelCardError, match="bad/card: front matter is not valid YAML") as raised:
+        parse_model_card("---\nbase_model: a/b\ntags: [unclosed\nlicense: mit\n---\n", "bad/card")
+    assert isinstance(raised.value, ValueError) and "\n" not in str(raised.value)
+    assert raised.value.reason.endswith("but got ':' on line 4)")   # README lines (the `---` line is line 1)
+
+
+@pytest.mark.parametrize("front, expected", [
+    ("base_model: org/base\ntags: [x", ["org/base"]),
+    ("base_model: 'org/base'  # a comment\ntags: [x", ["org/base"]),
+    ("tags: [x\nbase_model: [org/a, \"org/b\"", ["org/a", "org/b"]),
+    ("base_model:\n- org/a\n-  org/b\ntags: {x", ["org/a", "org/b"]),
+    ("base_model: {id: org/a\n", []),                  # a mapping: no id can be read from it
+    ("base_model: not-an-id\ntags: [x", []),
+    ("tags: [x", []),
+])
+def test_base_models_salvaged_from_a_card_that_is_not_yaml(front, expected):
+    text = f"---\n{front}\n---\n# card\nbase_model: other/id\n"
+    with pytest.raises(ModelCardError):
+        parse_model_card(text)
+    assert salvage_base_models(text) == expected
+    assert salvage_base_models("# no front matter\nbase_model: org/a\n") == []
 
 
 def test_model_index_results_and_their_families():

@@ -84,6 +84,41 @@ def test_models_table_alignment(tmp_path):
         m.with_models(table.iloc[1:])
 
 
+def test_is_base_is_read_strictly(tmp_path):
+    m = small_matrix()
+    spellings = ["yes", "No", "TRUE", "false"]
+    table = pd.DataFrame({"model_id": list(m.model_ids), "downloads": [5, 900, 70, 1000], "is_base": spellings})
+    table.to_csv(tmp_path / "models.csv", index=False)
+    loaded = load_matrix(m.to_parquet(tmp_path / "m.parquet"), models=tmp_path / "models.csv")
+    assert loaded.models["is_base"].tolist() == [True, False, True, False]
+    assert loaded.popular_base() == 2                         # "No" is not a base, as it says
+    for flags, expected in (([1, 0, 0, 1], [True, False, False, True]),
+                            ([1.0, 0.0, None, 0.0], [True, False, False, False]),      # missing: not a base
+                            ([True, False, np.nan, True], [True, False, False, True]),
+                            (["1", " yes ", "0", "NO"], [True, True, False, False])):
+        assert m.with_models(table.assign(is_base=flags)).models["is_base"].tolist() == expected, flags
+    for bad, shown in (("maybe", "'maybe'"), (2, "2"), ("", "''")):
+        flags = ["yes", "no", bad, "no"]
+        with pytest.raises(MatrixError, match=rf"is_base {shown} in row 3 \(model 'org/m2'\) is not true/false"):
+            m.with_models(table.assign(is_base=flags))
+    table.assign(is_base=["yes", "no", "sometimes", "no"]).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(MatrixError, match=f"{tmp_path / 'bad.csv'}: is_base 'sometimes' in row 3"):
+        load_matrix(tmp_path / "m.parquet", models=tmp_path / "bad.csv")
+
+
+def test_downloads_must_be_numbers(tmp_path):
+    m = small_matrix()
+    table = pd.DataFrame({"model_id": list(m.model_ids), "downloads": ["5", "many", 70, 1], "is_base": False})
+    table.to_csv(tmp_path / "models.csv", index=False)
+    with pytest.raises(MatrixError, match=f"{tmp_path / 'models.csv'}: downloads 'many' in row 2 \\(model 'org/m1'\\)"):
+        load_matrix(m.to_parquet(tmp_path / "m.parquet"), models=tmp_path / "models.csv")
+    with pytest.raises(MatrixError, match="downloads -3 in row 4"):
+        m.with_models(table.assign(downloads=[1, 2, 3, -3]))
+    with pytest.raises(MatrixError, match="no downloads for model 'org/m1'"):
+        m.with_models(table.assign(downloads=[1, None, 3, 4]))
+    assert m.with_models(table.assign(downloads=["5", "6", 7, 8.0])).models["downloads"].tolist() == [5, 6, 7, 8]
+
+
 def test_popular_base_is_the_most_downloaded_flagged_model():
     m = small_matrix()
     table = pd.DataFrame({"model_id": list(m.model_ids), "downloads": [5, 900, 70, 1000],

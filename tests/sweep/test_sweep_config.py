@@ -80,7 +80,21 @@ def test_defaults_and_schedules(tmp_path):
     ({"trees": [{"name": "X", "preset": "qwen-3b"}, {"name": "X", "preset": "qwen-7b"}]}, "'X' is used twice"),
     ({"trees": [{"name": "X", "preset": "qwen-3b", "depth": 3}]}, "trees[0]: unknown key 'depth'"),
     ({"references": ["random", "oracle"]}, "unknown reference row 'oracle'"),
-    ({"resources_per_trial": {"cpu": -1}}, "resources_per_trial.cpu must be a non-negative number"),
+    ({"resources_per_trial": {"cpu": -1}}, "resources_per_trial.cpu must be a number > 0"),
+    ({"resources_per_trial": {"cpu": 0}}, "resources_per_trial.cpu must be a number > 0 (leave out a resource"),
+    ({"resources_per_trial": {"cpu": float("nan")}}, "resources_per_trial.cpu must be a number > 0"),
+    ({"resources_per_trial": {"cpu": 1, "gpu": float("inf")}}, "resources_per_trial.gpu must be a number > 0"),
+    ({"resources_per_trial": {"cpu": "two"}}, "does not need), got 'two'"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"num_finetunes": "abc"}}]},
+     "trees[0].overrides (X): num_finetunes must be a whole number, got 'abc'"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"num_adapters": 2.5}}]},
+     "trees[0].overrides (X): num_adapters must be a whole number, got 2.5"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"base_ability": float("nan")}}]},
+     "trees[0].overrides (X): base_ability must be a finite number, got nan"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"headroom": True}}]},
+     "headroom must be a finite number, got True"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"tasks": "gsm8k"}}]},
+     "tasks must be a list of task names, got 'gsm8k'"),
     ({"budget": [10]}, "unknown key 'budget'"),
 ])
 def test_bad_configs_name_the_key_and_value(tmp_path, fields, message):
@@ -137,6 +151,43 @@ def test_plan_has_one_cell_per_tree_method_schedule_seed_budget(tmp_path, matrix
     assert len(cells) == 2 * (3 * 2 + 2) + 2 * (3 * 2 + 1)
     assert not [c for c in cells if c["tree"] == "NoModels" and c["method"] == "best-base"]
     assert len({tuple(sorted(c.items())) for c in cells}) == len(cells)
+
+
+def test_overrides_of_the_right_type_are_used(tmp_path):
+    config = SweepConfig.from_yaml(write_config(tmp_path, trees=[
+        {"name": "T", "preset": "qwen-3b", "overrides": {**SMALL_TREE, "base_ability": 1, "tasks": ["gsm8k"]}}]))
+    matrix = config.trees[0].load()
+    assert config.trees[0].overrides["tasks"] == ("gsm8k",) and set(matrix.tasks) == {"gsm8k"}
+    assert matrix.num_queries == SMALL_TREE["queries_per_task"]
+
+
+def test_sizes_that_cannot_be_served_fail_before_any_trial(tmp_path, monkeypatch):
+    from raygems.replay import engine
+
+    # a synthetic tree too large to generate in this machine's memory
+    config = SweepConfig.from_yaml(write_config(tmp_path, trees=[
+        {"name": "Huge", "preset": "qwen-3b", "overrides": {"num_finetunes": 10**9, "queries_per_task": 10**4}}]))
+    with pytest.raises(SweepConfigError, match=r"tree 'Huge': a tree of 1,000,000,148 models x 50,000 queries needs"):
+        load_matrices(config)
+    # more repetitions than memory holds
+    config = SweepConfig.from_yaml(write_config(tmp_path, reps=10**12))
+    matrices = load_matrices(config)
+    with pytest.raises(SweepConfigError, match=r"tree 'Tiny', method 'uniform', budget 3: 1,000,000,000,000 "
+                                               r"repetitions of uniform on 28 models x 150 queries need about"):
+        check_cells(config, plan_cells(config, matrices), matrices)
+
+
+def test_string_downloads_in_a_models_table_are_named(tmp_path, matrix_files):
+    import pandas as pd
+
+    table = pd.read_csv(matrix_files["models"]).astype({"downloads": object})
+    table.loc[1, "downloads"] = "many"
+    models = tmp_path / "models.csv"
+    table.to_csv(models, index=False)
+    config = SweepConfig.from_yaml(write_config(tmp_path, trees=[
+        {"name": "M", "matrix": str(matrix_files["matrix"]), "models": str(models)}]))
+    with pytest.raises(SweepConfigError, match=rf"tree 'M': {models}: downloads 'many' in row 2 \(model "):
+        load_matrices(config)
 
 
 def test_cli_reports_config_errors_with_exit_status_2(tmp_path, capsys):
