@@ -52,6 +52,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--allow-code-execution", action="store_const", const=True,
                    help="let tasks that score by running model-written code (mbpp) run it, in a sandbox "
                         "(or set RAYGEMS_ALLOW_CODE_EXECUTION=1); without it such a search is refused")
+    p.add_argument("--cache-dir", help="hub trees: node-local folder for downloaded checkpoints (default "
+                                       "~/.cache/raygems/checkpoints on each node)")
+    p.add_argument("--cache-limit", help="hub trees: the most the checkpoint cache may hold on a node, e.g. 500GB "
+                                         "(default: 90%% of its free space); eliminated models' files go first")
+    p.add_argument("--fetch-concurrency", type=int, help="hub trees: downloads at once per node (default 2)")
+    p.add_argument("--no-fetch-ahead", dest="fetch_ahead", action="store_const", const=False,
+                   help="hub trees: download a checkpoint only when a slot needs it (the serial design; slower)")
     p.add_argument("--out", required=False, default="runs/search", help="output directory")
     p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
     p.add_argument("--address", help="Ray address (auto: an existing cluster)")
@@ -75,7 +82,7 @@ SEARCH_FLAGS = {
 
 #: Flags that may change when a search is resumed (SearchConfig's RUNTIME_ONLY settings).
 RUNTIME_FLAGS = ("max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource", "address",
-                 "allow_code_execution")
+                 "allow_code_execution", "cache_dir", "cache_limit", "fetch_concurrency", "fetch_ahead")
 
 
 def config_from_args(args: argparse.Namespace):

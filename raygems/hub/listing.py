@@ -57,7 +57,8 @@ def list_tree(source: TreeSource, base_id: str, kinds: Sequence[str] = ("finetun
               official_pattern: str = OFFICIAL_NAME_PATTERN) -> pd.DataFrame:
     """The tree under `base_id`: the root (depth 0) and its descendants of `kinds`, down to `max_depth`.
 
-    `max_depth=None` walks the whole tree; `max_depth=1` lists direct children only.
+    `max_depth=None` walks the whole tree; `max_depth=1` lists direct children only. Rows are ordered by depth,
+    then model id.
     """
     kinds = _check_kinds(kinds)
     if not kinds:
@@ -82,7 +83,9 @@ def list_tree(source: TreeSource, base_id: str, kinds: Sequence[str] = ("finetun
                 records[child.model_id] = child
                 queue.append(child)
             bar.set_postfix(models=len(records), queued=len(queue))
-    return tree_frame(records.values())
+    # one order whatever the source lists first (the hub lists by relation, a folder by name): a search's arms,
+    # and so its choices, do not depend on where the tree was listed from
+    return tree_frame(sorted(records.values(), key=lambda r: (r.depth, r.model_id)))
 
 
 def tree_frame(records) -> pd.DataFrame:

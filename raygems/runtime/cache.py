@@ -91,6 +91,11 @@ class CheckpointCache:
         if others + size > self.limit_bytes:
             victims = self._victims(others + size - self.limit_bytes, exclude=model_id)
             if victims is None:
+                if not any(e.holds or e.fresh or not e.ready for e in self.entries.values() if e.model_id != model_id):
+                    # nothing will ever be released: what holds the space are bases of adapters still searched
+                    raise TooLarge(f"needs {size / 1e9:.3f} GB, but the checkpoint cache "
+                                   f"({self.limit_bytes / 1e9:.3f} GB, --cache-limit) is held by the bases of "
+                                   f"adapters still in the search")
                 return None
         else:
             victims = []

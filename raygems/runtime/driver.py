@@ -39,6 +39,7 @@ from raygems.runtime.cost import CostLedger
 from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
 from raygems.runtime.fetch import CheckpointSource, LocalCheckpoints
 from raygems.runtime.rewards import RewardBook
+from raygems.runtime.schedule import SlotSchedule, SlotState
 from raygems.runtime.store import Failure, ResultStore
 
 
@@ -88,18 +89,6 @@ class Progress:
         self.paid_at_phase_start, self.phase_started = self.paid, time.time()
 
 
-@dataclass
-class Slot:
-    """A model actor: the arm it holds (None: none), whether a batch is in flight, and when it was last used."""
-
-    actor: Any
-    node: Any                         # ObjectRef of the actor's node id, then the id itself
-    arm: int | None = None
-    busy: bool = False
-    last_used: int = 0
-    busy_since: float = 0.0
-
-
 class SearchDriver:
     """Plain class; run it inside a Ray actor (`remote_driver()`), or in-process for debugging."""
 
@@ -118,10 +107,8 @@ class SearchDriver:
         self.progress = Progress()
         self.cost = CostLedger()
         self.book = RewardBook(self.query_ids, [pool.task_of(q) for q in self.query_ids], len(self.candidates))
-        self._known_parts: set[str] = set()
-        self._load_book()
-        self._slots: list[Slot] = []
-        self._uses = 0                                     # counter behind Slot.last_used
+        self._known_parts: set[str] | None = None        # result parts read into the book (None: not yet)
+        self.schedule = SlotSchedule(settings.chunk_size)
         self._pid_refs: dict[Any, Any] = {}                # actor -> ObjectRef of its pid (asked at creation)
         self._restarts: dict[int, int] = {}
         self._failed: dict[int, Failure] = {}
@@ -143,6 +130,8 @@ class SearchDriver:
         """Read result parts into the reward book: all of them when the search starts; later (`only_new`) the
         ones the driver has not seen, e.g. the batch a model actor recorded just before it died."""
         names = self.store.part_names()
+        if self._known_parts is None:
+            self._known_parts, only_new = set(), False
         new = [name for name in names if name not in self._known_parts] if only_new else names
         self._known_parts.update(new)
         arms = {(m.model_id, m.revision): arm for arm, m in enumerate(self.candidates)}
@@ -158,8 +147,8 @@ class SearchDriver:
         import ray
 
         pids = {}
-        for slot in list(self._slots):
-            ref = self._pid_refs.get(slot.actor)
+        for slot in list(self.schedule.slots):
+            ref = self._pid_refs.get(slot.handle)
             ready, _ = ray.wait([ref], timeout=0) if ref is not None else ([], [])
             if ready and slot.arm is not None:
                 pids[self.candidates[slot.arm].model_id] = ray.get(ref)
@@ -169,6 +158,8 @@ class SearchDriver:
         import ray
 
         self._pool_ref = ray.put(self.pool)
+        if self._known_parts is None:
+            self._load_book()
         s = self.settings
         options = dict(s.method_options)
         if s.arm_priority is not None and accepts_option(s.method, "arm_priority"):
@@ -214,6 +205,8 @@ class SearchDriver:
 
         if self._pool_ref is None:
             self._pool_ref = ray.put(self.pool)
+        if self._known_parts is None:
+            self._load_book()
         arms = [arm for arm in arms if arm not in self._failed]
         self.progress.start_phase("final evaluation", len(arms) * len(self.query_ids))
         everything = list(range(len(self.query_ids)))
@@ -239,14 +232,14 @@ class SearchDriver:
         return pd.DataFrame(rows)
 
     def cost_summary(self) -> dict:
-        return self.cost.summary(slots=max(1, len(self._slots)), checkpoints=self.checkpoints.status())
+        return self.cost.summary(slots=max(1, len(self.schedule.slots)), checkpoints=self.checkpoints.status())
 
     # ----------------------------------------------------------------------------------------- serving
     def _serve(self, requests: dict[int, list[int]]) -> None:
         """Make sure every (arm, query) of `requests` is recorded, or the arm is recorded as failed."""
         import ray
 
-        work: dict[int, deque[list[int]]] = {}
+        missing_by_arm: dict[int, list[int]] = {}
         for arm, queries in requests.items():
             self.progress.requested += len(queries)
             if arm in self._failed:
@@ -256,171 +249,127 @@ class SearchDriver:
             if missing and arm in self._known_failures:   # it failed here in an earlier run
                 self._fail(arm, self._known_failures[arm], persist=False)
                 continue
-            if missing:
-                size = self.settings.chunk_size
-                work[arm] = deque(missing[i:i + size] for i in range(0, len(missing), size))
-        self.progress.outstanding = sum(len(chunk) for chunks in work.values() for chunk in chunks)
-        held = {slot.arm for slot in self._slots}
-        waiting = deque(arm for arm in work if arm not in held)      # arms without a slot, in the round's order
-        self.checkpoints.want(list(waiting))
-        in_flight: dict[Any, tuple[Slot, int, list[int]]] = {}
-        while work or in_flight:
-            self._dispatch(work, waiting, in_flight)
+            missing_by_arm[arm] = missing
+        waiting = self.schedule.begin(missing_by_arm)
+        self.checkpoints.want(waiting)
+        in_flight: dict[Any, tuple[SlotState, int, list[int]]] = {}
+        while not self.schedule.done:
+            for dispatch in self._dispatch():
+                self._submit(dispatch, in_flight)
+            self.progress.outstanding = self.schedule.outstanding
             # a slot created but not placed yet: its node (the files it can load) is known once it is
-            unplaced = {slot.node: slot for slot in self._slots if _is_ref(slot.node)} if self.checkpoints.fetches else {}
+            unplaced = ({slot.node: slot for slot in self.schedule.slots if _is_ref(slot.node)}
+                        if self.checkpoints.fetches else {})
             events = list(in_flight) + self.checkpoints.pending() + list(unplaced)
-            if not events:
-                if work:   # nothing could be scheduled and nothing is on its way
-                    raise RuntimeError("no model slot available: max_loaded must be at least 1")
-                break
+            if not events:   # nothing could be scheduled and nothing is on its way
+                raise RuntimeError("no model slot available: max_loaded must be at least 1")
             ready, _ = ray.wait(events, num_returns=1)
             ref = ready[0]
             if ref in unplaced:
                 unplaced[ref].node = ray.get(ref)
-                continue
-            if ref not in in_flight:
+            elif ref in in_flight:
+                slot, arm, chunk = in_flight.pop(ref)
+                self._finish_batch(slot, arm, chunk, ref)
+            else:
                 for arm, failure in self.checkpoints.completed(ref):
-                    if arm in work:
-                        self._drop_work(arm, work)
+                    if self.schedule.has_work(arm):
                         self._fail(arm, failure, persist=True)
-                continue
-            slot, arm, chunk = in_flight.pop(ref)
-            self._finish_batch(slot, arm, chunk, ref, work, waiting)
+        self.progress.outstanding = 0
 
-    def _dispatch(self, work: dict[int, deque], waiting: deque, in_flight: dict) -> None:
-        """Give every idle slot a batch: more of its own arm's work first, else the next waiting arm whose files
-        are on its node (the least recently used idle slot is reassigned first). Creates slots up to capacity."""
-        for slot in self._slots:
-            if not slot.busy and slot.arm in work:
-                self._submit(slot, slot.arm, work, in_flight)
-        self._prune(waiting, work)
-        if not waiting:
-            return
-        wanted = min(self._slot_capacity(), len(self._slots) + len(waiting))
-        while len(self._slots) < wanted:     # as many slots as the cluster holds, while arms wait for one
-            self._new_slot()
-        idle = sorted((s for s in self._slots if not s.busy and s.arm not in work), key=lambda s: s.last_used)
+    def _dispatch(self) -> list:
+        """This moment's decisions of the slot schedule (raygems.runtime.schedule): slots continue their arms,
+        slots are added up to capacity, idle slots take the next arm whose checkpoint is on their node."""
+        decisions = self.schedule.continue_own()
+        if not self.schedule.waiting:
+            return decisions
+        self.schedule.grow(self._slot_capacity(), self._new_slot)
         if self.checkpoints.fetches:
             placed: dict[str, int] = {}
-            for slot in self._slots:
+            for slot in self.schedule.slots:
                 node = self._node_of(slot)
                 if node is not None:
                     placed[node] = placed.get(node, 0) + 1
-            self.checkpoints.set_slots(placed, idle_slots=len(idle))
-        for slot in idle:
-            if not waiting:
-                break
-            arm = self._next_ready(waiting, slot, work)
-            if arm is None:
-                continue
-            self._assign(slot, arm)
-            self._submit(slot, arm, work, in_flight)
+            self.checkpoints.set_slots(placed, idle_slots=len(self.schedule.idle_slots()))
 
-    def _prune(self, waiting: deque, work: dict) -> None:
-        while waiting and waiting[0] not in work:
-            waiting.popleft()
+        def ready(arm: int, node) -> bool:
+            node = self._node_of_id(node)
+            return self.checkpoints.ready(arm, node) and self.checkpoints.hold(arm, node)
 
-    def _next_ready(self, waiting: deque, slot: Slot, work: dict) -> int | None:
-        """The first waiting arm whose checkpoint is on the slot's node (removed from `waiting`)."""
-        node = self._node_of(slot)
-        position = 0
-        while position < len(waiting):
-            arm = waiting[position]
-            if arm not in work:          # failed meanwhile
-                del waiting[position]
-            elif self.checkpoints.ready(arm, node):
-                del waiting[position]
-                return arm
-            else:
-                position += 1
-        return None
+        return decisions + self.schedule.assign_idle(ready)
 
-    def _node_of(self, slot: Slot):
+    def _node_of(self, slot: SlotState):
+        """The slot's node id once its actor is placed (None before)."""
         import ray
 
-        if isinstance(slot.node, ray.ObjectRef):
+        if _is_ref(slot.node):
             ready, _ = ray.wait([slot.node], timeout=0)
             if not ready:
-                return None   # not placed yet: it takes whatever is ready anywhere (a local tree)
+                return None
             slot.node = ray.get(slot.node)
         return slot.node
 
-    def _assign(self, slot: Slot, arm: int) -> None:
-        if slot.arm is not None:
-            self.checkpoints.release(slot.arm)
-        node = self._node_of(slot)
-        model = self.checkpoints.local_record(arm, node) or self.candidates[arm]
-        slot.actor.assign.remote(model)   # runs before any later call on this actor
-        slot.arm = arm
-        self.checkpoints.hold(arm, node)
-        self.progress.loaded = sum(1 for s in self._slots if s.arm is not None)
+    @staticmethod
+    def _node_of_id(node):
+        return None if _is_ref(node) else node
 
-    def _submit(self, slot: Slot, arm: int, work: dict[int, deque], in_flight: dict) -> None:
-        chunk = work[arm].popleft()
-        if not work[arm]:
-            del work[arm]
-        ref = slot.actor.evaluate.remote([self.query_ids[q] for q in chunk])
-        in_flight[ref] = (slot, arm, chunk)
-        slot.busy = True
+    def _submit(self, dispatch, in_flight: dict) -> None:
+        slot, arm = dispatch.slot, dispatch.arm
+        if dispatch.load:
+            if dispatch.previous is not None:
+                self.checkpoints.release(dispatch.previous)
+            model = self.checkpoints.local_record(arm, self._node_of_id(slot.node)) or self.candidates[arm]
+            slot.handle.assign.remote(model)   # runs before any later call on this actor (held by `ready`)
+            self.progress.loaded = sum(1 for s in self.schedule.slots if s.arm is not None)
+        ref = slot.handle.evaluate.remote([self.query_ids[q] for q in dispatch.chunk])
+        in_flight[ref] = (slot, arm, dispatch.chunk)
         slot.busy_since = time.time()
-        self._uses += 1
-        slot.last_used = self._uses
 
-    def _finish_batch(self, slot: Slot, arm: int, chunk: list[int], ref, work: dict, waiting: deque) -> None:
+    def _finish_batch(self, slot: SlotState, arm: int, chunk: list[int], ref) -> None:
         import ray
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-        slot.busy = False
         self.cost.add_busy(time.time() - slot.busy_since)
         try:
             report = ray.get(ref)
         except RayTaskError as exc:
+            self.schedule.finished(slot, 0)
             cause = getattr(exc, "cause", None)
             if isinstance(cause, SetupError):          # not the checkpoint's fault: stop the search
                 raise cause from None
             if isinstance(cause, EvaluationError):
-                self._fail(arm, Failure(*self._key(arm), cause.stage, cause.reason), persist=True)
+                failure, persist = Failure(*self._key(arm), cause.stage, cause.reason), True
             else:   # not the checkpoint's own failure (a bug, out of memory, ...): a rerun tries again
                 inner = cause or exc
-                self._fail(arm, Failure(*self._key(arm), "evaluate", f"{type(inner).__name__}: {_first_line(inner)}"),
-                           persist=False)
-            self.progress.outstanding -= len(chunk)
-            self._drop_work(arm, work)
+                failure = Failure(*self._key(arm), "evaluate", f"{type(inner).__name__}: {_first_line(inner)}")
+                persist = False
+            self._fail(arm, failure, persist=persist, in_flight=len(chunk))
             return
         except (ActorDiedError, ActorUnavailableError, RayActorError):
             self._slot_lost(slot)
             self._restarts[arm] = self._restarts.get(arm, 0) + 1
             if self._restarts[arm] > self.settings.max_actor_restarts:
-                self.progress.outstanding -= len(chunk)
-                self._drop_work(arm, work)
                 self._fail(arm, Failure(*self._key(arm), "evaluate", f"model actor lost {self._restarts[arm]} times"),
-                           persist=False)
+                           persist=False, in_flight=len(chunk))
                 return
             self._load_book(only_new=True)   # it may have recorded the batch before it died
-            missing = self.book.missing(arm, chunk)
-            self.progress.outstanding -= len(chunk) - len(missing)
-            if missing:
-                work.setdefault(arm, deque()).appendleft(missing)
-            if arm in work:
-                waiting.appendleft(arm)
+            self.schedule.requeue(arm, self.book.missing(arm, chunk), returned=len(chunk))
             return
+        self.schedule.finished(slot, report.queries)
         if not os.path.exists(os.path.join(self.store.results_dir, report.part)):
             raise SetupError(
                 f"a model actor evaluated {len(chunk)} queries of {self.candidates[arm].model_id}, but the driver "
                 f"cannot read them in the result store {self.store_root}: on a multi-node cluster --out must be on "
                 f"storage every node can reach (docs/cluster.md)")
         self.book.record_pairs(arm, chunk, report.rewards)
+        if not self.schedule.has_work(arm):
+            # done with it for this phase: it stays loaded in the slot, but its files may go to make room
+            self.checkpoints.release(arm)
         self._known_parts.add(report.part)
         self.progress.paid += report.queries
-        self.progress.outstanding -= report.queries
         if report.load_s > 0:
             self.cost.add_load(report.load_s, reload=arm in self._loaded_before)
             self._loaded_before.add(arm)
         self.cost.add_batch(report)
-
-    def _drop_work(self, arm: int, work: dict) -> None:
-        chunks = work.pop(arm, ())
-        self.progress.outstanding -= sum(len(chunk) for chunk in chunks)
 
     # -------------------------------------------------------------------------------------------- slots
     def _slot_capacity(self) -> int:
@@ -442,7 +391,7 @@ class SearchDriver:
         self._capacity = (time.monotonic(), slots)
         return slots
 
-    def _new_slot(self) -> Slot:
+    def _new_slot(self) -> SlotState:
         from raygems.runtime.actors import remote_model_actor
 
         s = self.settings
@@ -454,51 +403,48 @@ class SearchDriver:
         threads = max(1, int(s.cpus_per_model))
         actor = remote_model_actor().options(**options).remote(self.spec, self._pool_ref, self.store_root, threads)
         self._pid_refs[actor] = actor.pid.remote()
-        slot = Slot(actor=actor, node=actor.node_id.remote())
-        self._slots.append(slot)
-        return slot
+        return SlotState(node=actor.node_id.remote(), handle=actor)
 
     def _release_all(self) -> None:
         """Kill every model actor (end of a phase: frees the cluster for others)."""
         import ray
 
-        for slot in self._slots:
-            ray.kill(slot.actor)
-        self._slots.clear()
+        for slot in self.schedule.slots:
+            ray.kill(slot.handle)
+        self.schedule.slots.clear()
         self.progress.loaded = 0
 
-    def _slot_lost(self, slot: Slot) -> None:
+    def _slot_lost(self, slot: SlotState) -> None:
         """The slot's actor died or cannot be reached: it is killed (an unreachable one could still hold
         resources) and replaced when a slot is next needed."""
         import ray
 
-        if slot in self._slots:
-            self._slots.remove(slot)
-        self._pid_refs.pop(slot.actor, None)
-        ray.kill(slot.actor)
+        self.schedule.lose(slot)
+        self._pid_refs.pop(slot.handle, None)
+        ray.kill(slot.handle)
         if slot.arm is not None:
             self.checkpoints.release(slot.arm)
         self._capacity = (0.0, 0)        # the cluster may have lost a node: ask again
-        self.progress.loaded = sum(1 for s in self._slots if s.arm is not None)
+        self.progress.loaded = sum(1 for s in self.schedule.slots if s.arm is not None)
 
     # ----------------------------------------------------------------------------------------- failures
     def _key(self, arm: int) -> tuple[str, str]:
         return self.candidates[arm].model_id, self.candidates[arm].revision
 
-    def _fail(self, arm: int, failure: Failure, persist: bool) -> None:
+    def _fail(self, arm: int, failure: Failure, persist: bool, in_flight: int = 0) -> None:
         """`arm` is out of this search. A checkpoint's own failure (fetch, load, generate) is persisted so a
         rerun does not pay for it again; other errors (`persist=False`) are retried by a rerun."""
         self._failed[arm] = failure
         if persist:
             self.store.put_failure(failure)
-        for slot in self._slots:
+        for slot in self.schedule.slots:
             if slot.arm == arm:    # the slot is fine; only its checkpoint failed
-                slot.actor.unload.remote()
-                slot.arm = None
+                slot.handle.unload.remote()
+        self.schedule.drop(arm, in_flight=in_flight)
         self.checkpoints.release(arm)
         self.checkpoints.retire([arm])
         self.progress.failed = len(self._failed)
-        self.progress.loaded = sum(1 for s in self._slots if s.arm is not None)
+        self.progress.loaded = sum(1 for s in self.schedule.slots if s.arm is not None)
 
 
 def accepts_option(method: str, option: str) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 from raygems.errors import RaygemsError, UsageError
 from raygems.hub.types import ModelRecord
 from raygems.runtime.cache import CheckpointCache, TooLarge, delete_folder
+from raygems.runtime.files import NO_SPACE, DiskFull
 
 
 class CheckpointSource:
@@ -50,8 +51,9 @@ class CheckpointSource:
     def set_slots(self, slots_per_node: dict, idle_slots: int) -> None:
         pass
 
-    def hold(self, arm: int, node=None) -> None:
-        pass
+    def hold(self, arm: int, node=None) -> bool:
+        """A slot on `node` takes `arm`: its files stay until `release`. False: they are gone (fetch again)."""
+        return True
 
     def release(self, arm: int) -> None:
         pass
@@ -85,7 +87,8 @@ class FetchSettings:
         nodes on one machine). limit_bytes: the most the cache may hold (None: 90% of the free space there when
         the search starts). concurrency: downloads at once per node. overlap: fetch ahead of the slots (True), or
         only when a slot is idle and needs a checkpoint (False: the serial design, kept for comparison).
-    endpoint, token: the hub (None: huggingface_hub's defaults, HF_ENDPOINT and the saved token).
+    endpoint, token, offline: the hub as the search's own process sees it (endpoint None: HF_ENDPOINT's; token
+        None: the node's saved token); the workers follow it, whatever their environment says.
     """
 
     cache_dir: str
@@ -94,6 +97,7 @@ class FetchSettings:
     overlap: bool = True
     endpoint: str | None = None
     token: str | None = None
+    offline: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -124,6 +128,9 @@ class FetchWorker:
     def __init__(self, settings: FetchSettings, revisions: dict[str, str], node: str):
         import shutil as _shutil
 
+        from huggingface_hub import constants
+
+        constants.HF_HUB_OFFLINE = settings.offline
         self.settings = settings
         self.revisions = revisions
         root = Path(settings.cache_dir.replace("{node}", node[:12])).expanduser()
@@ -154,9 +161,14 @@ class FetchWorker:
             self.cache.retire(set(model_ids))
             self._lock.notify_all()
 
-    def hold(self, model_id: str) -> None:
+    def hold(self, model_id: str) -> bool:
+        """Keep `model_id`'s checkpoint for a slot; False when it is not (or no longer) on this node."""
         with self._lock:
+            entry = self.cache.entries.get(model_id)
+            if entry is None or not entry.ready or not self.cache.folder(model_id).is_dir():
+                return False
             self.cache.hold(model_id)
+            return True
 
     def release(self, model_id: str) -> None:
         with self._lock:
@@ -181,6 +193,10 @@ class FetchWorker:
             self._fetch_base(model_id, path)
         except (DownloadError, TooLarge) as exc:
             return self._report(model_id, None, started, before, failure=str(exc).splitlines()[0])
+        except OSError as exc:
+            if exc.errno in NO_SPACE:     # the node's disk, not the model: the search stops (DiskFull)
+                raise DiskFull(self.cache.root) from None
+            raise
         return self._report(model_id, str(path), started, before)
 
     def _report(self, model_id: str, path: str | None, started: float, before: int,
@@ -353,12 +369,18 @@ class FetchStage(CheckpointSource):
         path = self.local.get((arm, node))
         return None if path is None else replace(self.candidates[arm], path=path)
 
-    def hold(self, arm: int, node=None) -> None:
-        nodes = [node] if node is not None else [n for (a, n) in self.local if a == arm]
-        for n in nodes:
-            if n in self.workers:
-                self.workers[n].hold.remote(self.candidates[arm].model_id)
-                self.held_on.setdefault(arm, []).append(n)
+    def hold(self, arm: int, node=None) -> bool:
+        """Asks the node's worker, and waits for the answer: the checkpoint may have been deleted to make room
+        since it was fetched (it was not in use then); if so it is fetched again."""
+        import ray
+
+        if node not in self.workers or not ray.get(self.workers[node].hold.remote(self.candidates[arm].model_id)):
+            self.local.pop((arm, node), None)
+            self.queue.appendleft(arm)
+            self._launch()
+            return False
+        self.held_on.setdefault(arm, []).append(node)
+        return True
 
     def release(self, arm: int) -> None:
         for node in self.held_on.pop(arm, []):

@@ -30,13 +30,17 @@ from raygems.errors import UsageError
 from raygems.hub.types import ModelRecord
 from raygems.runtime.driver import DriverSettings, remote_driver
 from raygems.runtime.evaluation import EvaluatorSpec
-from raygems.runtime.files import atomic_write, write_json, write_parquet
+from raygems.runtime.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
+from raygems.runtime.lock import RunLock
 from raygems.runtime.store import ResultStore
 
 #: Settings that may differ between a run and its resumption without changing the search (`out` too: a run
 #: directory that was moved or copied continues where it is).
 RUNTIME_ONLY = ("out", "address", "max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource",
-                "progress", "resume", "backend_settings", "allow_code_execution")
+                "progress", "resume", "backend_settings", "allow_code_execution", "cache_dir", "cache_limit",
+                "fetch_concurrency", "fetch_ahead")
+#: Where a hub tree's checkpoints go on each node, unless --cache-dir says otherwise.
+DEFAULT_CACHE_DIR = "~/.cache/raygems/checkpoints"
 #: Settings that name local files or folders: saved as absolute paths, so a search resumes from any directory.
 PATH_SETTINGS = ("tree", "matrix", "models", "data_dir", "prior")
 
@@ -76,6 +80,10 @@ class SearchConfig:
     progress: bool = True
     resume: bool = False
     allow_code_execution: bool | None = None   # None: RAYGEMS_ALLOW_CODE_EXECUTION decides (tasks such as mbpp)
+    cache_dir: str | None = None               # hub trees: node-local checkpoint folder (DEFAULT_CACHE_DIR)
+    cache_limit: str | None = None             # hub trees: most bytes it may hold ("500GB"; None: 90% of free)
+    fetch_concurrency: int = 2                 # hub trees: downloads at once per node
+    fetch_ahead: bool = True                   # hub trees: download ahead of the slots (False: when one needs it)
     fail: dict[str, tuple[str, str]] = field(default_factory=dict)   # replay backend: simulated failures
 
     def __post_init__(self) -> None:
@@ -95,6 +103,12 @@ class SearchConfig:
             raise ValueError(f"max_models must be at least 2 (a search compares models), got {self.max_models}")
         if self.per_task is not None and self.per_task < 1:
             raise ValueError(f"per_task must be at least 1, got {self.per_task}")
+        if self.cache_limit is not None:
+            from raygems.runtime.cache import parse_size
+
+            parse_size(self.cache_limit)
+        if self.fetch_concurrency < 1:
+            raise ValueError(f"fetch_concurrency must be at least 1, got {self.fetch_concurrency}")
         if self.cpus_per_model < 0:
             raise ValueError(f"cpus_per_model must be >= 0, got {self.cpus_per_model}")
         if self.gpus_per_model is not None and self.gpus_per_model < 0:
@@ -338,7 +352,6 @@ def run_search(config: SearchConfig) -> SearchResult:
     pool = _query_pool(config)
     allow_code_execution = _code_execution_allowed(config, pool)
     listed, decision, continued = _candidates(config, out, pool)
-    candidates, priority, pruned = decision.kept, decision.priority, decision.pruned
     pool_path = out / "pool.parquet"
     if pool_path.exists():
         from raygems.tasks.pool import QueryPool
@@ -350,7 +363,15 @@ def run_search(config: SearchConfig) -> SearchResult:
     if config.budget > len(pool):
         raise ValueError(f"budget per model N={config.budget} exceeds the pool of {len(pool)} queries")
     # written only once the inputs are known to be good, so a corrected command is not refused as "different"
-    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        remove_stale_temporaries(out)      # left by writes a crash interrupted; nobody else writes here now
+        return _run_locked(config, out, started, pool, allow_code_execution, listed, decision, continued)
+
+
+def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_code_execution: bool,
+                listed: list[ModelRecord], decision: PriorDecision, continued: bool) -> SearchResult:
+    candidates, priority, pruned = decision.kept, decision.priority, decision.pruned
+    pool_path = out / "pool.parquet"
     write_json(out / "search.json", {**config.identity(), **{
         k: getattr(config, k) for k in RUNTIME_ONLY if k not in ("progress", "resume")}})
     if not continued:
@@ -373,24 +394,27 @@ def run_search(config: SearchConfig) -> SearchResult:
                               gpus_per_model=_gpus_per_model(config), slot_resource=config.slot_resource,
                               arm_priority=priority)
     store_root = str((out / "store").resolve())
-    driver = remote_driver().remote(candidates, pool, store_root, spec, settings)
-    waiting_started, cpu_started = time.time(), time.process_time()
-    outcome = _unwrapped(lambda: _wait(driver, driver.run.remote(), config.progress, "search"))
-    waiting = {"cli_wait_s": round(time.time() - waiting_started, 2),          # this process while the
-               "cli_wait_cpu_s": round(time.process_time() - cpu_started, 2)}  # driver searched
-    chosen = outcome["chosen"]
-    base = popular_base(candidates)
-    final_arms = [chosen, base] if config.final_evaluation else []
-    if config.exhaustive:
-        final_arms = list(range(len(candidates)))
-    if final_arms:
-        _unwrapped(lambda: _wait(driver, driver.evaluate_all.remote(final_arms), config.progress, "final evaluation"))
-    progress = ray.get(driver.status.remote())
-    failures = ray.get(driver.failures.remote())
-    cost = {**ray.get(driver.cost_summary.remote()), **waiting}
-    accuracy = ray.get(driver.accuracy_table.remote())
-    ray.get(driver.shutdown.remote())
-    ray.kill(driver)
+    driver = remote_driver().remote(candidates, pool, store_root, spec, settings, _checkpoint_source(config, candidates))
+    try:
+        waiting_started, cpu_started = time.time(), time.process_time()
+        outcome = _unwrapped(lambda: _wait(driver, driver.run.remote(), config.progress, "search"))
+        waiting = {"cli_wait_s": round(time.time() - waiting_started, 2),          # this process while the
+                   "cli_wait_cpu_s": round(time.process_time() - cpu_started, 2)}  # driver searched
+        chosen = outcome["chosen"]
+        base = popular_base(candidates)
+        final_arms = [chosen, base] if config.final_evaluation else []
+        if config.exhaustive:
+            final_arms = list(range(len(candidates)))
+        if final_arms:
+            _unwrapped(lambda: _wait(driver, driver.evaluate_all.remote(final_arms), config.progress,
+                                     "final evaluation"))
+        progress = ray.get(driver.status.remote())
+        failures = ray.get(driver.failures.remote())
+        cost = {**ray.get(driver.cost_summary.remote()), **waiting}
+        accuracy = ray.get(driver.accuracy_table.remote())
+        ray.get(driver.shutdown.remote())
+    finally:
+        ray.kill(driver)      # its model actors and fetch workers die with it (an error, Ctrl-C: nothing lingers)
 
     ResultStore(store_root).compact()     # one part instead of one per batch: the next reader opens one file
     leaderboard = _leaderboard(accuracy, candidates, outcome, failures, chosen, base)
@@ -417,6 +441,24 @@ def run_search(config: SearchConfig) -> SearchResult:
     }
     write_json(out / "summary.json", summary)
     return SearchResult(summary, leaderboard, out)
+
+
+def _checkpoint_source(config: SearchConfig, candidates: list[ModelRecord]):
+    """How model actors get checkpoints: from the local tree's folders, or fetched from the hub to each node's
+    cache by the fetch stage (raygems.runtime.fetch)."""
+    from raygems.runtime.fetch import CheckpointSource, FetchSettings, FetchStage
+
+    if config.matrix is not None or Path(config.tree).is_dir():
+        return CheckpointSource(candidates)
+    from huggingface_hub import constants
+
+    from raygems.runtime.cache import parse_size
+
+    settings = FetchSettings(cache_dir=config.cache_dir or DEFAULT_CACHE_DIR,
+                             limit_bytes=None if config.cache_limit is None else parse_size(config.cache_limit),
+                             concurrency=config.fetch_concurrency, overlap=config.fetch_ahead,
+                             endpoint=constants.ENDPOINT, offline=constants.is_offline_mode())
+    return FetchStage(candidates, settings)
 
 
 def _code_execution_allowed(config: SearchConfig, pool) -> bool:

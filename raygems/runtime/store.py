@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from raygems.errors import SetupError
 from raygems.runtime.files import atomic_write
 from raygems.tasks.prompting import PROMPT_VARIANTS as VARIANT_NAMES  # ("system", "plain")
 
@@ -36,6 +37,8 @@ RESULT_COLUMNS = {
     "latency_s": "float64", "backend": "string", "backend_settings": "string", "pool_hash": "string",
     "scoring_version": "string", "recorded_at": "float64",
 }
+#: What a part must hold to be read at all (the other columns may be missing: they read as missing values).
+REQUIRED_COLUMNS = ("model_id", "revision", "query_id", "variant", "task", "reward")
 #: What a row written before `scoring_version` existed counts as.
 LEGACY_SCORING_VERSION = "1"
 FAILURE_COLUMNS = {"model_id": "string", "revision": "string", "stage": "string", "reason": "string",
@@ -204,12 +207,27 @@ def _read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """One result part; a part written before `scoring_version` existed gets the legacy version."""
     import pyarrow.parquet as pq
 
-    available = set(pq.read_schema(path).names)
-    wanted = [c for c in (columns or RESULT_COLUMNS) if c in available]
-    frame = pq.read_table(path, columns=wanted).to_pandas()
-    if "scoring_version" not in frame.columns:
-        frame["scoring_version"] = LEGACY_SCORING_VERSION
-    return frame.astype({c: t for c, t in RESULT_COLUMNS.items() if c in frame.columns})
+    try:
+        available = set(pq.read_schema(path).names)
+        wanted = [c for c in (columns or RESULT_COLUMNS) if c in available]
+        lacking = [c for c in REQUIRED_COLUMNS if c not in available]
+        if lacking:
+            raise ValueError(f"it lacks column(s) {lacking}")
+        frame = pq.read_table(path, columns=wanted).to_pandas()
+        if "scoring_version" not in frame.columns:
+            frame["scoring_version"] = LEGACY_SCORING_VERSION
+        for column in columns or RESULT_COLUMNS:     # an optional column this part lacks: missing values
+            if column not in frame.columns:
+                frame[column] = None
+        return frame.astype({c: t for c, t in RESULT_COLUMNS.items() if c in frame.columns})
+    except (OSError, ValueError, TypeError) as exc:   # arrow's errors derive from these
+        raise SetupError(f"{path} is not a result part raygems can read ({_first_line(exc)}); move it out of the "
+                         f"store and run again") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _read_parts(parts: list[Path]) -> pd.DataFrame:
@@ -220,7 +238,10 @@ def _read_parts(parts: list[Path]) -> pd.DataFrame:
 
     tables = []
     for path in parts:
-        table = pq.read_table(path)
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:
+            raise SetupError(f"{path} is not a result part raygems can read ({_first_line(exc)})") from None
         if "scoring_version" not in table.column_names:
             table = table.append_column("scoring_version", pa.array([LEGACY_SCORING_VERSION] * len(table), pa.string()))
         tables.append(table.select(list(RESULT_COLUMNS)).cast(_arrow_schema()))

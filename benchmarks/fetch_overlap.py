@@ -1,0 +1,118 @@
+"""Benchmark: does fetching overlap evaluation? The tiny tree served by the local hub at a bandwidth where
+downloading costs about as much as evaluating, searched live with the fetch stage (downloads ahead of the slots)
+and with the serial design (a checkpoint is downloaded only when a slot needs it, the slot waiting), each from an
+empty checkpoint cache under a limit smaller than the tree.
+
+    python benchmarks/fetch_overlap.py [--bandwidth 1e6] [--cache-limit 3MB] [--json out.json]
+
+Reported per design: wall time of the search (summary.json `elapsed_s`), bytes fetched, the fetch floor (bytes /
+bandwidth: the hub's link is one token bucket shared by all downloads), the evaluation floor (slot-busy seconds /
+slots), their maximum (the best any schedule could do), the ratio wall / that bound, and the largest cache size
+sampled on disk every 0.1 s against the limit. Target (issue "The live search at real tree sizes"): the fetch
+stage within 1.25x of the bound.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def folder_bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except FileNotFoundError:   # deleted while we looked
+            pass
+    return total
+
+
+def run_design(tree_root: Path, bandwidth: float, limit: str, fetch_ahead: bool, scratch: Path, args) -> dict:
+    from huggingface_hub import constants
+
+    from raygems.demo.tree_spec import BASE
+    from raygems.hub.catalog import DirectoryCatalog
+    from raygems.hub.serve import HubServer
+    from raygems.runtime import SearchConfig, run_search
+    from raygems.runtime.cache import parse_size
+
+    cache = scratch / ("cache-ahead" if fetch_ahead else "cache-serial")
+    cache.mkdir(parents=True)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], folder_bytes(cache))
+            time.sleep(0.1)
+
+    with HubServer(DirectoryCatalog(tree_root), bandwidth=bandwidth) as hub:
+        constants.ENDPOINT = hub.endpoint
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        config = SearchConfig(out=str(scratch / ("run-ahead" if fetch_ahead else "run-serial")), tree=BASE,
+                              tasks=("toy_arith", "toy_choice"), per_task=args.per_task, budget=args.budget,
+                              max_loaded=2, cpus_per_model=1.0, backend_settings={"batch_size": 64, "device": "cpu"},
+                              cache_dir=str(cache), cache_limit=limit, fetch_ahead=fetch_ahead,
+                              final_evaluation=False, progress=False)
+        result = run_search(config)
+        stop.set()
+        sampler.join()
+    summary = result.summary
+    cost = summary["cost"]
+    wall = summary["elapsed_s"]
+    busy = cost["slot_busy_fraction"] * cost["slots"] * cost["wall_s"]
+    fetch_floor = cost["fetch_bytes"] / bandwidth
+    evaluation_floor = busy / cost["slots"]
+    bound = max(fetch_floor, evaluation_floor)
+    return {"design": "fetch ahead" if fetch_ahead else "serial (fetch when a slot needs it)",
+            "search_s": wall, "fetch_bytes": cost["fetch_bytes"], "fetch_floor_s": round(fetch_floor, 2),
+            "evaluation_floor_s": round(evaluation_floor, 2), "bound_s": round(bound, 2),
+            "ratio_to_bound": round(wall / bound, 2), "loads": cost["loads"], "reloads": cost["reloads"],
+            "slot_busy_fraction": cost["slot_busy_fraction"], "cache_limit_bytes": parse_size(limit),
+            "peak_cache_bytes_reported": cost["peak_cache_bytes"], "peak_cache_bytes_sampled": peak[0],
+            "chosen_model": summary["chosen_model"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bandwidth", type=float, default=1e6, help="the local hub's bytes per second (1e6)")
+    parser.add_argument("--cache-limit", default="3MB", help="checkpoint cache limit (3MB: less than the tree)")
+    parser.add_argument("--per-task", type=int, default=60)
+    parser.add_argument("--budget", type=int, default=20)
+    parser.add_argument("--json", dest="json_out")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import ray
+
+    from raygems.demo import install_tiny_tree
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="fetch-overlap-") as scratch:
+        tree = install_tiny_tree(Path(scratch) / "tree")
+        load_before = os.getloadavg()
+        for fetch_ahead in (True, False):
+            result = run_design(tree.root, args.bandwidth, args.cache_limit, fetch_ahead, Path(scratch), args)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    record = {"bandwidth": args.bandwidth, "cache_limit": args.cache_limit, "per_task": args.per_task,
+              "budget": args.budget, "cpus": os.cpu_count(), "load_before": [round(x, 1) for x in load_before],
+              "load_after": [round(x, 1) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M"),
+              "results": results}
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The live search's slot policy, without Ray: which loaded-model slot evaluates which batch next.
+
+The driver (`raygems.runtime.driver`) and the cost model (`raygems.plan`) both drive this one object, so a plan
+follows the same schedule a search does. Per phase (a round, or the final evaluation) it holds each arm's work
+(query batches of `chunk_size`) and the arms waiting for a slot, in the round's order. Its decisions:
+
+1. a slot whose arm still has work continues with it (the checkpoint stays loaded);
+2. slots are added up to the cluster's capacity while arms wait for one;
+3. an idle slot (its arm has no work left) takes the first waiting arm whose checkpoint is ready on its node,
+   the least recently used idle slot first, so that recently used checkpoints stay resident for the next round.
+"""
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(eq=False)
+class SlotState:
+    """A loaded-model slot: its node (None: not placed yet), the arm it holds, whether a batch is in flight."""
+
+    node: Any = None
+    arm: int | None = None
+    busy: bool = False
+    last_used: int = 0
+    handle: Any = None            # what the caller keeps with it (the driver: its model actor)
+    busy_since: float = 0.0
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Send `chunk` of `arm`'s queries to `slot`; `load`: the slot takes the arm now (it held `previous`)."""
+
+    slot: SlotState
+    arm: int
+    chunk: list[int]
+    load: bool = False
+    previous: int | None = None
+
+
+class SlotSchedule:
+    def __init__(self, chunk_size: int):
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        self.chunk_size = chunk_size
+        self.slots: list[SlotState] = []
+        self.work: dict[int, deque[list[int]]] = {}
+        self.waiting: deque[int] = deque()          # arms with work and no slot, in the phase's order
+        self.outstanding = 0                          # queries queued or in flight
+        self._uses = 0
+
+    # ---------------------------------------------------------------------------------------------- phase
+    def begin(self, missing: dict[int, list[int]]) -> list[int]:
+        """Queue each arm's missing queries (in the phase's order); returns the arms that wait for a slot."""
+        size = self.chunk_size
+        self.work = {arm: deque(queries[i:i + size] for i in range(0, len(queries), size))
+                     for arm, queries in missing.items() if queries}
+        self.outstanding = sum(len(queries) for queries in missing.values())
+        held = {slot.arm for slot in self.slots}
+        self.waiting = deque(arm for arm in self.work if arm not in held)
+        return list(self.waiting)
+
+    @property
+    def done(self) -> bool:
+        return not self.work and not any(slot.busy for slot in self.slots)
+
+    # ------------------------------------------------------------------------------------------- decisions
+    def continue_own(self) -> list[Dispatch]:
+        """Idle slots whose arm still has work take its next batch."""
+        return [Dispatch(slot, slot.arm, self._take(slot, slot.arm)) for slot in self.slots
+                if not slot.busy and slot.arm in self.work]
+
+    def grow(self, capacity: int, new_slot: Callable[[], SlotState]) -> None:
+        """Add slots up to `capacity` while arms wait for one."""
+        self._prune()
+        wanted = min(capacity, len(self.slots) + len(self.waiting))
+        while len(self.slots) < wanted:
+            self.slots.append(new_slot())
+
+    def idle_slots(self) -> list[SlotState]:
+        """Slots with nothing to do, least recently used first."""
+        return sorted((s for s in self.slots if not s.busy and s.arm not in self.work), key=lambda s: s.last_used)
+
+    def assign_idle(self, ready: Callable[[int, Any], bool]) -> list[Dispatch]:
+        """Each idle slot takes the first waiting arm that `ready(arm, node)` says is on its node."""
+        out = []
+        for slot in self.idle_slots():
+            if not self.waiting:
+                break
+            arm = self._first_ready(slot, ready)
+            if arm is None:
+                continue
+            previous, slot.arm = slot.arm, arm
+            out.append(Dispatch(slot, arm, self._take(slot, arm), load=True, previous=previous))
+        return out
+
+    def _first_ready(self, slot: SlotState, ready: Callable[[int, Any], bool]) -> int | None:
+        position = 0
+        while position < len(self.waiting):
+            arm = self.waiting[position]
+            if arm not in self.work:          # dropped meanwhile
+                del self.waiting[position]
+            elif ready(arm, slot.node):
+                del self.waiting[position]
+                return arm
+            else:
+                position += 1
+        return None
+
+    def _take(self, slot: SlotState, arm: int) -> list[int]:
+        chunk = self.work[arm].popleft()
+        if not self.work[arm]:
+            del self.work[arm]
+        slot.busy = True
+        self._uses += 1
+        slot.last_used = self._uses
+        return chunk
+
+    def _prune(self) -> None:
+        while self.waiting and self.waiting[0] not in self.work:
+            self.waiting.popleft()
+
+    # --------------------------------------------------------------------------------------------- events
+    def finished(self, slot: SlotState, queries: int) -> None:
+        """A batch of `queries` came back recorded."""
+        slot.busy = False
+        self.outstanding -= queries
+
+    def has_work(self, arm: int) -> bool:
+        return arm in self.work
+
+    def drop(self, arm: int, in_flight: int = 0) -> None:
+        """`arm` is out (failed): its queued work goes, and `in_flight` queries of a batch that came back."""
+        chunks = self.work.pop(arm, ())
+        self.outstanding -= in_flight + sum(len(chunk) for chunk in chunks)
+        for slot in self.slots:
+            if slot.arm == arm:
+                slot.arm = None
+
+    def requeue(self, arm: int, missing: list[int], returned: int) -> None:
+        """A batch of `returned` queries was lost with its slot; `missing` of them are to be evaluated again,
+        first, by a slot that takes the arm anew."""
+        self.outstanding -= returned - len(missing)
+        if missing:
+            self.work.setdefault(arm, deque()).appendleft(missing)
+        if arm in self.work:
+            self.waiting.appendleft(arm)
+
+    def lose(self, slot: SlotState) -> None:
+        """A slot that died (its actor, or its node)."""
+        if slot in self.slots:
+            self.slots.remove(slot)

@@ -1,0 +1,74 @@
+"""The fetch stage on a real local Ray cluster: the tiny tree served over HTTP by the local hub (real downloads by
+the real huggingface_hub client), fetched to a node-local cache by a CPU-only fetch worker while the slots
+evaluate, under a cache limit smaller than the tree; the search chooses what it chooses from local folders."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from raygems.demo.tree_spec import BASE
+from raygems.hub.catalog import DirectoryCatalog
+from raygems.hub.download import select_checkpoint_files
+from raygems.hub.serve import HubServer
+from raygems.runtime import SearchConfig, run_search
+
+from tiny_tree_fixture import tiny_tree  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.slow]
+
+SETTINGS = dict(tasks=("toy_arith",), per_task=24, budget=6, seed=1, max_loaded=2, cpus_per_model=1.0,
+                backend_settings={"batch_size": 64, "device": "cpu"}, progress=False, final_evaluation=True)
+
+
+@pytest.fixture
+def hub(tiny_tree, monkeypatch):  # noqa: F811
+    """The tiny tree on a local hub, as HF_ENDPOINT for this process (the search hands it to its workers)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with HubServer(DirectoryCatalog(tiny_tree.root)) as server:
+        monkeypatch.setattr(constants, "ENDPOINT", server.endpoint)
+        yield server
+
+
+def test_a_hub_tree_is_fetched_under_the_cache_limit_and_chooses_as_a_local_tree(tiny_tree, hub, tmp_path):  # noqa: F811
+    local = run_search(SearchConfig(out=str(tmp_path / "local"), tree=str(tiny_tree.root), **SETTINGS))
+    limit = 2_500_000                  # the tree's checkpoints are ~6.6 MB: files must be deleted to make room
+    fetched = run_search(SearchConfig(out=str(tmp_path / "hub"), tree=BASE, cache_dir=str(tmp_path / "cache"),
+                                      cache_limit=str(limit), **SETTINGS))
+    assert fetched.summary["chosen_model"] == local.summary["chosen_model"]
+    assert fetched.summary["budget_used"] == local.summary["budget_used"]
+    cost = fetched.summary["cost"]
+    assert cost["fetch_bytes"] > limit and 0 < cost["peak_cache_bytes"] <= limit     # evictions happened
+    assert cost["loads"] >= fetched.summary["num_candidates"] - len(tiny_tree.broken) and cost["fetch_s"] > 0
+    failed = {f["model_id"]: f for f in fetched.summary["failed_models"]}
+    assert set(failed) == set(tiny_tree.broken)           # broken uploads fail at load, as from local folders
+    for folder in (tmp_path / "cache").glob("*/*"):       # only what loading needs was fetched
+        names = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
+        assert sorted(names) == sorted(select_checkpoint_files(names)) and "README.md" not in names
+    used = sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file() and ".raygems" not in p.name)
+    assert used <= limit
+
+
+def test_a_checkpoint_that_cannot_be_fetched_fails_that_model_only(tiny_tree, hub, tmp_path):  # noqa: F811
+    victim = "mathwiz/tiny-math-v1"
+    hub.fail_next(f"/{victim}/resolve/", [404] * 20)
+    hub.fail_next(f"/api/models/{victim}", [404] * 20)
+    result = run_search(SearchConfig(out=str(tmp_path / "run"), tree=BASE, cache_dir=str(tmp_path / "cache"),
+                                     **SETTINGS))
+    failed = {f["model_id"]: f for f in result.summary["failed_models"]}
+    assert failed[victim]["stage"] == "fetch" and victim in failed[victim]["reason"]
+    assert result.summary["chosen_model"] != victim
+    store_failures = json.loads((tmp_path / "run" / "summary.json").read_text())["failed_models"]
+    assert {f["model_id"] for f in store_failures} == set(failed)
+
+
+def test_fetched_files_are_reused_by_the_next_search(tiny_tree, hub, tmp_path):  # noqa: F811
+    cache = str(tmp_path / "cache")
+    first = run_search(SearchConfig(out=str(tmp_path / "a"), tree=BASE, cache_dir=cache, **SETTINGS))
+    second = run_search(SearchConfig(out=str(tmp_path / "b"), tree=BASE, cache_dir=cache, **SETTINGS))
+    assert first.summary["cost"]["fetch_bytes"] > 0 and second.summary["cost"]["fetch_bytes"] == 0
+    assert second.summary["chosen_model"] == first.summary["chosen_model"]
+    assert Path(cache, BASE, ".raygems_download.json").is_file()
