@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 
 from raygems.hub.types import ModelRecord
-from raygems.runtime.evaluation import VARIANTS, EvaluatorSpec
+from raygems.runtime.evaluation import EvaluatorSpec
 from raygems.runtime.store import ResultStore
+from raygems.tasks.prompting import PROMPT_VARIANTS
 
 
 @dataclass
@@ -99,14 +100,15 @@ class ModelActor:
         record_s = time.perf_counter() - evaluated
         by_key = {(row["query_id"], row["variant"]): row["reward"] for row in rows}
         timing = getattr(self.evaluator, "last_timing", {})
+        first = [row for row in rows if row["variant"] == PROMPT_VARIANTS[0]]   # token counts: one variant's
         return BatchReport(
             queries=len(query_ids),
-            rewards=[tuple(int(by_key[(q, v)]) for v in VARIANTS) for q in query_ids],
+            rewards=[tuple(int(by_key[(q, v)]) for v in PROMPT_VARIANTS) for q in query_ids],
             part=part.name, load_s=load_s,
             generate_s=float(timing.get("generate_s", evaluated - started)), score_s=float(timing.get("score_s", 0.0)),
             record_s=record_s,
-            prompt_tokens=sum(int(row["prompt_tokens"]) for row in rows if row["variant"] == VARIANTS[0]),
-            completion_tokens=sum(int(row["completion_tokens"]) for row in rows if row["variant"] == VARIANTS[0]))
+            prompt_tokens=sum(int(row["prompt_tokens"]) for row in first),
+            completion_tokens=sum(int(row["completion_tokens"]) for row in first))
 
     def unload(self) -> None:
         if self.evaluator is not None:

@@ -8,7 +8,7 @@ An `Evaluator` is what a model actor holds. Two kinds:
 * `MatrixEvaluator` (backend "replay"): answers from a recorded correctness matrix. Used by tests and by
   replays through the live runtime; it exercises everything but generation.
 
-Both return result rows in the store's schema (`raygems.runtime.store.RESULT_COLUMNS`).
+Both return result rows in the store's schema (`raygems.results.RESULT_COLUMNS`).
 """
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from raygems.hub.types import ModelRecord
-from raygems.runtime.store import VARIANT_NAMES as VARIANTS, settings_json
+from raygems.runtime.store import settings_json
+from raygems.tasks.prompting import PROMPT_VARIANTS
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ class MatrixEvaluator(Evaluator):
         rows = []
         for q in query_ids:
             reward = int(self._row_values[self._column[q]])
-            for variant in VARIANTS:
+            for variant in PROMPT_VARIANTS:
                 rows.append(self._row(q, variant, reward, "", 0, 0, 0.0, "replay", self._settings))
         return rows
 
@@ -169,7 +168,7 @@ class GenerativeEvaluator(Evaluator):
         from raygems.tasks.sandbox import CodeExecutionDisabled, SandboxUnavailable
 
         queries = [self.pool.query(q) for q in query_ids]
-        variants = VARIANTS if self.system_prompt else ("plain",)
+        variants = PROMPT_VARIANTS if self.system_prompt else ("plain",)
         requests, keys = [], []
         for query in queries:
             stop = tuple(query.get("stop") or ())
@@ -191,7 +190,7 @@ class GenerativeEvaluator(Evaluator):
                 reward = task.score(query, out.text)
             except (CodeExecutionDisabled, SandboxUnavailable) as exc:   # never recorded as a reward
                 raise SetupError(str(exc)) from None
-            names = VARIANTS if len(variants) == 1 else (variant,)  # identical variants are recorded twice
+            names = PROMPT_VARIANTS if len(variants) == 1 else (variant,)  # identical variants are recorded twice
             for name in names:
                 rows.append(self._row(query["query_id"], name, reward, out.text, out.prompt_tokens,
                                       out.completion_tokens, out.seconds, self.spec.backend, self._settings))
@@ -203,12 +202,3 @@ class GenerativeEvaluator(Evaluator):
         if backend is not None:
             backend.unload()
 
-
-def best_variant_successes(rows) -> int:
-    """Correct answers of one model on a set of queries, using its better prompt variant per task
-    (the paper, Appendix C: each model is evaluated with and without its system prompt and, per task, the
-    better variant counts). `rows`: DataFrame with task, variant, reward (one row per query and variant)."""
-    if len(rows) == 0:
-        return 0
-    totals = rows.groupby(["task", "variant"])["reward"].sum().unstack(fill_value=0)
-    return int(np.asarray(totals.max(axis=1)).sum())
