@@ -6,7 +6,8 @@ An `Evaluator` is what a model actor holds. Two kinds:
   greedily with the task's token limit and stop strings, and scores each completion with the task.
   A model without a system prompt of its own has identical variants: it is generated once and recorded twice.
 * `MatrixEvaluator` (backend "replay"): answers from a recorded correctness matrix. Used by tests and by
-  replays through the live runtime; it exercises everything but generation.
+  replays through the live runtime; it exercises everything but generation. Its test double with simulated
+  generation time and broken checkpoints (backend "simulated-replay") is `raygems.runtime.testing`.
 
 Both return result rows in the store's schema (`raygems.results.RESULT_COLUMNS`).
 """
@@ -23,28 +24,37 @@ from raygems.runtime.store import settings_json
 from raygems.tasks.prompting import PROMPT_VARIANTS
 
 
+#: Backends that answer from a correctness matrix instead of generating: the replay backend, and its test double
+#: with simulated generation time and broken checkpoints (`raygems.runtime.testing`).
+REPLAY, SIMULATED_REPLAY = "replay", "simulated-replay"
+MATRIX_BACKENDS = (REPLAY, SIMULATED_REPLAY)
+
+
 @dataclass(frozen=True)
 class EvaluatorSpec:
     """How to build an evaluator on a worker (serialisable: it travels to Ray actors).
 
-    backend: "transformers", "vllm" or "replay".
+    backend: "transformers", "vllm", or one of MATRIX_BACKENDS.
     settings: backend constructor keyword arguments (batch size, dtype, device, ...).
     tree: where checkpoints come from (a local directory or a hub id), for fetching.
-    matrix: path of the correctness matrix (replay backend only).
-    fail: replay backend only, {model_id: (stage, reason)} for simulated broken checkpoints.
+    matrix: path of the correctness matrix (matrix backends only).
     """
 
     backend: str = "transformers"
     settings: dict[str, Any] = field(default_factory=dict)
     tree: str | None = None
     matrix: str | None = None
-    fail: dict[str, tuple[str, str]] = field(default_factory=dict)
     allow_code_execution: bool = False     # tasks that score by running model-written code may run it
 
     def build(self, model: ModelRecord, pool) -> "Evaluator":
-        if self.backend == "replay":
+        if self.backend == REPLAY:
             return MatrixEvaluator(model, pool, self)
+        if self.backend == SIMULATED_REPLAY:
+            from raygems.runtime.testing import SimulatedMatrixEvaluator
+
+            return SimulatedMatrixEvaluator(model, pool, self)
         return GenerativeEvaluator(model, pool, self)
+
 
 
 class EvaluationError(Exception):
@@ -99,9 +109,6 @@ class MatrixEvaluator(Evaluator):
     """The replay backend: rewards looked up in a recorded correctness matrix (both variants identical)."""
 
     def load(self) -> None:
-        failure = self.spec.fail.get(self.model.model_id)
-        if failure and failure[0] in ("fetch", "load"):
-            raise EvaluationError(*failure)
         if self.spec.matrix is None:
             raise EvaluationError("load", "the replay backend needs a correctness matrix")
         matrix = _cached_matrix(str(self.spec.matrix))
@@ -112,12 +119,7 @@ class MatrixEvaluator(Evaluator):
         self._settings = settings_json({"backend": "replay", "matrix": str(self.spec.matrix)})
 
     def evaluate(self, query_ids: list[str]) -> list[dict]:
-        failure = self.spec.fail.get(self.model.model_id)
-        if failure and failure[0] == "generate":
-            raise EvaluationError(*failure)
-        delay = float(self.spec.settings.get("delay_s", 0.0))
-        time.sleep(delay)  # simulated generation time (tests)
-        self.last_timing = {"generate_s": delay, "score_s": 0.0}
+        self.last_timing = {"generate_s": 0.0, "score_s": 0.0}
         rows = []
         for q in query_ids:
             reward = int(self._row_values[self._column[q]])
