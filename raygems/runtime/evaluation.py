@@ -148,9 +148,7 @@ class GenerativeEvaluator(Evaluator):
             self.backend.load(model)
         except CheckpointError as exc:
             raise EvaluationError("load", exc.reason) from None
-        tokenizer = self.backend.tokenizer
-        generation_config = getattr(self.backend, "generation_config", None)
-        self.system_prompt = model_system_prompt(tokenizer, generation_config)
+        self.system_prompt = model_system_prompt(self.backend.tokenizer, self.backend.generation_config)
         self._tasks = {}
         self._get_task = get_task
         self._settings = settings_json(self.backend.settings())
