@@ -28,6 +28,7 @@ import pandas as pd
 
 from raygems.errors import UsageError
 from raygems.hub.types import ModelRecord
+from raygems.popularity import popular_base
 from raygems.runtime.driver import DriverSettings, remote_driver
 from raygems.runtime.evaluation import MATRIX_BACKENDS, EvaluatorSpec
 from raygems.runtime.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
@@ -229,10 +230,9 @@ def _matrix_candidates(config: SearchConfig):
     return candidates, QueryPool(frame, tasks=tuple(dict.fromkeys(tasks)), per_task=None, seed=0)
 
 
-def popular_base(candidates: list[ModelRecord]) -> int:
-    """The most-downloaded official release (is_base), or the most-downloaded model if none is flagged."""
-    flagged = [i for i, m in enumerate(candidates) if m.is_base] or list(range(len(candidates)))
-    return max(flagged, key=lambda i: (candidates[i].downloads, -i))
+def popular_base_of(candidates: list[ModelRecord]) -> int:
+    """Index of the candidates' popular base (`raygems.popularity.popular_base`)."""
+    return popular_base([m.downloads for m in candidates], [m.is_base for m in candidates])
 
 
 #: Methods that take informed starting beliefs (per-arm Beta priors) from a learned prior.
@@ -262,7 +262,7 @@ def apply_prior(config: SearchConfig, candidates: list[ModelRecord]) -> PriorDec
     scores = prior.scores(table, task)
     keep_n = max(2, int(np.ceil(config.prior_keep * len(candidates))))
     order = np.argsort(-scores, kind="stable")
-    kept_idx = set(order[:keep_n].tolist()) | {popular_base(candidates)}   # the base stays: it is the reference
+    kept_idx = set(order[:keep_n].tolist()) | {popular_base_of(candidates)}   # the base stays: it is the reference
     kept_idx = sorted(kept_idx)
     decision = PriorDecision(kept=[candidates[i] for i in kept_idx],
                              pruned=[candidates[i].model_id for i in range(len(candidates)) if i not in kept_idx],
@@ -407,7 +407,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
         waiting = {"cli_wait_s": round(time.time() - waiting_started, 2),          # this process while the
                    "cli_wait_cpu_s": round(time.process_time() - cpu_started, 2)}  # driver searched
         chosen = outcome["chosen"]
-        base = popular_base(candidates)
+        base = popular_base_of(candidates)
         final_arms = [chosen, base] if config.final_evaluation else []
         if config.exhaustive:
             final_arms = list(range(len(candidates)))
