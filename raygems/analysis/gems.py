@@ -166,12 +166,6 @@ class GemReport:
                     symbols[row.task] = doc["symbol"].iloc[0]
         return pd.DataFrame([symbols], index=["Documentation"])
 
-    def best_models_table(self) -> pd.DataFrame:
-        """Per task, the best gem and its accuracy (the layout of the paper's Tables 8-11)."""
-        s = self.summary
-        return pd.DataFrame({"task": s["task"], "best_found": s["best_gem"],
-                             "accuracy": 100 * s["best_gem_accuracy"]})
-
     def to_markdown(self, tree_name: str = "tree") -> str:
         """Table 1 (and Table 6 when cards were given) as markdown, with the gems listed per task."""
         t1 = self.table1()

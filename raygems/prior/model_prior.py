@@ -160,10 +160,6 @@ class ModelPrior:
 
     # ------------------------------------------------------------------------------------ prediction
     @property
-    def is_fitted(self) -> bool:
-        return self._network is not None
-
-    @property
     def contexts(self) -> list[tuple[str, str]]:
         """The (task, metric) evaluation groups seen in training."""
         return list(self._contexts)

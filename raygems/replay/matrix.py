@@ -110,17 +110,6 @@ class CorrectnessMatrix:
             rows.append(pd.DataFrame({"model_id": self.model_ids, "task": task, "accuracy": acc}))
         return pd.concat(rows, ignore_index=True)
 
-    def select_tasks(self, tasks) -> "CorrectnessMatrix":
-        if self.tasks is None:
-            raise MatrixError("this matrix has no task labels")
-        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-        unknown = sorted(set(tasks) - set(self.tasks))
-        if unknown:
-            raise MatrixError(f"unknown task(s) {unknown}; the matrix has {sorted(set(self.tasks))}")
-        cols = np.isin(np.asarray(self.tasks), tasks)
-        return CorrectnessMatrix(self.values[:, cols], self.model_ids, tuple(np.asarray(self.query_ids)[cols]),
-                                 tuple(np.asarray(self.tasks)[cols]), self.models)
-
     def with_models(self, models: pd.DataFrame | None) -> "CorrectnessMatrix":
         return CorrectnessMatrix(self.values, self.model_ids, self.query_ids, self.tasks, models)
 

@@ -64,10 +64,6 @@ class RewardBook:
                 out.append(int(query))
         return out
 
-    def known_count(self, arm: int) -> int:
-        """Queries with both variants recorded for `arm`."""
-        return sum(1 for pair in self._known[arm].values() if _UNKNOWN not in pair)
-
     def count(self, arm: int, queries: Iterable[int]) -> int:
         """Add `queries` (all recorded) to the arm's total; returns how many more it answered correctly with its
         better prompt variant per task (what the algorithm is told)."""
