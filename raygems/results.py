@@ -173,14 +173,15 @@ def better_variant(correct: np.ndarray, answered: np.ndarray) -> np.ndarray:
     (..., variants), the variants in alphabetical order of their names (so that the first of tied variants is the
     one the rule names). A variant without answers is never the better one of a task that has answers."""
     correct, answered = np.asarray(correct), np.asarray(answered)
-    accuracy = np.where(answered > 0, correct / np.maximum(answered, 1), -1.0)
+    accuracy = np.divide(correct, answered, out=np.full(correct.shape, -1.0), where=answered > 0)
     best = np.zeros(correct.shape[:-1], dtype=np.int64)
+    best_accuracy, best_answered = accuracy[..., 0], answered[..., 0]
     for v in range(1, correct.shape[-1]):
-        best_accuracy = np.take_along_axis(accuracy, best[..., None], -1)[..., 0]
-        best_answered = np.take_along_axis(answered, best[..., None], -1)[..., 0]
         better = (accuracy[..., v] > best_accuracy) | ((accuracy[..., v] == best_accuracy)
                                                         & (answered[..., v] > best_answered))
         best = np.where(better, v, best)
+        best_accuracy = np.where(better, accuracy[..., v], best_accuracy)
+        best_answered = np.where(better, answered[..., v], best_answered)
     return best
 
 

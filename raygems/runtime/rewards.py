@@ -18,6 +18,7 @@ import numpy as np
 from raygems.results import PROMPT_VARIANTS, VARIANT_ORDER, best_variant_counts
 
 _UNKNOWN = -1
+_ORDER = list(VARIANT_ORDER)
 
 
 class RewardBook:
@@ -35,6 +36,7 @@ class RewardBook:
         self._counted: list[set[int]] = [set() for _ in range(num_arms)]
         self._sums = np.zeros((num_arms, self.num_tasks, len(PROMPT_VARIANTS)), dtype=np.int64)
         self._answered = np.zeros((num_arms, self.num_tasks), dtype=np.int64)
+        self._totals = np.zeros(num_arms, dtype=np.int64)     # best_variant_total of each arm, as last counted
 
     # ------------------------------------------------------------------------------------------- recording
     def record(self, arm: int, query: int, variant: int, reward: int) -> None:
@@ -67,7 +69,7 @@ class RewardBook:
     def count(self, arm: int, queries: Iterable[int]) -> int:
         """Add `queries` (all recorded) to the arm's total; returns how many more it answered correctly with its
         better prompt variant per task (what the algorithm is told)."""
-        before = self.best_variant_total(arm)
+        before = int(self._totals[arm])
         known, counted, sums, answered = self._known[arm], self._counted[arm], self._sums[arm], self._answered[arm]
         for query in queries:
             query = int(query)
@@ -81,7 +83,8 @@ class RewardBook:
             sums[task, 0] += pair[0]
             sums[task, 1] += pair[1]
             answered[task] += 1
-        return self.best_variant_total(arm) - before
+        self._totals[arm] = self.best_variant_total(arm)
+        return int(self._totals[arm]) - before
 
     def best_variant_total(self, arm: int) -> int:
         """Correct answers among the counted queries, with the better prompt variant per task."""
@@ -106,5 +109,4 @@ class RewardBook:
 def _best_variant_counts(sums: np.ndarray, answered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(correct, answers) of each task's better variant: `sums` (tasks, variants in PROMPT_VARIANTS order) of
     queries with both variants recorded, `answered` (tasks,) their number."""
-    order = list(VARIANT_ORDER)
-    return best_variant_counts(sums[:, order], np.repeat(answered[:, None], len(order), axis=1))
+    return best_variant_counts(sums[:, _ORDER], np.broadcast_to(answered[:, None], sums.shape))
