@@ -14,10 +14,11 @@ beat). The report gives, per task, the best popular accuracy ("Base"), the best 
 and the gain, in the layout of the paper's Table 1, and, when model cards are given, whether each gem's
 card documents evaluation results relevant to the task, in the layout of its Table 6.
 
-Accuracies come from a result store (`accuracy_from_results`: per task, each model's better prompt
-variant, as the paper takes) or from a correctness matrix (`accuracy_from_matrix`). Both add an
-aggregate task, "overall" (the accuracy over all queries, the paper's RouterBench_s), when there are
-several tasks.
+Accuracies come from a result store (`accuracy_from_results`: `raygems.results`'s definition, each task
+with the model's better prompt variant, as the paper takes) or from a correctness matrix
+(`accuracy_from_matrix`). Both add an aggregate task, "overall" (the accuracy over all queries, the
+paper's RouterBench_s; from a store, each task counted with its own better variant, as the leaderboard
+counts), when there are several tasks.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.hub.cards import AGGREGATE_TASKS, DOC_SYMBOLS, DOC_UNAVAILABLE, ModelCard
+from raygems.results import accuracy_table, one_revision_per_model, read_results
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,6 @@ logger = logging.getLogger(__name__)
 TOP_FRACTION = 0.01
 #: Name of the aggregate task added when accuracies cover several tasks.
 OVERALL = "overall"
-RESULT_COLUMNS = ("model_id", "task", "reward")
 
 
 def top_count(num_models: int, fraction: float = TOP_FRACTION) -> int:
@@ -54,75 +55,32 @@ def top_count(num_models: int, fraction: float = TOP_FRACTION) -> int:
 # --------------------------------------------------------------------------------------------- accuracies
 def accuracy_from_results(results: pd.DataFrame | str | Path, tree: pd.DataFrame | None = None,
                           overall: str | None = OVERALL, min_queries: int = 1) -> pd.DataFrame:
-    """Per (model, task) accuracy from result-store rows (model_id, [revision], query_id, task, [variant], reward).
-
-    Each prompt variant ("system"/"plain") is scored separately and the better one kept, per task (and for
-    the aggregate task over all queries). When a model has results at several revisions, the tree's
-    revision is used if the tree is given and has results, otherwise the revision with the most results.
-    A search's result store holds few answers for models it eliminated early: `min_queries` drops
-    (model, task, variant) scores computed from fewer answers.
-    Returns columns model_id, task, accuracy, n_queries, variant.
+    """Per (model, task) accuracy from result rows (a DataFrame, or anything `raygems.results.read_results` reads:
+    a search's run directory, a store, parquet files): the accuracy of `raygems.results`, each task with the
+    model's better prompt variant, and for the aggregate task (when there are several tasks) each task with its
+    own. When a model has results at several revisions, the tree's revision is used if the tree is given and has
+    results, otherwise the revision with the most results. A search's result store holds few answers for models
+    it eliminated early: `min_queries` drops scores computed from fewer answers.
+    Returns columns model_id, task, accuracy, n_queries, variant; most accurate first within each task group.
     """
     if min_queries < 1:
         raise ValueError(f"min_queries must be at least 1, got {min_queries}")
-    rows = _read_results(results)
-    missing = [c for c in RESULT_COLUMNS if c not in rows.columns]
-    if missing:
-        raise ValueError(f"result rows lack column(s) {missing}; they have {list(rows.columns)}")
-    rows = rows.copy()
-    rows["reward"] = pd.to_numeric(rows["reward"], errors="coerce")
-    rows = rows[rows["reward"].notna()]
-    if rows.empty:
+    rows = read_results(results, columns=())
+    if pd.to_numeric(rows["reward"], errors="coerce").isna().all():
         raise ValueError("the result rows hold no rewards")
-    rows["variant"] = rows["variant"].fillna("default").astype(str) if "variant" in rows else "default"
-    if "revision" in rows:
-        rows = _one_revision_per_model(rows, tree)
-    if "query_id" in rows:
-        rows = rows.drop_duplicates(["model_id", "task", "query_id", "variant"], keep="last")
-
-    def best_variant(frame: pd.DataFrame, task_of: Callable[[pd.DataFrame], Any]) -> pd.DataFrame:
-        scored = (frame.assign(task=task_of(frame)).groupby(["model_id", "task", "variant"], sort=False)["reward"]
-                  .agg(accuracy="mean", n_queries="count").reset_index())
-        scored = scored[scored["n_queries"] >= min_queries]
-        scored = scored.sort_values(["accuracy", "n_queries", "variant"], ascending=[False, False, True],
-                                    kind="mergesort")
-        return scored.drop_duplicates(["model_id", "task"])
-
-    per_task = best_variant(rows, lambda f: f["task"].astype(str))
-    if per_task.empty:
+    revisions = None if tree is None or "revision" not in tree else dict(zip(tree["model_id"], tree["revision"]))
+    rows = one_revision_per_model(rows, revisions)
+    aggregate = overall if overall and rows["task"].nunique() > 1 else None
+    table = accuracy_table(rows, aggregate=aggregate, min_queries=min_queries)
+    if (table["task"] != aggregate).sum() == 0:
         raise ValueError(f"no model has {min_queries} or more answers on any task")
-    if overall and rows["task"].nunique() > 1:
-        per_task = pd.concat([per_task, best_variant(rows, lambda f: overall)], ignore_index=True)
-    return _tidy(per_task[["model_id", "task", "accuracy", "n_queries", "variant"]])
+    table = pd.concat([_most_accurate_first(table[table["task"] != aggregate]),
+                       _most_accurate_first(table[table["task"] == aggregate])], ignore_index=True)
+    return _tidy(table[["model_id", "task", "accuracy", "n_queries", "variant"]])
 
 
-def _read_results(results: pd.DataFrame | str | Path) -> pd.DataFrame:
-    if isinstance(results, pd.DataFrame):
-        return results
-    path = Path(results)
-    if not path.exists():
-        raise FileNotFoundError(f"result store {str(path)!r} does not exist")
-    if path.is_dir() and (path / "store" / "results").is_dir():   # a search's run directory (its --out)
-        path = path / "store"
-    if path.is_dir() and (path / "results").is_dir():   # a search's store (DIR/store): results/ and failures/
-        from raygems.runtime.store import ResultStore
-
-        return ResultStore(path).results()
-    if path.is_dir() and not any(path.rglob("*.parquet")):
-        raise ValueError(f"result store {path} holds no .parquet files")
-    return pd.read_parquet(path)
-
-
-def _one_revision_per_model(rows: pd.DataFrame, tree: pd.DataFrame | None) -> pd.DataFrame:
-    rows = rows.assign(revision=rows["revision"].fillna("main").astype(str))
-    counts = rows.groupby(["model_id", "revision"]).size()
-    wanted: dict[str, str] = {}
-    tree_revision = {} if tree is None or "revision" not in tree else dict(zip(tree["model_id"], tree["revision"]))
-    for model_id, per_revision in counts.groupby(level=0):
-        revisions = per_revision.droplevel(0)
-        preferred = tree_revision.get(model_id)
-        wanted[model_id] = preferred if preferred in revisions.index else str(revisions.idxmax())
-    return rows[rows["revision"] == rows["model_id"].map(wanted)]
+def _most_accurate_first(table: pd.DataFrame) -> pd.DataFrame:
+    return table.sort_values(["accuracy", "n_queries", "variant"], ascending=[False, False, True], kind="mergesort")
 
 
 def accuracy_from_matrix(matrix: Any, overall: str | None = OVERALL) -> pd.DataFrame:
@@ -207,12 +165,6 @@ class GemReport:
                 if len(doc):
                     symbols[row.task] = doc["symbol"].iloc[0]
         return pd.DataFrame([symbols], index=["Documentation"])
-
-    def best_models_table(self) -> pd.DataFrame:
-        """Per task, the best gem and its accuracy (the layout of the paper's Tables 8-11)."""
-        s = self.summary
-        return pd.DataFrame({"task": s["task"], "best_found": s["best_gem"],
-                             "accuracy": 100 * s["best_gem_accuracy"]})
 
     def to_markdown(self, tree_name: str = "tree") -> str:
         """Table 1 (and Table 6 when cards were given) as markdown, with the gems listed per task."""

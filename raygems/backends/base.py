@@ -62,11 +62,16 @@ class Generation:
 
 
 class Backend(ABC):
-    """Generation behind one interface. Lifecycle: `load(model)`, `generate(...)` any number of times,
-    `unload()`. Calling `load` again replaces the loaded model (a backend may keep what the new model
-    shares with the old one, such as the base model under two LoRA adapters)."""
+    """Generation behind one interface: everything the runtime calls is declared here. Lifecycle: `load(model)`,
+    `generate(...)` any number of times, `unload()`; `release()` when the backend itself is done with. Calling
+    `load` again replaces the loaded model (a backend may keep what the new model shares with the old one, such
+    as the base model under two LoRA adapters, or an engine and a compiled module: see `reuse_per_process`)."""
 
     name: str = ""
+    #: Whether the runtime keeps one instance per worker process for checkpoint after checkpoint
+    #: (`raygems.backends.reuse`): true for a backend whose state outlives a checkpoint and is worth keeping (an
+    #: inference engine, a compiled module). A subclass may make it a property of its settings.
+    reuse_per_process: bool = False
 
     @abstractmethod
     def load(self, model: ModelRecord) -> None:
@@ -89,6 +94,17 @@ class Backend(ABC):
     @abstractmethod
     def tokenizer(self) -> Any:
         """The loaded model's tokenizer (for `raygems.tasks.prompting.render_prompt`)."""
+
+    @property
+    def generation_config(self) -> Any:
+        """The loaded model's generation config (a transformers `GenerationConfig`, a config or a dict), where
+        `raygems.tasks.prompting.model_system_prompt` looks for the model's own system prompt; None: none."""
+        return None
+
+    def release(self) -> None:
+        """Free everything, including what the backend keeps across checkpoints (an engine, a compiled module);
+        the runtime calls it when a kept backend is replaced. Without such state it is `unload()`."""
+        self.unload()
 
     # -- helpers shared by the implementations ------------------------------------------------------
     def _require_loaded(self, loaded: object) -> None:

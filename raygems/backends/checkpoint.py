@@ -44,23 +44,16 @@ class CheckpointFiles:
 
 
 def resolve_model_dir(model: ModelRecord) -> Path:
-    """The local folder holding `model`: its `path`, or a snapshot downloaded from the hub."""
-    if model.path:
-        folder = Path(model.path)
-        if not folder.is_dir():
-            raise CheckpointError(f"checkpoint folder not found: {folder}", model.model_id)
-        return folder
-    return _download(model.model_id, model.revision, model.model_id)
-
-
-def _download(repo_id: str, revision: str | None, model_id: str) -> Path:
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(repo_id=repo_id, revision=revision or None))
-    except Exception as exc:  # offline, gated, deleted, network: all "cannot fetch"
-        raise CheckpointError(f"cannot fetch {repo_id}@{revision or 'main'}: {type(exc).__name__}",
-                              model_id) from exc
+    """The local folder holding `model` (its `path`). Backends load local folders only: a hub checkpoint is
+    downloaded first, by the one download path (`raygems.hub.download`, which the live search's fetch stage,
+    `raygems.runtime.fetch`, drives), into the local hub layout (an adapter's base beside it)."""
+    if not model.path:
+        raise CheckpointError(f"no local copy of {model.model_id}: download it first (raygems.hub.download)",
+                              model.model_id)
+    folder = Path(model.path)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder not found: {folder}", model.model_id)
+    return folder
 
 
 def locate(model: ModelRecord) -> CheckpointFiles:
@@ -80,15 +73,11 @@ def locate(model: ModelRecord) -> CheckpointFiles:
     if not base_dir.is_absolute() or not base_dir.is_dir():
         if base_dir.is_absolute() or base.startswith("."):
             raise CheckpointError(f"adapter base model not found: {base}", model.model_id)
-        base_dir = _local_layout_base(folder, base) or _download_base(base, model.model_id)  # a hub id
+        base_dir = _local_layout_base(folder, base)     # a hub id: the base sits beside the adapter
+        if base_dir is None:
+            raise CheckpointError(f"adapter base model not found: {base} (not beside the adapter in its local tree)",
+                                  model.model_id)
     return CheckpointFiles(model_dir=folder, is_adapter=True, base_dir=base_dir, adapter_config=adapter_config)
-
-
-def _download_base(base_id: str, model_id: str) -> Path:
-    try:
-        return _download(base_id, None, model_id)
-    except CheckpointError as exc:
-        raise CheckpointError(f"adapter base model not found: {base_id} ({exc.reason})", model_id) from exc
 
 
 def _local_layout_base(adapter_dir: Path, base_id: str) -> Path | None:

@@ -3,8 +3,9 @@
 Why: a model actor is a loaded-model slot that evaluates checkpoint after checkpoint. A backend on the fast
 GPU path (`TransformersBackend(fast_decode="static")`) keeps its compiled module between checkpoints and
 swaps the next checkpoint's weights into it; building a new backend per checkpoint would throw that
-compilation (40-60 s) away each time. Backends say they want this with a true `reuse_per_process`
-attribute; the others (vLLM, the plain transformers path) are built fresh per checkpoint, as before.
+compilation (40-60 s) away each time; vLLM keeps its engine, so the adapters of one base do not restart it.
+Backends say they want this with a true `Backend.reuse_per_process` (vLLM always, transformers on the fast path);
+the others (the plain transformers path) are built fresh per checkpoint.
 
 The process keeps at most one such backend: asking for other settings releases the kept one first (its
 GPU memory is the slot's).
@@ -32,7 +33,7 @@ def process_backend(name: str, settings: dict[str, Any] | None = None) -> Backen
     if _kept is not None and _kept[0] == key:
         return _kept[1]
     backend = get_backend(name, **settings)
-    if getattr(backend, "reuse_per_process", False):
+    if backend.reuse_per_process:
         release_process_backend()
         _kept = (key, backend)
     return backend
@@ -45,11 +46,7 @@ def release_process_backend() -> None:
         return
     backend = _kept[1]
     _kept = None
-    release = getattr(backend, "release", None)
-    if callable(release):
-        release()
-    else:
-        backend.unload()
+    backend.release()
 
 
 def kept_backend() -> Backend | None:

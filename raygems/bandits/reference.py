@@ -5,6 +5,7 @@ import numpy as np
 
 from raygems.bandits.base import BanditAlgorithm, Pulls
 from raygems.bandits.randomness import STREAM_CHOICE, STREAM_TIEBREAK, uniform
+from raygems.popularity import official_or_all
 
 
 class _NoPulls(BanditAlgorithm):
@@ -30,8 +31,8 @@ class RandomSelection(_NoPulls):
 
 
 class BestBase(_NoPulls):
-    """The most popular official checkpoint: the most-downloaded model flagged `is_base`
-    (the most-downloaded model overall when none is flagged). Needs a models table.
+    """The popular base (`raygems.popularity`): the most-downloaded model flagged `is_base` (the most-downloaded
+    model overall when none is flagged); exact ties drawn at random per repetition. Needs a models table.
 
     Options: downloads (K,), is_base (K,) bool.
     """
@@ -45,10 +46,7 @@ class BestBase(_NoPulls):
         downloads = np.asarray(downloads, dtype=np.float64)
         if downloads.shape != (num_arms,):
             raise ValueError(f"downloads must have one entry per model ({num_arms}), got shape {downloads.shape}")
-        is_base = np.ones(num_arms, bool) if is_base is None else np.asarray(is_base, dtype=bool)
-        if not is_base.any():
-            is_base = np.ones(num_arms, bool)
-        self.downloads, self.is_base = downloads, is_base
+        self.downloads, self.is_base = downloads, official_or_all(is_base, num_arms)
 
     def recommend(self) -> np.ndarray:
         jitter = uniform(self.seeds, STREAM_TIEBREAK, 0, np.arange(self.num_arms))

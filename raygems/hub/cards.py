@@ -9,6 +9,7 @@ results at all, and if so, for the task the gem is good at? A card documents an 
   whose header says it holds scores (`benchmark`, `score`, `accuracy`, `pass@1`, ...).
 
 Each documented benchmark is put in a skill family (math, code, arc, commonsense, knowledge, ...). A task's
+family is its own metadata (`raygems.tasks.info.task_info(task).skill_family`). A task's
 documentation is *relevant* when the card documents a benchmark of the task's family (a Fortran or
 HumanEval score counts for MBPP, as the paper counts it), *irrelevant* when the card documents evaluations
 of other families only, and *none* when it documents no evaluation.
@@ -21,6 +22,8 @@ from functools import cached_property
 from typing import Any
 
 import yaml
+
+from raygems.tasks.info import task_info
 
 #: Documentation states of one (card, task) pair, with the symbols the paper's Table 6 uses
 #: ("unavailable": the card could not be read, e.g. a gated repository without access).
@@ -49,19 +52,6 @@ BENCHMARK_FAMILIES: dict[str, tuple[str, str]] = {
     "gpqa": (r"gpqa|musr", "reasoning"),
     "mt_bench": (r"mt[-_ ]?bench|alpaca[-_ ]?eval|arena[-_ ]?hard", "chat"),
     "routerbench": (r"router[-_ ]?bench", "routerbench"),
-}
-
-#: raygems task name (normalised: lower case, `-` -> `_`) -> skill family.
-TASK_FAMILIES: dict[str, str] = {
-    "gsm8k": "math",
-    "math": "math",
-    "mbpp": "code",
-    "humaneval": "code",
-    "arc_challenge": "arc",
-    "arc": "arc",
-    "winogrande": "commonsense",
-    "hellaswag": "commonsense",
-    "mmlu": "knowledge",
 }
 
 #: Task names that stand for a benchmark suite as a whole (RouterBench_s in the paper).
@@ -168,11 +158,12 @@ class ModelCard:
             return DOC_NONE
         key = normalise_task(task)
         families = self.documented_families
+        family = task_info(key).skill_family        # the task's own metadata (name normalised)
         if key in AGGREGATE_TASKS:
-            needed = {TASK_FAMILIES.get(normalise_task(c), normalise_task(c)) for c in components}
+            needed = {task_info(normalise_task(c)).skill_family or normalise_task(c) for c in components}
             relevant = "routerbench" in families or (bool(needed) and needed <= families)
-        elif key in TASK_FAMILIES:
-            relevant = TASK_FAMILIES[key] in families
+        elif family is not None:
+            relevant = family in families
         else:
             relevant = any(key in normalise_task(e.name) for e in self.eval_entries)
         return DOC_RELEVANT if relevant else DOC_IRRELEVANT

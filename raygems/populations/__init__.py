@@ -6,7 +6,6 @@ from raygems.populations.families import (
     PAPER_TREE_STATS,
     CalibratedConfig,
     DenseBandConfig,
-    FamilyTree,
     generate_calibrated,
     generate_dense_band,
     generate_family,
@@ -14,6 +13,7 @@ from raygems.populations.families import (
     write_family,
 )
 from raygems.populations.leaderboard import LeaderboardConfig, generate_leaderboard_tree
+from raygems.populations.population import FamilyTree
 from raygems.populations.synthetic import PAPER_TREES, SyntheticTree, TreeConfig, generate_tree
 
 __all__ = ["FAMILIES", "PAPER_TREES", "PAPER_TREE_STATS", "CalibratedConfig", "DenseBandConfig", "FamilyTree",

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,10 @@ import numpy as np
 import pandas as pd
 
 from raygems.populations import irt
+from raygems.populations.leaderboard import generate_leaderboard_tree
+from raygems.populations.population import FamilyTree, default_shared_dir
 from raygems.replay.matrix import CorrectnessMatrix, load_matrix
-
-#: The tasks of the paper's RouterBench_s pool (App. C: 2,500 queries, 500 per task).
-ROUTERBENCH_S_TASKS = ("arc_challenge", "winogrande", "mmlu", "mbpp", "gsm8k")
+from raygems.tasks.routerbench import ROUTERBENCH_TASKS   # the paper's RouterBench_s pool: 500 queries of each
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ class CalibratedConfig:
     broken_share: float = 0.05
     broken_accuracy: tuple[float, float] = (0.0, 0.25)
     gap_shape: float = 1.5
-    tasks: tuple[str, ...] = ROUTERBENCH_S_TASKS
+    tasks: tuple[str, ...] = ROUTERBENCH_TASKS
     queries_per_task: int = 500
     task_spread: float = 0.35              # per-task ability offsets N(0, spread^2): models differ in profile
     specialist_share: float = 0.12         # models much better at one task than the others
@@ -152,46 +151,6 @@ DENSE_BAND_FITS: dict[str, dict[str, float]] = {
     "mistral-7b": {"band_shape": 2.0, "near_base_share": 0.0, "near_base_spread": 0.005},
     "llama-8b": {"band_shape": 0.2, "near_base_share": 0.3, "near_base_spread": 0.0025},
 }
-
-
-# ----------------------------------------------------------------------------------------------- trees
-@dataclass
-class FamilyTree:
-    """A generated (or loaded) population: its correctness matrix with models table, and how it was made."""
-
-    family: str
-    name: str
-    config: Any
-    matrix: CorrectnessMatrix
-    queries: pd.DataFrame | None = None      # item parameters (synthetic families)
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def models(self) -> pd.DataFrame | None:
-        return self.matrix.models
-
-    def summary(self) -> dict[str, Any]:
-        return population_summary(self.matrix)
-
-
-def population_summary(matrix: CorrectnessMatrix) -> dict[str, Any]:
-    """The statistics the families are calibrated to, measured on a matrix."""
-    acc = matrix.accuracies
-    ranks = matrix.ranks()
-    best = float(acc.max())
-    out: dict[str, Any] = {
-        "K": matrix.num_models, "Q": matrix.num_queries, "best": best, "mean": float(acc.mean()),
-        "within_1_point": int(np.sum(acc >= best - 0.01)), "within_2_points": int(np.sum(acc >= best - 0.02)),
-        "within_5_points": int(np.sum(acc >= best - 0.05)),
-        "share_10_points_below_best": float(np.mean(acc < best - 0.10)),
-        "exact_copies": int(matrix.num_models - np.unique(matrix.values, axis=0).shape[0]),
-    }
-    popular = matrix.popular_base()
-    if popular is not None:
-        out["popular_base"] = matrix.model_ids[popular]
-        out["popular_base_accuracy"] = float(acc[popular])
-        out["popular_base_rank"] = int(ranks[popular])
-    return out
 
 
 # ------------------------------------------------------------------------------------------ generators
@@ -425,12 +384,6 @@ def _row_order(k, base_index, models, rng):
 ROUTERBENCH_FOLDER = "data/matrices/routerbench-0shot-11x3150"
 
 
-def default_shared_dir() -> Path:
-    """`$RAYGEMS_SHARED_DIR`, else `../shared` beside the repository."""
-    env = os.environ.get("RAYGEMS_SHARED_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared"
-
-
 def load_routerbench(shared_dir: str | Path | None = None) -> FamilyTree:
     """Family (d): the real RouterBench zero-shot matrix (11 models x 3,150 queries; no models table)."""
     folder = Path(shared_dir or default_shared_dir()) / ROUTERBENCH_FOLDER
@@ -451,8 +404,6 @@ def generate_family(family: str, tree: str | None = None, seed: int | None = Non
     if family == "dense-band":
         return generate_dense_band(tree or "qwen-3b", seed, **options)
     if family == "leaderboard":
-        from raygems.populations.leaderboard import generate_leaderboard_tree
-
         return generate_leaderboard_tree(seed=0 if seed is None else seed, **options)
     if family == "routerbench":
         return load_routerbench(**options)

@@ -27,12 +27,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Guessing floor per task: multiple choice with 4 options, 2 options, or a generated answer.
-GUESS_FLOOR = {"arc_challenge": 0.25, "mmlu": 0.25, "winogrande": 0.5, "hellaswag": 0.25, "truthfulqa": 0.25,
-               "mbpp": 0.0, "gsm8k": 0.0}
-#: Mean item difficulty per task on the ability scale (only relative positions matter: abilities are solved).
+from raygems.tasks.info import task_info
+
+#: Mean item difficulty per task on the ability scale (only relative positions matter: abilities are solved);
+#: the tasks the populations model.
 TASK_DIFFICULTY = {"arc_challenge": -0.6, "winogrande": 0.2, "mmlu": 0.0, "hellaswag": -0.8, "truthfulqa": 0.4,
                    "mbpp": 0.3, "gsm8k": 0.1}
+#: Guessing floor per task: the task's own chance of a correct guess (`raygems.tasks.info`: multiple choice with
+#: 4 options, 2 options, or a generated answer).
+GUESS_FLOOR = {task: task_info(task).guess_rate for task in TASK_DIFFICULTY}
 #: Probability that a model matches a wrong gold label (an unsolvable item).
 UNSOLVABLE_RATE = 0.05
 ABILITY_RANGE = (-10.0, 10.0)

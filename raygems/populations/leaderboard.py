@@ -9,7 +9,8 @@ default, MistralForCausalLM at 7B, has 2,124 rows: a few outliers, then a dense 
 Cleaning (the snapshot's caveats, `../shared/data/leaderboard/README.md`):
 * `merged`, `moe` and `flagged` are inverted in v1 (True means NOT merged / MoE / flagged): they are flipped,
   and flagged rows (contaminated or misreported evaluations, e.g. `Contamination/contaminated_proof_7b`) are
-  dropped unless `keep_flagged=True`.
+  dropped unless `keep_flagged=True` (`raygems.prior.leaderboard.read_leaderboard_v1`, the snapshot's one
+  reader).
 * `params_b` is rounded to whole billions (7 covers 6.5-7.5B; 0 = unknown): the tree is the rows whose
   rounded size equals `params_b`.
 * A model evaluated several times (other precision or commit) is one checkpoint: its scores are averaged.
@@ -35,14 +36,14 @@ import numpy as np
 import pandas as pd
 
 from raygems.populations import irt
-from raygems.populations.families import FamilyTree, default_shared_dir
+from raygems.populations.population import FamilyTree, default_shared_dir
+from raygems.prior.leaderboard import V1_TASKS, read_leaderboard_v1
 from raygems.replay.matrix import CorrectnessMatrix
 
 V1_FILE = "data/leaderboard/huggingface_v1_2024-07-07.csv"
-#: v1 score column -> raygems task name (the tasks that are in raygems' task registry)
-V1_TASK_COLUMNS = {"arc": "arc_challenge", "winogrande": "winogrande", "mmlu": "mmlu", "gsm8k": "gsm8k",
-                   "hellaswag": "hellaswag", "truthfulqa": "truthfulqa"}
-ALL_V1_SCORES = ("arc", "hellaswag", "mmlu", "truthfulqa", "winogrande", "gsm8k")
+#: v1 score column -> raygems task name
+V1_TASK_COLUMNS = {column: task for column, (task, _) in V1_TASKS.items()}
+ALL_V1_SCORES = tuple(V1_TASKS)
 SAMPLES = ("paper", "all")
 
 
@@ -75,15 +76,8 @@ def read_leaderboard_rows(config: LeaderboardConfig) -> pd.DataFrame:
     path = config.csv_path()
     if not path.is_file():
         raise FileNotFoundError(f"no leaderboard snapshot at {path} (set RAYGEMS_SHARED_DIR or path=)")
-    table = pd.read_csv(path)
-    missing = [c for c in ("model", "architecture", "params_b", "flagged", "merged", "hub_hearts", *ALL_V1_SCORES)
-               if c not in table.columns]
-    if missing:
-        raise ValueError(f"{path}: not a v1 snapshot, missing column(s) {missing}")
-    table = table.assign(flagged=~table["flagged"].astype(bool), merged=~table["merged"].astype(bool))
+    table = read_leaderboard_v1(path, keep_flagged=config.keep_flagged)
     rows = table[(table["architecture"] == config.architecture) & (table["params_b"] == config.params_b)]
-    if not config.keep_flagged:
-        rows = rows[~rows["flagged"]]
     if rows.empty:
         raise ValueError(f"no leaderboard rows for architecture {config.architecture!r} at {config.params_b}B")
     unknown = [t for t in config.tasks if t not in V1_TASK_COLUMNS.values()]

@@ -25,13 +25,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from raygems.populations.irt import GUESS_FLOOR, TASK_DIFFICULTY
 from raygems.replay.matrix import CorrectnessMatrix
-
-ROUTERBENCH_TASKS = ("arc_challenge", "winogrande", "mmlu", "mbpp", "gsm8k")
-#: Guessing floor per task: multiple choice with 4 options, 2 options, or a generated answer.
-GUESS_RATE = {"arc_challenge": 0.25, "mmlu": 0.25, "winogrande": 0.5, "mbpp": 0.0, "gsm8k": 0.0}
-#: Mean item difficulty per task on the ability scale (harder tasks have higher values).
-TASK_DIFFICULTY = {"arc_challenge": -0.6, "winogrande": 0.2, "mmlu": 0.0, "mbpp": 0.3, "gsm8k": 0.1}
+from raygems.tasks.routerbench import ROUTERBENCH_TASKS
 
 
 @dataclass(frozen=True)
@@ -138,9 +134,9 @@ def _validate(config: TreeConfig) -> None:
         raise ValueError(f"num_finetunes must be at least 2 (root and instruct), got {config.num_finetunes}")
     if config.num_adapters < 0 or config.queries_per_task < 1:
         raise ValueError("num_adapters must be >= 0 and queries_per_task >= 1")
-    unknown = [t for t in config.tasks if t not in GUESS_RATE]
+    unknown = [t for t in config.tasks if t not in GUESS_FLOOR]
     if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; known: {sorted(GUESS_RATE)}")
+        raise ValueError(f"unknown task(s) {unknown}; known: {sorted(GUESS_FLOOR)}")
     shares = config.degrade_share + config.neutral_share
     if not 0 <= shares <= 1:
         raise ValueError(f"degrade_share + neutral_share must lie in [0, 1], got {shares}")
@@ -161,7 +157,7 @@ def _make_queries(config: TreeConfig, rng: np.random.Generator) -> pd.DataFrame:
         difficulty[kind == 2] = -6.0
         frames.append(pd.DataFrame({
             "query_id": [f"{task}/{i:04d}" for i in range(n)], "task": task, "difficulty": difficulty,
-            "discrimination": discrimination, "guess": GUESS_RATE[task],
+            "discrimination": discrimination, "guess": GUESS_FLOOR[task],
             "unsolvable": kind == 1,
         }))
     return pd.concat(frames, ignore_index=True)

@@ -29,24 +29,6 @@ _PIECES = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
 _CONTEXT_SPLIT = re.compile(r"[^a-z0-9]+")
 _ARCH_SUFFIXES = ("forcausallm", "lmheadmodel", "forconditionalgeneration", "forsequenceclassification", "model")
 
-#: Short descriptions of the benchmarks the bundled converters know, for the optional text embedding.
-TASK_DESCRIPTIONS: dict[str, str] = {
-    "arc_challenge": "Grade-school science questions, multiple choice, the hard subset of the AI2 Reasoning Challenge.",
-    "hellaswag": "Commonsense sentence completion: pick the most plausible continuation of an everyday scene.",
-    "mmlu": "Multiple-choice knowledge questions across 57 academic subjects from elementary to professional level.",
-    "truthfulqa": "Questions designed to elicit common misconceptions; measures whether answers are truthful.",
-    "winogrande": "Pronoun resolution requiring commonsense reasoning, two-option fill in the blank.",
-    "gsm8k": "Grade-school math word problems solved with multi-step arithmetic reasoning; exact numeric answer.",
-    "ifeval": "Instruction following with verifiable constraints on format, length and content.",
-    "bbh": "BIG-Bench Hard: challenging multi-step reasoning tasks such as logic, dates and tracking objects.",
-    "math_lvl5": "Competition mathematics problems, hardest difficulty level, exact final answer.",
-    "gpqa": "Graduate-level, Google-proof multiple-choice questions in biology, physics and chemistry.",
-    "musr": "Multi-step soft reasoning over long narratives: murder mysteries, object placement, team allocation.",
-    "mmlu_pro": "Harder, ten-option version of MMLU with reasoning-focused professional and academic questions.",
-    "mbpp": "Mostly basic Python programming problems: write a function that passes the given unit tests.",
-}
-
-
 def name_tokens(model_id: str) -> list[str]:
     """Tokens of a model name: the organisation, the name's parts, and their letter/number pieces.
 

@@ -61,17 +61,28 @@ def params_from_name(model_id: str) -> float | None:
     return sizes[-1] if sizes else None
 
 
-def records_from_leaderboard_v1(path: str | Path, *, keep_flagged: bool = False) -> pd.DataFrame:
-    """Records (one per model and task) from the v1 final snapshot `huggingface_v1_2024-07-07.csv`."""
-    table = _read_csv(path, required=["model", *V1_TASKS, "architecture", "params_b", "type",
-                                      "hub_license", "hub_hearts", "date", "merged", "moe", "flagged"])
+#: The columns of the v1 snapshot raygems reads.
+V1_COLUMNS = ("model", *V1_TASKS, "architecture", "params_b", "type", "precision", "hub_license", "hub_hearts",
+              "date", "merged", "moe", "flagged")
+
+
+def read_leaderboard_v1(path: str | Path, *, keep_flagged: bool = False) -> pd.DataFrame:
+    """The rows of the v1 final snapshot `huggingface_v1_2024-07-07.csv` with its inverted flags fixed (`merged`,
+    `moe`, `flagged` mean what they say) and, unless `keep_flagged`, the flagged rows dropped; scores as published
+    (percentages), one row per evaluation. The one reader of the snapshot: the prior's records and the
+    leaderboard population family (`raygems.populations.leaderboard`) start from it."""
+    table = _read_csv(path, required=list(V1_COLUMNS))
     table = table.assign(
         merged=~table["merged"].astype(bool),     # inverted in the snapshot
         moe=~table["moe"].astype(bool),
         flagged=~table["flagged"].astype(bool),
     )
-    if not keep_flagged:
-        table = table[~table["flagged"]]
+    return table if keep_flagged else table[~table["flagged"]]
+
+
+def records_from_leaderboard_v1(path: str | Path, *, keep_flagged: bool = False) -> pd.DataFrame:
+    """Records (one per model and task) from the v1 final snapshot `huggingface_v1_2024-07-07.csv`."""
+    table = read_leaderboard_v1(path, keep_flagged=keep_flagged)
     params = [_v1_params(model, rounded) for model, rounded in zip(table["model"], table["params_b"])]
     models = pd.DataFrame({
         "model_id": table["model"].astype(str),

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raygems.prior.features import TASK_DESCRIPTIONS, Featurizer, ModelFeatures, TaskFeatures
+from raygems.prior.features import Featurizer, ModelFeatures, TaskFeatures
 from raygems.prior.records import DEFAULT_METRIC, METADATA_COLUMNS, aggregate_duplicates, model_table, validate_records
+from raygems.tasks.info import task_info
 
 FORMAT_NAME = "raygems-model-prior"
 FORMAT_VERSION = 1
@@ -158,10 +159,6 @@ class ModelPrior:
         return self
 
     # ------------------------------------------------------------------------------------ prediction
-    @property
-    def is_fitted(self) -> bool:
-        return self._network is not None
-
     @property
     def contexts(self) -> list[tuple[str, str]]:
         """The (task, metric) evaluation groups seen in training."""
@@ -326,7 +323,7 @@ class ModelPrior:
     def _encode_contexts(self, contexts: list[tuple[str, str]]) -> TaskFeatures:
         description = None
         if self.config.text_embedding:
-            texts = [TASK_DESCRIPTIONS.get(t, f"Benchmark {t.replace('_', ' ')}, metric {m.replace('_', ' ')}.")
+            texts = [task_info(t).description or f"Benchmark {t.replace('_', ' ')}, metric {m.replace('_', ' ')}."
                      for t, m in contexts]
             description = self._text().encode(texts)
         return self._featurizer.encode_contexts(contexts, description)

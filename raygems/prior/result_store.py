@@ -1,12 +1,12 @@
 """Records from raygems' own result stores: every search adds training records for the prior.
 
-A result store is parquet (one file, a folder of part files, or a `raygems.runtime.store` root whose
-`results/` folder holds them) with one row per answered query:
-`model_id, revision, query_id, task, variant, reward, ...` (`variant` is the prompt variant, "system" or
-"plain"). A model's score on a task is the mean reward of its better prompt variant, matching how a search
-reports a model. Metadata comes from the tree table (`ModelRecord.to_row()` rows): `kind` becomes `type`,
-`created_at` becomes `date`; `architecture`, `params_b`, `license` and `description` are used where the
-table has such columns, and the model card (README.md in `path`) stands in for a missing description.
+A result store is read by `raygems.results.read_results` (a store root, its run directory, parquet files or a
+DataFrame, with the store's columns `model_id, revision, query_id, task, variant, reward, ...`; rows of an older
+scorer are not used), and a model's score on a task is its accuracy as `raygems.results` defines it (its better
+prompt variant's), matching how a search reports a model. Metadata comes from the tree table
+(`ModelRecord.to_row()` rows): `kind` becomes `type`, `created_at` becomes `date`; `architecture`, `params_b`,
+`license` and `description` are used where the table has such columns, and the model card (README.md in `path`)
+stands in for a missing description.
 
 Scores from a handful of queries are noisy, and the better of two variants is biased upward by the
 maximum; `min_queries` drops models answered too few times to be worth learning from.
@@ -19,70 +19,39 @@ import numpy as np
 import pandas as pd
 
 from raygems.prior.records import validate_records
+from raygems.results import accuracy_table, one_revision_per_model, read_results
 
 #: The metric name of raygems' own records: zero-shot prompts, greedy decoding, exact 0/1 scoring.
 RAYGEMS_METRIC = "zero_shot_greedy"
 RAYGEMS_SOURCE = "raygems"
 
-STORE_COLUMNS = ("model_id", "revision", "query_id", "task", "variant", "reward")
-_STORE_KEY = ("model_id", "revision", "query_id", "variant")
 _DESCRIPTION_CHARS = 2000
-
-
-def read_result_store(store: str | Path | pd.DataFrame) -> pd.DataFrame:
-    """The result rows of a store given as a DataFrame, a parquet file or a folder of parquet files."""
-    if isinstance(store, pd.DataFrame):
-        rows = store
-    else:
-        path = Path(store)
-        if not path.exists():
-            raise FileNotFoundError(f"result store {path} does not exist")
-        if path.is_dir():
-            # A store root (results/ and failures/ beside each other) or a folder of result parts.
-            folder = path / "results" if (path / "results").is_dir() else path
-            parts = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith("."))
-            if not parts:
-                raise ValueError(f"result store {path} holds no .parquet files")
-            rows = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-        else:
-            rows = pd.read_parquet(path)
-    missing = [c for c in STORE_COLUMNS if c not in rows.columns]
-    if missing:
-        raise ValueError(f"result store: missing column(s) {missing}; have {list(rows.columns)}")
-    # The store is append-only: the first write of a (model, revision, query, variant) wins.
-    return rows.drop_duplicates(list(_STORE_KEY), keep="first")
 
 
 def records_from_result_store(store_dir_or_df: str | Path | pd.DataFrame,
                               models_table: str | Path | pd.DataFrame | None = None, *,
                               min_queries: int = 1) -> pd.DataFrame:
-    """One record per (model, task): mean reward of the model's better prompt variant on that task.
+    """One record per (model, task): the model's accuracy on the task (`raygems.results`: its better prompt
+    variant's), from the served rows of a store (anything `raygems.results.read_results` reads).
 
-    If a model was evaluated at several revisions, the revision with the most answered queries counts.
-    `models_table` (a tree table or its parquet path) supplies metadata; without it the records carry
-    only ids and scores.
+    If a model was evaluated at several revisions, the tree's revision counts when `models_table` gives one,
+    else the revision with the most answers. `models_table` (a tree table or its parquet path) supplies metadata;
+    without it the records carry only ids and scores.
     """
     if min_queries < 1:
         raise ValueError(f"min_queries must be at least 1, got {min_queries}")
-    rows = read_result_store(store_dir_or_df)
-    rows = rows[list(STORE_COLUMNS)].copy()
-    rows["reward"] = pd.to_numeric(rows["reward"], errors="coerce")
-    rows = rows[rows["reward"].notna()]
-    rows["revision"] = rows["revision"].fillna("main").astype(str)
-    rows["variant"] = rows["variant"].fillna("default").astype(str)
-    per_variant = (rows.groupby(["model_id", "revision", "task", "variant"], sort=False)["reward"]
-                   .agg(score="mean", n_queries="count").reset_index())
-    per_variant = per_variant[per_variant["n_queries"] >= min_queries]
-    # The better variant per (model, revision, task); more queries break ties.
-    per_variant = per_variant.sort_values(["score", "n_queries"], ascending=False, kind="stable")
-    best = per_variant.drop_duplicates(["model_id", "revision", "task"]).rename(columns={"variant": "best_variant"})
-    # The most-evaluated revision per (model, task).
-    best = best.sort_values("n_queries", ascending=False, kind="stable").drop_duplicates(["model_id", "task"])
-    records = best[["model_id", "task", "score", "revision", "best_variant", "n_queries"]].copy()
+    rows = read_results(store_dir_or_df, columns=())
+    if rows.empty:
+        raise ValueError("result store: no results")
+    tree = None if models_table is None else _table(models_table)
+    revisions = None if tree is None or "revision" not in tree else dict(zip(tree["model_id"], tree["revision"]))
+    scores = accuracy_table(one_revision_per_model(rows, revisions), min_queries=min_queries)
+    records = scores.rename(columns={"accuracy": "score", "variant": "best_variant"})[
+        ["model_id", "task", "score", "revision", "best_variant", "n_queries"]].copy()
     records["metric"] = RAYGEMS_METRIC
     records["source"] = RAYGEMS_SOURCE
-    if models_table is not None:
-        records = records.merge(_metadata_from_tree_table(models_table), on="model_id", how="left")
+    if tree is not None:
+        records = records.merge(_metadata_from_tree_table(tree), on="model_id", how="left")
     records = records.sort_values(["task", "model_id"], kind="stable")
     return validate_records(records, where="result store")
 
@@ -92,8 +61,12 @@ def candidates_from_tree_table(tree: str | Path | pd.DataFrame) -> pd.DataFrame:
     return _metadata_from_tree_table(tree)
 
 
+def _table(tree: str | Path | pd.DataFrame) -> pd.DataFrame:
+    return tree if isinstance(tree, pd.DataFrame) else pd.read_parquet(Path(tree))
+
+
 def _metadata_from_tree_table(tree: str | Path | pd.DataFrame) -> pd.DataFrame:
-    table = tree if isinstance(tree, pd.DataFrame) else pd.read_parquet(Path(tree))
+    table = _table(tree)
     if "model_id" not in table.columns:
         raise ValueError(f"tree table: no 'model_id' column; have {list(table.columns)}")
     table = table.drop_duplicates("model_id", keep="last").reset_index(drop=True)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raygems.popularity import popular_base
+
 LONG_COLUMNS = ("model_id", "query_id", "correct")
 NPY_IN_FOLDER = "matrix_models_x_items.npy"
 
@@ -91,15 +93,13 @@ class CorrectnessMatrix:
         return rank_of(self.accuracies, np.arange(self.num_models))
 
     def popular_base(self) -> int | None:
-        """Row of the most-downloaded model flagged `is_base` (what `best-base` returns, ties aside); None
-        without a models table with `downloads` and `is_base`, or when no model is flagged."""
+        """Row of the popular base (`raygems.popularity`: what `best-base` returns, ties aside); None without a
+        models table with `downloads`."""
         models = self.models
-        if models is None or "downloads" not in models.columns or "is_base" not in models.columns:
+        if models is None or "downloads" not in models.columns:
             return None
-        official = models["is_base"].fillna(False).to_numpy(dtype=bool)
-        if not official.any():
-            return None
-        return int(np.argmax(np.where(official, models["downloads"].to_numpy(dtype=float), -np.inf)))
+        is_base = models["is_base"].fillna(False).to_numpy(dtype=bool) if "is_base" in models.columns else None
+        return popular_base(models["downloads"].to_numpy(dtype=float), is_base)
 
     def task_accuracies(self) -> pd.DataFrame:
         """Long table (model_id, task, accuracy); task 'all' when the matrix has no task labels."""
@@ -109,17 +109,6 @@ class CorrectnessMatrix:
             acc = self.values[:, tasks == task].mean(axis=1)
             rows.append(pd.DataFrame({"model_id": self.model_ids, "task": task, "accuracy": acc}))
         return pd.concat(rows, ignore_index=True)
-
-    def select_tasks(self, tasks) -> "CorrectnessMatrix":
-        if self.tasks is None:
-            raise MatrixError("this matrix has no task labels")
-        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-        unknown = sorted(set(tasks) - set(self.tasks))
-        if unknown:
-            raise MatrixError(f"unknown task(s) {unknown}; the matrix has {sorted(set(self.tasks))}")
-        cols = np.isin(np.asarray(self.tasks), tasks)
-        return CorrectnessMatrix(self.values[:, cols], self.model_ids, tuple(np.asarray(self.query_ids)[cols]),
-                                 tuple(np.asarray(self.tasks)[cols]), self.models)
 
     def with_models(self, models: pd.DataFrame | None) -> "CorrectnessMatrix":
         return CorrectnessMatrix(self.values, self.model_ids, self.query_ids, self.tasks, models)

@@ -18,8 +18,19 @@ import time
 from dataclasses import dataclass
 
 from raygems.hub.types import ModelRecord
-from raygems.runtime.evaluation import VARIANTS, EvaluatorSpec
+from raygems.runtime.evaluation import SIMULATED_REPLAY, Evaluator, EvaluatorSpec
 from raygems.runtime.store import ResultStore
+from raygems.tasks.prompting import PROMPT_VARIANTS
+
+
+def build_evaluator(spec: EvaluatorSpec, model: ModelRecord, pool) -> Evaluator:
+    """The evaluator `spec` asks for: its own (`EvaluatorSpec.build`), or the test double of the replay backend
+    (`raygems.runtime.testing`, backend "simulated-replay"), kept out of the evaluators' module."""
+    if spec.backend == SIMULATED_REPLAY:
+        from raygems.runtime.testing import SimulatedMatrixEvaluator
+
+        return SimulatedMatrixEvaluator(model, pool, spec)
+    return spec.build(model, pool)
 
 
 @dataclass
@@ -81,7 +92,7 @@ class ModelActor:
         if self.model is None:
             raise RuntimeError("no model assigned to this actor")
         start = time.perf_counter()
-        evaluator = self.spec.build(self.model, self.pool)
+        evaluator = build_evaluator(self.spec, self.model, self.pool)
         evaluator.load()
         self.evaluator = evaluator
         seconds = time.perf_counter() - start
@@ -99,14 +110,15 @@ class ModelActor:
         record_s = time.perf_counter() - evaluated
         by_key = {(row["query_id"], row["variant"]): row["reward"] for row in rows}
         timing = getattr(self.evaluator, "last_timing", {})
+        first = [row for row in rows if row["variant"] == PROMPT_VARIANTS[0]]   # token counts: one variant's
         return BatchReport(
             queries=len(query_ids),
-            rewards=[tuple(int(by_key[(q, v)]) for v in VARIANTS) for q in query_ids],
+            rewards=[tuple(int(by_key[(q, v)]) for v in PROMPT_VARIANTS) for q in query_ids],
             part=part.name, load_s=load_s,
             generate_s=float(timing.get("generate_s", evaluated - started)), score_s=float(timing.get("score_s", 0.0)),
             record_s=record_s,
-            prompt_tokens=sum(int(row["prompt_tokens"]) for row in rows if row["variant"] == VARIANTS[0]),
-            completion_tokens=sum(int(row["completion_tokens"]) for row in rows if row["variant"] == VARIANTS[0]))
+            prompt_tokens=sum(int(row["prompt_tokens"]) for row in first),
+            completion_tokens=sum(int(row["completion_tokens"]) for row in first))
 
     def unload(self) -> None:
         if self.evaluator is not None:

@@ -6,9 +6,10 @@ An `Evaluator` is what a model actor holds. Two kinds:
   greedily with the task's token limit and stop strings, and scores each completion with the task.
   A model without a system prompt of its own has identical variants: it is generated once and recorded twice.
 * `MatrixEvaluator` (backend "replay"): answers from a recorded correctness matrix. Used by tests and by
-  replays through the live runtime; it exercises everything but generation.
+  replays through the live runtime; it exercises everything but generation. Its test double with simulated
+  generation time and broken checkpoints (backend "simulated-replay") is `raygems.runtime.testing`.
 
-Both return result rows in the store's schema (`raygems.runtime.store.RESULT_COLUMNS`).
+Both return result rows in the store's schema (`raygems.results.RESULT_COLUMNS`).
 """
 from __future__ import annotations
 
@@ -18,34 +19,39 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from raygems.hub.types import ModelRecord
-from raygems.runtime.store import VARIANT_NAMES as VARIANTS, settings_json
+from raygems.runtime.store import settings_json
+from raygems.tasks.prompting import PROMPT_VARIANTS
+
+
+#: Backends that answer from a correctness matrix instead of generating: the replay backend, and its test double
+#: with simulated generation time and broken checkpoints (`raygems.runtime.testing`).
+REPLAY, SIMULATED_REPLAY = "replay", "simulated-replay"
+MATRIX_BACKENDS = (REPLAY, SIMULATED_REPLAY)
 
 
 @dataclass(frozen=True)
 class EvaluatorSpec:
     """How to build an evaluator on a worker (serialisable: it travels to Ray actors).
 
-    backend: "transformers", "vllm" or "replay".
+    backend: "transformers", "vllm", or one of MATRIX_BACKENDS.
     settings: backend constructor keyword arguments (batch size, dtype, device, ...).
     tree: where checkpoints come from (a local directory or a hub id), for fetching.
-    matrix: path of the correctness matrix (replay backend only).
-    fail: replay backend only, {model_id: (stage, reason)} for simulated broken checkpoints.
+    matrix: path of the correctness matrix (matrix backends only).
     """
 
     backend: str = "transformers"
     settings: dict[str, Any] = field(default_factory=dict)
     tree: str | None = None
     matrix: str | None = None
-    fail: dict[str, tuple[str, str]] = field(default_factory=dict)
     allow_code_execution: bool = False     # tasks that score by running model-written code may run it
 
     def build(self, model: ModelRecord, pool) -> "Evaluator":
-        if self.backend == "replay":
+        """The replay backend's evaluator, or a generative one (the test double: `raygems.runtime.actors`)."""
+        if self.backend == REPLAY:
             return MatrixEvaluator(model, pool, self)
         return GenerativeEvaluator(model, pool, self)
+
 
 
 class EvaluationError(Exception):
@@ -100,9 +106,6 @@ class MatrixEvaluator(Evaluator):
     """The replay backend: rewards looked up in a recorded correctness matrix (both variants identical)."""
 
     def load(self) -> None:
-        failure = self.spec.fail.get(self.model.model_id)
-        if failure and failure[0] in ("fetch", "load"):
-            raise EvaluationError(*failure)
         if self.spec.matrix is None:
             raise EvaluationError("load", "the replay backend needs a correctness matrix")
         matrix = _cached_matrix(str(self.spec.matrix))
@@ -113,16 +116,11 @@ class MatrixEvaluator(Evaluator):
         self._settings = settings_json({"backend": "replay", "matrix": str(self.spec.matrix)})
 
     def evaluate(self, query_ids: list[str]) -> list[dict]:
-        failure = self.spec.fail.get(self.model.model_id)
-        if failure and failure[0] == "generate":
-            raise EvaluationError(*failure)
-        delay = float(self.spec.settings.get("delay_s", 0.0))
-        time.sleep(delay)  # simulated generation time (tests)
-        self.last_timing = {"generate_s": delay, "score_s": 0.0}
+        self.last_timing = {"generate_s": 0.0, "score_s": 0.0}
         rows = []
         for q in query_ids:
             reward = int(self._row_values[self._column[q]])
-            for variant in VARIANTS:
+            for variant in PROMPT_VARIANTS:
                 rows.append(self._row(q, variant, reward, "", 0, 0, 0.0, "replay", self._settings))
         return rows
 
@@ -147,9 +145,7 @@ class GenerativeEvaluator(Evaluator):
             self.backend.load(model)
         except CheckpointError as exc:
             raise EvaluationError("load", exc.reason) from None
-        tokenizer = self.backend.tokenizer
-        generation_config = getattr(self.backend, "generation_config", None)
-        self.system_prompt = model_system_prompt(tokenizer, generation_config)
+        self.system_prompt = model_system_prompt(self.backend.tokenizer, self.backend.generation_config)
         self._tasks = {}
         self._get_task = get_task
         self._settings = settings_json(self.backend.settings())
@@ -169,7 +165,7 @@ class GenerativeEvaluator(Evaluator):
         from raygems.tasks.sandbox import CodeExecutionDisabled, SandboxUnavailable
 
         queries = [self.pool.query(q) for q in query_ids]
-        variants = VARIANTS if self.system_prompt else ("plain",)
+        variants = PROMPT_VARIANTS if self.system_prompt else ("plain",)
         requests, keys = [], []
         for query in queries:
             stop = tuple(query.get("stop") or ())
@@ -191,7 +187,7 @@ class GenerativeEvaluator(Evaluator):
                 reward = task.score(query, out.text)
             except (CodeExecutionDisabled, SandboxUnavailable) as exc:   # never recorded as a reward
                 raise SetupError(str(exc)) from None
-            names = VARIANTS if len(variants) == 1 else (variant,)  # identical variants are recorded twice
+            names = PROMPT_VARIANTS if len(variants) == 1 else (variant,)  # identical variants are recorded twice
             for name in names:
                 rows.append(self._row(query["query_id"], name, reward, out.text, out.prompt_tokens,
                                       out.completion_tokens, out.seconds, self.spec.backend, self._settings))
@@ -203,12 +199,3 @@ class GenerativeEvaluator(Evaluator):
         if backend is not None:
             backend.unload()
 
-
-def best_variant_successes(rows) -> int:
-    """Correct answers of one model on a set of queries, using its better prompt variant per task
-    (the paper, Appendix C: each model is evaluated with and without its system prompt and, per task, the
-    better variant counts). `rows`: DataFrame with task, variant, reward (one row per query and variant)."""
-    if len(rows) == 0:
-        return 0
-    totals = rows.groupby(["task", "variant"])["reward"].sum().unstack(fill_value=0)
-    return int(np.asarray(totals.max(axis=1)).sum())

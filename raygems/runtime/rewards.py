@@ -6,8 +6,8 @@ starts (`ResultStore.rewards`) and then from what the model actors return with e
 same rows to the store before returning). Every lookup the driver makes per round is a dictionary lookup, so a
 round costs O(queries asked) whatever the size of the store or the tree.
 
-Accuracy with the better prompt variant per task (the paper, Appendix C): each model answers every query with and
-without its own system prompt, and per task the variant with more correct answers counts.
+Accuracy is `raygems.results`'s: each task's better prompt variant counts (the book records both variants of every
+query, so the better variant is the one with more correct answers).
 """
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from raygems.tasks.prompting import PROMPT_VARIANTS
+from raygems.results import PROMPT_VARIANTS, VARIANT_ORDER, best_variant_counts
 
-#: Index of each prompt variant in the book's per-query pair.
-VARIANT_INDEX = {name: k for k, name in enumerate(PROMPT_VARIANTS)}
 _UNKNOWN = -1
+_ORDER = list(VARIANT_ORDER)
 
 
 class RewardBook:
@@ -32,9 +31,12 @@ class RewardBook:
         self.num_tasks = len(task_names)
         # arm -> {query index: [reward of variant 0, reward of variant 1]} (-1: not recorded)
         self._known: list[dict[int, list[int]]] = [{} for _ in range(num_arms)]
-        # queries already counted in an arm's total (told to the algorithm), and the per-(task, variant) sums
+        # queries already counted in an arm's total (told to the algorithm), the per-(task, variant) sums of their
+        # rewards and the per-task number of them
         self._counted: list[set[int]] = [set() for _ in range(num_arms)]
         self._sums = np.zeros((num_arms, self.num_tasks, len(PROMPT_VARIANTS)), dtype=np.int64)
+        self._answered = np.zeros((num_arms, self.num_tasks), dtype=np.int64)
+        self._totals = np.zeros(num_arms, dtype=np.int64)     # best_variant_total of each arm, as last counted
 
     # ------------------------------------------------------------------------------------------- recording
     def record(self, arm: int, query: int, variant: int, reward: int) -> None:
@@ -64,15 +66,11 @@ class RewardBook:
                 out.append(int(query))
         return out
 
-    def known_count(self, arm: int) -> int:
-        """Queries with both variants recorded for `arm`."""
-        return sum(1 for pair in self._known[arm].values() if _UNKNOWN not in pair)
-
     def count(self, arm: int, queries: Iterable[int]) -> int:
         """Add `queries` (all recorded) to the arm's total; returns how many more it answered correctly with its
         better prompt variant per task (what the algorithm is told)."""
-        before = self.best_variant_total(arm)
-        known, counted, sums = self._known[arm], self._counted[arm], self._sums[arm]
+        before = int(self._totals[arm])
+        known, counted, sums, answered = self._known[arm], self._counted[arm], self._sums[arm], self._answered[arm]
         for query in queries:
             query = int(query)
             if query in counted:
@@ -84,22 +82,31 @@ class RewardBook:
             task = self.task_of[query]
             sums[task, 0] += pair[0]
             sums[task, 1] += pair[1]
-        return self.best_variant_total(arm) - before
+            answered[task] += 1
+        self._totals[arm] = self.best_variant_total(arm)
+        return int(self._totals[arm]) - before
 
     def best_variant_total(self, arm: int) -> int:
         """Correct answers among the counted queries, with the better prompt variant per task."""
-        return int(self._sums[arm].max(axis=1).sum())
+        return int(_best_variant_counts(self._sums[arm], self._answered[arm])[0].sum())
 
     def accuracy(self, arm: int) -> tuple[int, float]:
         """(queries recorded, accuracy with the better prompt variant per task) of `arm` on every query of the
         pool it has answered."""
         sums = np.zeros((self.num_tasks, len(PROMPT_VARIANTS)), dtype=np.int64)
-        n = 0
+        answered = np.zeros(self.num_tasks, dtype=np.int64)
         for query, pair in self._known[arm].items():
             if _UNKNOWN in pair:
                 continue
-            n += 1
             task = self.task_of[query]
             sums[task, 0] += pair[0]
             sums[task, 1] += pair[1]
-        return n, (float(sums.max(axis=1).sum()) / n if n else float("nan"))
+            answered[task] += 1
+        correct, n = (int(total.sum()) for total in _best_variant_counts(sums, answered))
+        return n, (correct / n if n else float("nan"))
+
+
+def _best_variant_counts(sums: np.ndarray, answered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(correct, answers) of each task's better variant: `sums` (tasks, variants in PROMPT_VARIANTS order) of
+    queries with both variants recorded, `answered` (tasks,) their number."""
+    return best_variant_counts(sums[:, _ORDER], np.broadcast_to(answered[:, None], sums.shape))

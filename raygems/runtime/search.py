@@ -28,8 +28,9 @@ import pandas as pd
 
 from raygems.errors import UsageError
 from raygems.hub.types import ModelRecord
+from raygems.popularity import popular_base
 from raygems.runtime.driver import DriverSettings, remote_driver
-from raygems.runtime.evaluation import EvaluatorSpec
+from raygems.runtime.evaluation import MATRIX_BACKENDS, EvaluatorSpec
 from raygems.runtime.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
 from raygems.runtime.lock import RunLock
 from raygems.runtime.store import ResultStore
@@ -41,6 +42,10 @@ RUNTIME_ONLY = ("out", "address", "max_loaded", "chunk_size", "cpus_per_model", 
                 "fetch_concurrency", "fetch_ahead")
 #: Where a hub tree's checkpoints go on each node, unless --cache-dir says otherwise.
 DEFAULT_CACHE_DIR = "~/.cache/raygems/checkpoints"
+#: Settings earlier versions saved in search.json that no longer exist, with the value that left them unused: a
+#: saved search with that value is this version's search without them (`fail`: test hooks, now in
+#: `raygems.runtime.testing`).
+RETIRED_SETTINGS: dict[str, Any] = {"fail": {}}
 #: Settings that name local files or folders: saved as absolute paths, so a search resumes from any directory.
 PATH_SETTINGS = ("tree", "matrix", "models", "data_dir", "prior")
 
@@ -84,12 +89,11 @@ class SearchConfig:
     cache_limit: str | None = None             # hub trees: most bytes it may hold ("500GB"; None: 90% of free)
     fetch_concurrency: int = 2                 # hub trees: downloads at once per node
     fetch_ahead: bool = True                   # hub trees: download ahead of the slots (False: when one needs it)
-    fail: dict[str, tuple[str, str]] = field(default_factory=dict)   # replay backend: simulated failures
 
     def __post_init__(self) -> None:
         if (self.tree is None) == (self.matrix is None):
             raise ValueError("give exactly one of tree (a directory or hub id) or matrix (replay backend)")
-        if self.matrix is not None:
+        if self.matrix is not None and self.backend not in MATRIX_BACKENDS:
             self.backend = "replay"
         if self.budget < 1:
             raise ValueError(f"budget per model must be at least 1, got {self.budget}")
@@ -127,7 +131,9 @@ class SearchConfig:
         from raygems.bandits import get_method
 
         get_method(self.method)
-        if self.backend != "replay":
+        if self.backend in MATRIX_BACKENDS and self.matrix is None:
+            raise ValueError(f"backend {self.backend!r} answers from a correctness matrix: give matrix, not tree")
+        if self.backend not in MATRIX_BACKENDS:
             _check_backend(self.backend, self.backend_settings)
 
     def identity(self) -> dict[str, Any]:
@@ -141,8 +147,6 @@ class SearchConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown search setting(s) {unknown}")
-        data = dict(data)
-        data["fail"] = {k: tuple(v) for k, v in data.get("fail", {}).items()}
         return cls(**data)
 
 
@@ -226,10 +230,9 @@ def _matrix_candidates(config: SearchConfig):
     return candidates, QueryPool(frame, tasks=tuple(dict.fromkeys(tasks)), per_task=None, seed=0)
 
 
-def popular_base(candidates: list[ModelRecord]) -> int:
-    """The most-downloaded official release (is_base), or the most-downloaded model if none is flagged."""
-    flagged = [i for i, m in enumerate(candidates) if m.is_base] or list(range(len(candidates)))
-    return max(flagged, key=lambda i: (candidates[i].downloads, -i))
+def popular_base_of(candidates: list[ModelRecord]) -> int:
+    """Index of the candidates' popular base (`raygems.popularity.popular_base`)."""
+    return popular_base([m.downloads for m in candidates], [m.is_base for m in candidates])
 
 
 #: Methods that take informed starting beliefs (per-arm Beta priors) from a learned prior.
@@ -259,7 +262,7 @@ def apply_prior(config: SearchConfig, candidates: list[ModelRecord]) -> PriorDec
     scores = prior.scores(table, task)
     keep_n = max(2, int(np.ceil(config.prior_keep * len(candidates))))
     order = np.argsort(-scores, kind="stable")
-    kept_idx = set(order[:keep_n].tolist()) | {popular_base(candidates)}   # the base stays: it is the reference
+    kept_idx = set(order[:keep_n].tolist()) | {popular_base_of(candidates)}   # the base stays: it is the reference
     kept_idx = sorted(kept_idx)
     decision = PriorDecision(kept=[candidates[i] for i in kept_idx],
                              pruned=[candidates[i].model_id for i in range(len(candidates)) if i not in kept_idx],
@@ -283,6 +286,9 @@ def read_saved_search(out: str | Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(saved, dict):
         raise UsageError(f"{path}: expected the settings of a search, got {type(saved).__name__}")
+    for name, unused in RETIRED_SETTINGS.items():   # saved by an earlier raygems, with the value that meant "none"
+        if name in saved and saved[name] == unused:
+            del saved[name]
     return saved
 
 
@@ -385,7 +391,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
     import ray
 
     spec = EvaluatorSpec(backend=config.backend, settings=dict(config.backend_settings), tree=config.tree,
-                         matrix=config.matrix, fail=dict(config.fail), allow_code_execution=allow_code_execution)
+                         matrix=config.matrix, allow_code_execution=allow_code_execution)
     settings = DriverSettings(method=config.method, budget_per_model=config.budget, seed=config.seed,
                               method_options={**{k: v for k, v in config.method_options.items()
                                                  if k != "prior_strength"}, **decision.method_options},
@@ -401,7 +407,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
         waiting = {"cli_wait_s": round(time.time() - waiting_started, 2),          # this process while the
                    "cli_wait_cpu_s": round(time.process_time() - cpu_started, 2)}  # driver searched
         chosen = outcome["chosen"]
-        base = popular_base(candidates)
+        base = popular_base_of(candidates)
         final_arms = [chosen, base] if config.final_evaluation else []
         if config.exhaustive:
             final_arms = list(range(len(candidates)))
@@ -469,7 +475,8 @@ def _code_execution_allowed(config: SearchConfig, pool) -> bool:
     from raygems.tasks.sandbox import ENV_FLAG, SandboxUnavailable, available_isolation, code_execution_enabled
 
     allowed = code_execution_enabled(config.allow_code_execution)
-    needing = [task for task in pool.tasks if task_executes_code(task)] if config.backend != "replay" else []
+    generating = config.backend not in MATRIX_BACKENDS
+    needing = [task for task in pool.tasks if task_executes_code(task)] if generating else []
     if needing and not allowed:
         raise UsageError(f"task(s) {', '.join(needing)} score answers by running model-written code, which is not "
                          f"allowed here: pass --allow-code-execution (or set {ENV_FLAG}=1) to run it in a sandbox "

@@ -6,13 +6,13 @@ Layout of a store directory:
     DIR/failures/part-<time>-<id>.parquet    checkpoints that could not be downloaded, loaded or run
 
 Nothing is ever rewritten in place, so a crash (of an actor or of the driver) loses at most the write in
-flight, and never what was recorded (`raygems.runtime.files`: a full disk raises `DiskFull`, never a torn part). A key seen twice (two writers raced) keeps its first row. Open the
-results in pandas with `ResultStore(DIR).results()` or simply `pd.read_parquet(DIR / "results")`.
+flight, and never what was recorded (`raygems.runtime.files`: a full disk raises `DiskFull`, never a torn
+part). A key seen twice (two writers raced) keeps its first row. Open the results in pandas with
+`ResultStore(DIR).results()` or `raygems.results.read_results(DIR)`.
 
-Every row records the `scoring_version` of its task's scorer. Rows scored by another version than the task's
-current one (e.g. MBPP verdicts of the raygems 0.1 sandbox, which wrong programs could pass, or rows written
-before the column existed, read as version "1") are kept on disk but not served: `results()` and the driver's
-lookups skip them, so the search evaluates those pairs again.
+The schema (`KEY`, `RESULT_COLUMNS`), which rows are served (rows of an older scorer are kept on disk but not
+served: `results()` and the driver's lookups skip them, so the search evaluates those pairs again) and the one
+definition of a model's accuracy live in `raygems.results`.
 """
 from __future__ import annotations
 
@@ -26,23 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from raygems.errors import SetupError
+from raygems.results import (FAILURE_COLUMNS, KEY, PROMPT_VARIANTS, RESULT_COLUMNS, SCORE_COLUMNS, arrow_schema,
+                             read_part, read_parts, served)
 from raygems.runtime.files import atomic_write
-from raygems.tasks.prompting import PROMPT_VARIANTS as VARIANT_NAMES  # ("system", "plain")
-
-KEY = ("model_id", "revision", "query_id", "variant")
-RESULT_COLUMNS = {
-    "model_id": "string", "revision": "string", "query_id": "string", "variant": "string", "task": "string",
-    "reward": "int8", "generation": "string", "prompt_tokens": "int32", "completion_tokens": "int32",
-    "latency_s": "float64", "backend": "string", "backend_settings": "string", "pool_hash": "string",
-    "scoring_version": "string", "recorded_at": "float64",
-}
-#: What a part must hold to be read at all (the other columns may be missing: they read as missing values).
-REQUIRED_COLUMNS = ("model_id", "revision", "query_id", "variant", "task", "reward")
-#: What a row written before `scoring_version` existed counts as.
-LEGACY_SCORING_VERSION = "1"
-FAILURE_COLUMNS = {"model_id": "string", "revision": "string", "stage": "string", "reason": "string",
-                   "recorded_at": "float64"}
 
 
 @dataclass(frozen=True)
@@ -87,7 +73,7 @@ class ResultStore:
             raise ValueError("a write holds the same (model_id, revision, query_id, variant) twice")
         now = time.time()
         columns = {name: [row[name] if name != "recorded_at" else now for row in rows] for name in RESULT_COLUMNS}
-        table = pa.table(columns, schema=_arrow_schema())
+        table = pa.table(columns, schema=arrow_schema())
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         return atomic_write(self.results_dir / name, lambda tmp: pq.write_table(table, tmp))
 
@@ -126,10 +112,9 @@ class ResultStore:
             if self._cache is not None and names == self._cache_files:
                 return self._cache
             new = [p for p in parts if p.name not in self._cache_files] if self._cache is not None else parts
-            frames = ([self._cache] if self._cache is not None else []) + [_current(_read_part(p)) for p in new]
-            frame = (pd.concat(frames, ignore_index=True) if frames
+            frames = ([self._cache] if self._cache is not None else []) + [served(read_part(p)) for p in new]
+            frame = (served(pd.concat(frames, ignore_index=True)) if frames
                      else pd.DataFrame({c: pd.Series(dtype=t) for c, t in RESULT_COLUMNS.items()}))
-            frame = frame.drop_duplicates(list(KEY), keep="first").reset_index(drop=True)
             self._cache, self._cache_files = frame, names
             return frame
 
@@ -143,11 +128,10 @@ class ResultStore:
         queries: `arms` maps (model_id, revision) to an arm, `query_index` query ids to positions. Reads only the
         key and reward columns of the named `parts` (default: all), each once (what the driver loads when a
         search starts)."""
-        variant_index = {name: k for k, name in enumerate(VARIANT_NAMES)}
-        columns = ["model_id", "revision", "query_id", "variant", "task", "reward", "scoring_version"]
+        variant_index = {name: k for k, name in enumerate(PROMPT_VARIANTS)}
         paths = self._parts(self.results_dir) if parts is None else [self.results_dir / name for name in parts]
         for part in paths:
-            frame = _current(_read_part(part, columns))
+            frame = served(read_part(part, list(SCORE_COLUMNS)))
             for model, revision, query, variant, reward in zip(frame["model_id"], frame["revision"],
                                                               frame["query_id"], frame["variant"], frame["reward"]):
                 arm = arms.get((model, revision))
@@ -178,7 +162,7 @@ class ResultStore:
         parts = self._parts(self.results_dir)
         if len(parts) <= 1:
             return parts[0] if parts else None
-        every = _read_parts(parts).drop_duplicates(list(KEY), keep="first")
+        every = read_parts(parts).drop_duplicates(list(KEY), keep="first")
         table = _to_arrow(every)
         name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         path = atomic_write(self.results_dir / name, lambda tmp: pq.write_table(table, tmp))
@@ -189,76 +173,11 @@ class ResultStore:
         return path
 
 
-_ARROW_TYPES = {"string": "string", "int8": "int8", "int32": "int32", "float64": "float64"}
-
-
-def _arrow_schema():
-    """RESULT_COLUMNS as a pyarrow schema (what pandas writes for the same dtypes)."""
-    import pyarrow as pa
-
-    return pa.schema([(name, getattr(pa, _ARROW_TYPES[dtype])()) for name, dtype in RESULT_COLUMNS.items()])
-
-
 def settings_json(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
-
-
-def _read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """One result part; a part written before `scoring_version` existed gets the legacy version."""
-    import pyarrow.parquet as pq
-
-    try:
-        available = set(pq.read_schema(path).names)
-        wanted = [c for c in (columns or RESULT_COLUMNS) if c in available]
-        lacking = [c for c in REQUIRED_COLUMNS if c not in available]
-        if lacking:
-            raise ValueError(f"it lacks column(s) {lacking}")
-        frame = pq.read_table(path, columns=wanted).to_pandas()
-        if "scoring_version" not in frame.columns:
-            frame["scoring_version"] = LEGACY_SCORING_VERSION
-        for column in columns or RESULT_COLUMNS:     # an optional column this part lacks: missing values
-            if column not in frame.columns:
-                frame[column] = None
-        return frame.astype({c: t for c, t in RESULT_COLUMNS.items() if c in frame.columns})
-    except (OSError, ValueError, TypeError) as exc:   # arrow's errors derive from these
-        raise SetupError(f"{path} is not a result part raygems can read ({_first_line(exc)}); move it out of the "
-                         f"store and run again") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
-def _read_parts(parts: list[Path]) -> pd.DataFrame:
-    """Many parts at once, in order (pyarrow reads them in parallel); parts without `scoring_version` get the
-    legacy version."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    tables = []
-    for path in parts:
-        try:
-            table = pq.read_table(path)
-        except (OSError, ValueError) as exc:
-            raise SetupError(f"{path} is not a result part raygems can read ({_first_line(exc)})") from None
-        if "scoring_version" not in table.column_names:
-            table = table.append_column("scoring_version", pa.array([LEGACY_SCORING_VERSION] * len(table), pa.string()))
-        tables.append(table.select(list(RESULT_COLUMNS)).cast(_arrow_schema()))
-    return pa.concat_tables(tables).to_pandas().astype(RESULT_COLUMNS)
 
 
 def _to_arrow(frame: pd.DataFrame):
     import pyarrow as pa
 
-    return pa.Table.from_pandas(frame[list(RESULT_COLUMNS)], schema=_arrow_schema(), preserve_index=False)
-
-
-def _current(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows scored by their task's current scorer (see the module docstring)."""
-    from raygems.tasks.registry import scoring_version
-
-    current = {task: scoring_version(task) for task in frame["task"].unique()}
-    keep = frame["scoring_version"].astype(str).to_numpy() == frame["task"].map(current).astype(str).to_numpy()
-    return frame if keep.all() else frame[keep].reset_index(drop=True)
-
+    return pa.Table.from_pandas(frame[list(RESULT_COLUMNS)], schema=arrow_schema(), preserve_index=False)

@@ -23,6 +23,10 @@ INTRO = "Answer the following multiple-choice science question."
 @register_task("arc_challenge")
 class ArcChallenge(MultipleChoiceTask):
     name = "arc_challenge"
+    description = ("Grade-school science questions, multiple choice, the hard subset of "
+                   "the AI2 Reasoning Challenge.")
+    skill_family = "arc"
+    guess_rate = 0.25
     stop = (FALLBACK_TURN_STOP,)
     local_folder = "arc_challenge"
     local_files = ("ARC-Challenge-Test.jsonl",)

@@ -77,6 +77,11 @@ class Task(ABC):
     #: Recorded with every result; bump it when a change to `score` makes earlier verdicts untrustworthy: results
     #: scored by another version are not served from a result store (they are evaluated again).
     scoring_version: str = "1"
+    #: What raygems knows about the benchmark besides how to run it (`raygems.tasks.info`): what it asks, the
+    #: skill a model card must document for it, and the chance of a correct answer by guessing; None: unknown.
+    description: str | None = None
+    skill_family: str | None = None
+    guess_rate: float | None = None
 
     @abstractmethod
     def load(self) -> list[dict]:

@@ -35,6 +35,10 @@ def final_number(solution: str) -> str:
 @register_task("gsm8k")
 class GSM8K(BenchmarkTask):
     name = "gsm8k"
+    description = ("Grade-school math word problems solved with multi-step arithmetic "
+                   "reasoning; exact numeric answer.")
+    skill_family = "math"
+    guess_rate = 0.0
     max_new_tokens = 512
     stop = (FALLBACK_TURN_STOP,)
     local_folder = "gsm8k"

@@ -61,6 +61,10 @@ def mbpp_tests(query: Mapping) -> SplitTests:
 @register_task("mbpp")
 class MBPP(BenchmarkTask):
     name = "mbpp"
+    description = ("Mostly basic Python programming problems: write a function that "
+                   "passes the given unit tests.")
+    skill_family = "code"
+    guess_rate = 0.0
     executes_code = True
     scoring_version = "2"   # 2: pass/fail decided outside the program (raygems 0.1 verdicts can be gamed)
     max_new_tokens = 512

@@ -22,6 +22,10 @@ SUFFIX = "_test.csv"
 @register_task("mmlu")
 class MMLU(MultipleChoiceTask):
     name = "mmlu"
+    description = ("Multiple-choice knowledge questions across 57 academic subjects from "
+                   "elementary to professional level.")
+    skill_family = "knowledge"
+    guess_rate = 0.25
     stop = (FALLBACK_TURN_STOP,)
     local_folder = "mmlu"
     local_files = ("test/*_test.csv",)

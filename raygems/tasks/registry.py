@@ -1,7 +1,7 @@
 """The task registry: task names -> factories (a ``Task`` class or a function taking ``data_dir``).
 
 The built-in benchmarks register themselves when this registry is first asked (importing their
-modules is deferred so that ``import raygems.tasks`` stays cheap). ``raygems.tasks.toy`` (tiny
+modules is deferred so that ``import raygems.tasks`` stays cheap). ``raygems.demo.toy_tasks`` (tiny
 synthetic tasks) is imported too when it exists.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ _BUILTIN_MODULES = (
     "raygems.tasks.mbpp",
     "raygems.tasks.routerbench",
 )
-_OPTIONAL_MODULES = ("raygems.tasks.toy",)
+_OPTIONAL_MODULES = ("raygems.demo.toy_tasks",)
 _loaded = False
 
 

@@ -34,6 +34,10 @@ def winogrande_prompt(sentence: str, option1: str, option2: str) -> str:
 @register_task("winogrande")
 class Winogrande(MultipleChoiceTask):
     name = "winogrande"
+    description = ("Pronoun resolution requiring commonsense reasoning, two-option fill "
+                   "in the blank.")
+    skill_family = "commonsense"
+    guess_rate = 0.5
     stop = (FALLBACK_TURN_STOP,)
     local_folder = "winogrande"
     local_files = ("dev.jsonl", "dev-labels.lst")

@@ -7,6 +7,7 @@ import pytest
 
 from raygems.cli import main
 from raygems.replay import CorrectnessMatrix
+from raygems.tasks.registry import scoring_version
 
 TREE = pd.DataFrame({"model_id": ["org/base", "org/inst", "u/a", "u/b"], "kind": ["base", "finetune", "finetune",
                                                                                    "adapter"],
@@ -33,7 +34,9 @@ def files(tmp_path):
                                  "reward": float(q < correct + bonus)})
     store = tmp_path / "store"
     store.mkdir()
-    pd.DataFrame(rows).to_parquet(store / "results-0.parquet")
+    rows = pd.DataFrame(rows)
+    rows["scoring_version"] = rows["task"].map(scoring_version)     # scored by the tasks' current scorers
+    rows.to_parquet(store / "results-0.parquet")
     cards = tmp_path / "cards"
     (cards / "u" / "a").mkdir(parents=True)
     (cards / "u" / "a" / "README.md").write_text("---\nbase_model: org/inst\n---\n- GSM8K: 90.0\n")

@@ -120,9 +120,9 @@ def test_accuracy_from_results_keeps_the_better_variant_per_task():
     acc = accuracy_from_results(results_rows()).set_index(["model_id", "task"])
     assert acc.loc[("u/x", "math"), "accuracy"] == 0.75 and acc.loc[("u/x", "math"), "variant"] == "system"
     assert acc.loc[("u/x", "code"), "accuracy"] == 1.0 and acc.loc[("u/x", "code"), "variant"] == "plain"
-    # overall: system 3/6, plain 4/6 over all queries -> plain
-    assert acc.loc[("u/x", "overall"), "accuracy"] == pytest.approx(4 / 6)
-    assert acc.loc[("u/x", "overall"), "n_queries"] == 6
+    # overall: each task with its own better variant (math: system 3/4, code: plain 2/2), as the leaderboard counts
+    assert acc.loc[("u/x", "overall"), "accuracy"] == pytest.approx(5 / 6)
+    assert acc.loc[("u/x", "overall"), "n_queries"] == 6 and acc.loc[("u/x", "overall"), "variant"] == "mixed"
     # u/y without a tree: the revision with the most results (r2)
     assert acc.loc[("u/y", "math"), "accuracy"] == 0.0 and acc.loc[("u/y", "math"), "n_queries"] == 3
     with_tree = accuracy_from_results(results_rows(), tree=pd.DataFrame({"model_id": ["u/x", "u/y"],

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from raygems.prior import RAYGEMS_METRIC, candidates_from_tree_table, records_from_result_store
+from raygems.tasks.registry import scoring_version
 
 
 def _store_rows() -> pd.DataFrame:
@@ -15,10 +16,10 @@ def _store_rows() -> pd.DataFrame:
     rows += [("org/b", "r1", "gsm8k:0", "gsm8k", "plain", 1), ("org/b", "r1", "gsm8k:1", "gsm8k", "plain", 1)]
     # model a at an older revision, fewer queries: ignored in favour of r1
     rows += [("org/a", "r0", "gsm8k:0", "gsm8k", "plain", 0)]
-    # model c on another task; one failed row with no reward
-    rows += [("org/c", "r1", "mbpp:0", "mbpp", "system", 0), ("org/c", "r1", "mbpp:1", "mbpp", "system", 1),
-             ("org/c", "r1", "mbpp:2", "mbpp", "system", None)]
+    # model c on another task
+    rows += [("org/c", "r1", "mbpp:0", "mbpp", "system", 0), ("org/c", "r1", "mbpp:1", "mbpp", "system", 1)]
     frame = pd.DataFrame(rows, columns=["model_id", "revision", "query_id", "task", "variant", "reward"])
+    frame["scoring_version"] = frame["task"].map(scoring_version)     # scored by the tasks' current scorers
     frame["seconds"] = 0.1
     return frame
 
@@ -53,7 +54,7 @@ def test_scores_are_the_better_variant_and_metadata_comes_from_the_tree(tmp_path
     assert records.loc[("org/a", "gsm8k"), "revision"] == "r1"
     assert records.loc[("org/a", "gsm8k"), "n_queries"] == 4
     assert records.loc[("org/b", "gsm8k"), "score"] == pytest.approx(1.0)
-    assert records.loc[("org/c", "mbpp"), "score"] == pytest.approx(0.5)       # the missing reward is skipped
+    assert records.loc[("org/c", "mbpp"), "score"] == pytest.approx(0.5)
     assert (records["metric"] == RAYGEMS_METRIC).all()
     assert records.loc[("org/a", "gsm8k"), "type"] == "finetuned"
     assert records.loc[("org/b", "gsm8k"), "type"] == "merge"
@@ -65,6 +66,8 @@ def test_scores_are_the_better_variant_and_metadata_comes_from_the_tree(tmp_path
 def test_min_queries_and_dataframe_input():
     records = records_from_result_store(_store_rows(), min_queries=3)
     assert set(records["model_id"]) == {"org/a"}
+    failed = pd.concat([_store_rows(), _store_rows().iloc[[-1]].assign(query_id="mbpp:2", reward=None)])
+    assert records_from_result_store(failed).set_index(["model_id", "task"]).loc[("org/c", "mbpp"), "score"] == 0.5
     with pytest.raises(ValueError, match="min_queries"):
         records_from_result_store(_store_rows(), min_queries=0)
 

@@ -124,7 +124,7 @@ def test_popular_base_is_the_most_downloaded_flagged_model():
     table = pd.DataFrame({"model_id": list(m.model_ids), "downloads": [5, 900, 70, 1000],
                           "is_base": [True, False, True, False]})
     assert m.with_models(table).popular_base() == 2           # 1000 and 900 downloads, but not official
-    assert m.with_models(table.assign(is_base=False)).popular_base() is None
+    assert m.with_models(table.assign(is_base=False)).popular_base() == 3   # none official: the most downloaded
     assert m.popular_base() is None                           # no models table
 
 

@@ -14,6 +14,7 @@ from ray.cluster_utils import Cluster
 from raygems.runtime import DriverSettings, EvaluatorSpec, SearchConfig
 from raygems.runtime.driver import remote_driver
 from raygems.runtime.search import load_candidates
+from raygems.runtime.testing import SIMULATED_REPLAY
 
 
 def main(matrix: str, models: str, store: str) -> dict:
@@ -23,7 +24,7 @@ def main(matrix: str, models: str, store: str) -> dict:
     cluster.wait_for_nodes()
     config = SearchConfig(out=str(Path(store).parent), matrix=matrix, models=models, method="ours", budget=8, seed=4)
     candidates, pool = load_candidates(config)
-    spec = EvaluatorSpec(backend="replay", matrix=matrix, settings={"delay_s": 0.15})
+    spec = EvaluatorSpec(backend=SIMULATED_REPLAY, matrix=matrix, settings={"delay_s": 0.15})
     settings = DriverSettings(method="ours", budget_per_model=8, seed=4, max_loaded=3, cpus_per_model=0.5,
                               chunk_size=8, slot_resource="model_slot")
     driver = remote_driver().remote(candidates, pool, store, spec, settings)   # pinned to the head node

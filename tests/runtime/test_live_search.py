@@ -16,6 +16,7 @@ from raygems.replay import replay
 from raygems.runtime import DriverSettings, EvaluatorSpec, ResultStore, SearchConfig, run_search
 from raygems.runtime.driver import remote_driver
 from raygems.runtime.search import load_candidates
+from raygems.runtime.testing import SIMULATED_REPLAY
 
 from runtime_helpers import raw_result_keys, write_matrix
 
@@ -78,7 +79,8 @@ def test_broken_checkpoints_are_failed_with_their_reason(recorded, tmp_path):
     ids = tree.matrix.model_ids
     fail = {ids[3]: ("fetch", "404 Client Error: repository not found"), ids[7]: ("load", "missing tensor lm_head.weight"),
             ids[12]: ("generate", "CUDA error: device-side assert")}
-    result = run_search(config(recorded, tmp_path, fail=fail, method="sequential-halving"))
+    result = run_search(config(recorded, tmp_path, backend=SIMULATED_REPLAY, backend_settings={"fail": fail},
+                                method="sequential-halving"))
     failed = {f["model_id"]: f for f in result.summary["failed_models"]}
     assert set(failed) == set(fail)
     for model_id, (stage, reason) in fail.items():
@@ -86,7 +88,8 @@ def test_broken_checkpoints_are_failed_with_their_reason(recorded, tmp_path):
     assert result.summary["chosen_model"] not in fail
     board = result.leaderboard.set_index("model_id")
     assert (board.loc[list(fail), "status"] == "failed").all()
-    again = run_search(config(recorded, tmp_path, fail=fail, method="sequential-halving"))
+    again = run_search(config(recorded, tmp_path, backend=SIMULATED_REPLAY, backend_settings={"fail": fail},
+                               method="sequential-halving"))
     assert again.summary["queries_paid"] == 0 and len(again.summary["failed_models"]) == 3
 
 
@@ -109,7 +112,7 @@ def test_kill_9_of_a_model_actor_mid_round(recorded, tmp_path):
     tree = recorded[0]
     cfg = config(recorded, tmp_path)
     candidates, pool = load_candidates(cfg)
-    spec = EvaluatorSpec(backend="replay", matrix=cfg.matrix, settings={"delay_s": 0.15})
+    spec = EvaluatorSpec(backend=SIMULATED_REPLAY, matrix=cfg.matrix, settings={"delay_s": 0.15})
     settings = DriverSettings(method="ours", budget_per_model=8, seed=4, max_loaded=3, cpus_per_model=0.25,
                               chunk_size=8)
     driver = remote_driver().remote(candidates, pool, str(tmp_path / "store"), spec, settings)
@@ -145,7 +148,7 @@ def test_killing_the_driver_then_resume_finishes_the_search(recorded, tmp_path):
     command = [sys.executable, "-m", "raygems", "search", "--matrix", str(matrix), "--models", str(models),
                "--method", "ours", "--budget", "8", "--seed", "4", "--out", str(out), "--address", address,
                "--max-loaded", "2", "--cpus-per-model", "0.25", "--chunk-size", "8", "--no-final-evaluation",
-               "--backend-settings", json.dumps({"delay_s": 0.15}), "--quiet"]
+               "--backend", SIMULATED_REPLAY, "--backend-settings", json.dumps({"delay_s": 0.15}), "--quiet"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 180
@@ -181,7 +184,7 @@ def test_ctrl_c_exits_130_and_says_how_to_continue(recorded, tmp_path):
     command = [sys.executable, "-m", "raygems", "search", "--matrix", str(matrix), "--models", str(models),
                "--method", "ours", "--budget", "8", "--seed", "4", "--out", str(out), "--address", address,
                "--max-loaded", "2", "--cpus-per-model", "0.25", "--chunk-size", "8", "--no-final-evaluation",
-               "--backend-settings", json.dumps({"delay_s": 0.15}), "--quiet"]
+               "--backend", SIMULATED_REPLAY, "--backend-settings", json.dumps({"delay_s": 0.15}), "--quiet"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     # a new session, with SIGINT's default handling restored (a background job inherits SIG_IGN for it)
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

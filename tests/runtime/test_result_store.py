@@ -4,7 +4,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from raygems.runtime.store import KEY, Failure, ResultStore
+from raygems.results import KEY
+from raygems.runtime.store import Failure, ResultStore
 
 
 def rows(model="org/a", queries=("q1", "q2"), reward=1):

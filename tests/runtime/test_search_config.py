@@ -26,6 +26,7 @@ def recorded(tmp_path_factory):
     ({"cpus_per_model": -1}, "cpus_per_model must be >= 0"),
     ({"gpus_per_model": -0.5}, "gpus_per_model must be >= 0"),
     ({"per_task": 0}, "per_task must be at least 1"),
+    ({"backend": "simulated-replay"}, "answers from a correctness matrix"),
 ])
 def test_bad_settings_are_refused_with_the_bad_value(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -53,6 +54,22 @@ def test_resume_keeps_the_saved_search_and_takes_the_runtime_flags(recorded, tmp
     assert config.resume and config.budget == 7 and config.matrix == str(matrix)   # the saved search
     assert config.max_loaded == 5                                                  # given now
     assert config.chunk_size == 16                                                 # saved, not given
+
+
+def test_a_search_saved_with_the_retired_test_hook_resumes_as_the_same_search(recorded, tmp_path):
+    """Earlier versions saved `"fail": {}` (replay failures for tests, now raygems.runtime.testing's backend
+    settings) with every search: such a search is the same search, and a non-empty one is not resumed."""
+    _, matrix, models = recorded
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = SearchConfig(out=str(out), matrix=str(matrix), models=str(models), budget=7)
+    assert "fail" not in saved.identity()
+    (out / "search.json").write_text(json.dumps(saved.identity() | {"fail": {}}))
+    args = build_parser().parse_args(["search", "--out", str(out), "--resume", "--quiet"])
+    assert config_from_args(args).identity() == saved.identity()
+    (out / "search.json").write_text(json.dumps(saved.identity() | {"fail": {"org/a": ["load", "broken"]}}))
+    with pytest.raises(ValueError, match=r"unknown search setting\(s\) \['fail'\]"):
+        config_from_args(args)
 
 
 def test_resume_refuses_settings_that_differ_from_the_saved_search(recorded, tmp_path, capsys):

@@ -121,7 +121,7 @@ def test_a_task_listed_twice_is_refused(benchmarks_dir):
         build_query_pool(["routerbench", "gsm8k"], data_dir=benchmarks_dir)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("raygems.tasks.toy") is None, reason="raygems.tasks.toy not written")
+@pytest.mark.skipif(importlib.util.find_spec("raygems.demo.toy_tasks") is None, reason="no toy tasks")
 def test_pool_of_toy_tasks_keeps_their_extra_fields(tmp_path):
     pool = build_query_pool(["toy_arith", "toy_choice"], per_task=20, seed=0)
     loaded = QueryPool.from_parquet(pool.to_parquet(tmp_path / "toy.parquet"))

@@ -23,7 +23,7 @@ def test_list_tasks_has_the_benchmarks_and_the_composite():
     assert names == sorted(names)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("raygems.tasks.toy") is None, reason="raygems.tasks.toy not written")
+@pytest.mark.skipif(importlib.util.find_spec("raygems.demo.toy_tasks") is None, reason="no toy tasks")
 def test_toy_tasks_appear_when_their_module_exists():
     assert {"toy_arith", "toy_choice"} <= set(list_tasks())
 

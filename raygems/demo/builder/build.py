@@ -1,6 +1,6 @@
 """Training the tiny tree's weights, and writing them as the files the package ships.
 
-The models are trained on the toy tasks' training items (`raygems.tasks.toy`), one torch thread per process:
+The models are trained on the toy tasks' training items (`raygems.demo.toy_tasks`), one torch thread per process:
 one main run whose checkpoints are the quality ladder, then branches (fine-tunes and LoRA adapters of saved
 models) in a second process when there are two cores, then the models made without training (a noisy copy,
 a merge). The result is a folder of built files:
@@ -175,7 +175,7 @@ class _Trainer:
 
     def _data(self):
         from raygems.demo.builder.tokenizer import chat_text, train_tokenizer
-        from raygems.tasks.toy import generate_items, ideal_completion
+        from raygems.demo.toy_tasks import generate_items, ideal_completion
 
         n, seed = self.config.train_items_per_task, self.config.seed
         items = {"arith": generate_items("toy_arith", n, seed), "choice": generate_items("toy_choice", n, seed)}

@@ -169,6 +169,7 @@ class ToyArith(_ToyTask):
     """
 
     name = "toy_arith"
+    guess_rate = 0.0
     max_new_tokens = 24
     stop = ("\n\n",)
 
@@ -184,6 +185,7 @@ class ToyChoice(_ToyTask):
     """
 
     name = "toy_choice"
+    guess_rate = 0.25
     max_new_tokens = 8
     stop = ("\n",)
 

@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
+from raygems.demo.toy_tasks import NUM_EVAL_ITEMS, generate_items, ideal_completion
 from raygems.tasks import get_task, list_tasks
-from raygems.tasks.toy import NUM_EVAL_ITEMS, generate_items, ideal_completion
 
 
 @pytest.mark.parametrize("name", ["toy_arith", "toy_choice"])

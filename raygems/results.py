@@ -1,0 +1,253 @@
+"""Per-query results: the result store's schema, its one reader, and what a model's accuracy is.
+
+**Schema.** A result row is one answer of one model revision to one query in one prompt variant: columns
+`RESULT_COLUMNS`, key `KEY`. The live search writes them (`raygems.runtime.store.ResultStore`); the leaderboard,
+the hidden-gem report (`raygems.analysis.gems`) and the prior's records (`raygems.prior.result_store`) read them.
+
+**Served rows.** Every row records the `scoring_version` of its task's scorer. Rows scored by another version than
+the task's current one (e.g. MBPP verdicts of the raygems 0.1 sandbox, which wrong programs could pass, or rows
+written before the column existed, which count as version "1") stay on disk but are not served: no reader uses
+them, so a search evaluates those pairs again and no report counts them. A key written twice (two writers raced)
+keeps its first row. `read_results` applies both rules to whatever it reads.
+
+**Accuracy** (the paper, Appendix C: each model is evaluated with and without its own system prompt and, "given a
+task, [we] took the version with the best accuracy for it"):
+
+* on one task, a model's accuracy is that of its *better prompt variant* on the task: the variant with the higher
+  accuracy; on a tie the one with more answers, then the name first in alphabetical order ("plain" before
+  "system": a system prompt that does not help is not credited);
+* on several tasks (RouterBench_s, the leaderboard, the gem report's "overall"), each task keeps its own better
+  variant: accuracy = (correct answers of each task's better variant, added up) / (their answers, added up).
+
+`better_variant` is that rule on count arrays; the leaderboard's reward book (`raygems.runtime.rewards`) applies it
+to its running sums, `accuracy_table` to result rows.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from raygems.errors import SetupError
+from raygems.tasks.prompting import PROMPT_VARIANTS
+
+__all__ = ["FAILURE_COLUMNS", "KEY", "LEGACY_SCORING_VERSION", "PROMPT_VARIANTS", "REQUIRED_COLUMNS",
+           "RESULT_COLUMNS", "SCORE_COLUMNS", "VARIANT_ORDER", "accuracy_table", "arrow_schema",
+           "best_variant_counts", "better_variant", "one_revision_per_model", "read_part", "read_parts",
+           "read_results", "served"]
+
+#: The key of a result row: a model revision's answer to a query in one prompt variant.
+KEY = ("model_id", "revision", "query_id", "variant")
+#: Every column of a result row, with its dtype.
+RESULT_COLUMNS = {
+    "model_id": "string", "revision": "string", "query_id": "string", "variant": "string", "task": "string",
+    "reward": "int8", "generation": "string", "prompt_tokens": "int32", "completion_tokens": "int32",
+    "latency_s": "float64", "backend": "string", "backend_settings": "string", "pool_hash": "string",
+    "scoring_version": "string", "recorded_at": "float64",
+}
+#: What rows must hold to be read at all (the other columns may be missing: they read as missing values).
+REQUIRED_COLUMNS = ("model_id", "revision", "query_id", "variant", "task", "reward")
+#: What scoring needs: the required columns and the scorer's version.
+SCORE_COLUMNS = REQUIRED_COLUMNS + ("scoring_version",)
+#: What a row written before `scoring_version` existed counts as.
+LEGACY_SCORING_VERSION = "1"
+#: Positions of PROMPT_VARIANTS in alphabetical order of their names: the order `better_variant` takes them in.
+VARIANT_ORDER = tuple(sorted(range(len(PROMPT_VARIANTS)), key=lambda k: PROMPT_VARIANTS[k]))
+#: A checkpoint that could not be fetched, loaded or run (the store's failures/ parts).
+FAILURE_COLUMNS = {"model_id": "string", "revision": "string", "stage": "string", "reason": "string",
+                   "recorded_at": "float64"}
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def read_results(source: str | Path | pd.DataFrame, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """The served rows (module docstring) of `source`: a DataFrame, a search's run directory (its --out), a
+    store root (results/ and failures/), a folder of parquet files, or one parquet file. `columns`: which
+    columns to read from files besides `SCORE_COLUMNS` (default: every column of `RESULT_COLUMNS`; `()` reads
+    only what scoring needs, from files that may lack the other columns)."""
+    if isinstance(source, pd.DataFrame):
+        _check_columns(source.columns, "result rows")
+        rows = source if "scoring_version" in source else source.assign(scoring_version=LEGACY_SCORING_VERSION)
+        return served(rows)
+    wanted = list(dict.fromkeys([*SCORE_COLUMNS, *columns])) if columns is not None else list(RESULT_COLUMNS)
+    frames = [served(read_part(path, wanted)) for path in _result_files(Path(source))]
+    if not frames:       # a store nothing was written to yet
+        return pd.DataFrame({c: pd.Series(dtype=RESULT_COLUMNS[c]) for c in wanted})
+    return served(pd.concat(frames, ignore_index=True))
+
+
+def _result_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise FileNotFoundError(f"result store {str(path)!r} does not exist")
+    if path.is_dir() and (path / "store" / "results").is_dir():   # a search's run directory (its --out)
+        path = path / "store"
+    if path.is_dir() and (path / "results").is_dir():             # a store root: results/ and failures/
+        return sorted((path / "results").glob("part-*.parquet"))
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"result store {path} holds no .parquet files")
+        return files
+    return [path]
+
+
+def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """One parquet file of result rows, all of them (served or not), in the dtypes of `RESULT_COLUMNS`; a file
+    written before `scoring_version` existed gets the legacy version. SetupError names a file that is not one."""
+    import pyarrow.parquet as pq
+
+    wanted = list(columns or RESULT_COLUMNS)
+    try:
+        available = set(pq.read_schema(path).names)
+        _check_columns(available, str(path))
+        frame = pq.read_table(path, columns=[c for c in wanted if c in available]).to_pandas()
+        if "scoring_version" not in frame.columns:
+            frame["scoring_version"] = LEGACY_SCORING_VERSION
+        for column in wanted:     # an optional column this part lacks: missing values
+            if column not in frame.columns:
+                frame[column] = None
+        return frame.astype({c: t for c, t in RESULT_COLUMNS.items() if c in frame.columns})
+    except (OSError, ValueError, TypeError) as exc:   # arrow's errors derive from these
+        raise SetupError(f"{path} is not a result part raygems can read ({_first_line(exc)}); move it out of the "
+                         f"store and run again") from None
+
+
+def read_parts(paths: list[Path]) -> pd.DataFrame:
+    """Every row of many parts (served or not), in order, in one arrow read (pyarrow reads them in parallel);
+    parts without `scoring_version` get the legacy version."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    for path in paths:
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as exc:
+            raise SetupError(f"{path} is not a result part raygems can read ({_first_line(exc)})") from None
+        if "scoring_version" not in table.column_names:
+            table = table.append_column("scoring_version", pa.array([LEGACY_SCORING_VERSION] * len(table), pa.string()))
+        tables.append(table.select(list(RESULT_COLUMNS)).cast(arrow_schema()))
+    return pa.concat_tables(tables).to_pandas().astype(RESULT_COLUMNS)
+
+
+_ARROW_TYPES = {"string": "string", "int8": "int8", "int32": "int32", "float64": "float64"}
+
+
+def arrow_schema():
+    """RESULT_COLUMNS as a pyarrow schema (what pandas writes for the same dtypes)."""
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, _ARROW_TYPES[dtype])()) for name, dtype in RESULT_COLUMNS.items()])
+
+
+def served(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows a reader may use (module docstring): scored by their task's current scorer, first write of a key."""
+    from raygems.tasks.registry import scoring_version
+
+    current = {task: scoring_version(str(task)) for task in rows["task"].unique()}
+    keep = rows["scoring_version"].astype(str).to_numpy() == rows["task"].map(current).astype(str).to_numpy()
+    if not keep.all():
+        rows = rows[keep]
+    duplicated = rows.duplicated(list(KEY), keep="first")
+    if duplicated.any():
+        rows = rows[~duplicated]
+    return rows.reset_index(drop=True)
+
+
+def _check_columns(available: Iterable[str], where: str) -> None:
+    available = set(available)
+    missing = [c for c in REQUIRED_COLUMNS if c not in available]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}; have {sorted(available)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------------------------- accuracy
+def better_variant(correct: np.ndarray, answered: np.ndarray) -> np.ndarray:
+    """Index of each task's better prompt variant (module docstring): `correct` and `answered` are counts of shape
+    (..., variants), the variants in alphabetical order of their names (so that the first of tied variants is the
+    one the rule names). A variant without answers is never the better one of a task that has answers."""
+    correct, answered = np.asarray(correct), np.asarray(answered)
+    accuracy = np.divide(correct, answered, out=np.full(correct.shape, -1.0), where=answered > 0)
+    best = np.zeros(correct.shape[:-1], dtype=np.int64)
+    best_accuracy, best_answered = accuracy[..., 0], answered[..., 0]
+    for v in range(1, correct.shape[-1]):
+        better = (accuracy[..., v] > best_accuracy) | ((accuracy[..., v] == best_accuracy)
+                                                        & (answered[..., v] > best_answered))
+        best = np.where(better, v, best)
+        best_accuracy = np.where(better, accuracy[..., v], best_accuracy)
+        best_answered = np.where(better, answered[..., v], best_answered)
+    return best
+
+
+def best_variant_counts(correct: np.ndarray, answered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(correct answers, answers) of each task's better prompt variant (`better_variant`'s arrays and order)."""
+    correct, answered = np.asarray(correct), np.asarray(answered)
+    best = better_variant(correct, answered)[..., None]
+    return np.take_along_axis(correct, best, -1)[..., 0], np.take_along_axis(answered, best, -1)[..., 0]
+
+
+def accuracy_table(rows: pd.DataFrame, aggregate: str | None = None, min_queries: int = 1) -> pd.DataFrame:
+    """Per (model_id, revision, task), in the order they first appear in `rows`: the better prompt variant's
+    `accuracy`, its `correct` and `n_queries` (answers), and the `variant`. `rows`: result rows (missing rewards
+    are skipped). With `aggregate`, each model also gets a row for the task of that name: its accuracy over all its
+    tasks, each with its own better variant (`variant` is that variant when every task has the same, else
+    "mixed"). Scores from fewer than `min_queries` answers are left out (a task's: its better variant is chosen
+    among the variants with enough answers)."""
+    if min_queries < 1:
+        raise ValueError(f"min_queries must be at least 1, got {min_queries}")
+    rows = rows[["model_id", "revision", "task", "variant", "reward"]].copy()
+    rows["reward"] = pd.to_numeric(rows["reward"], errors="coerce")
+    rows = rows[rows["reward"].notna()]
+    rows["revision"] = rows["revision"].fillna("main").astype(str)
+    rows["variant"] = rows["variant"].fillna("default").astype(str)
+    rows["task"] = rows["task"].astype(str)
+    counts = (rows.groupby(["model_id", "revision", "task", "variant"], sort=False)["reward"]
+              .agg(correct="sum", answered="count"))
+    first_seen = pd.MultiIndex.from_frame(rows[["model_id", "revision", "task"]].drop_duplicates())
+    correct = counts["correct"].unstack("variant", fill_value=0).sort_index(axis=1).reindex(first_seen)
+    answered = counts["answered"].unstack("variant", fill_value=0).reindex_like(correct).fillna(0)
+    variants = np.asarray(correct.columns, dtype=object)
+    correct_v, answered_v = correct.to_numpy(dtype=np.int64), answered.to_numpy(dtype=np.int64)
+
+    def best_of(enough: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        counted = np.where(enough, answered_v, 0)
+        best = better_variant(np.where(enough, correct_v, 0), counted)[:, None]
+        return (np.take_along_axis(correct_v, best, 1)[:, 0], np.take_along_axis(counted, best, 1)[:, 0],
+                variants[best[:, 0]])
+
+    task_correct, task_answered, task_variant = best_of(answered_v >= min_queries)
+    per_task = correct.index.to_frame(index=False).assign(correct=task_correct, n_queries=task_answered,
+                                                          variant=task_variant)
+    per_task = per_task[per_task["n_queries"] > 0]
+    frames = [per_task]
+    if aggregate is not None:
+        all_correct, all_answered, all_variant = best_of(answered_v > 0)
+        everything = correct.index.to_frame(index=False).assign(correct=all_correct, n_queries=all_answered,
+                                                                variant=all_variant)
+        whole = everything.groupby(["model_id", "revision"], sort=False).agg(
+            correct=("correct", "sum"), n_queries=("n_queries", "sum"),
+            variant=("variant", lambda v: v.iloc[0] if v.nunique() == 1 else "mixed")).reset_index()
+        frames.append(whole[whole["n_queries"] >= min_queries].assign(task=aggregate))
+    table = pd.concat(frames, ignore_index=True)
+    table["accuracy"] = table["correct"] / table["n_queries"]
+    return table[["model_id", "revision", "task", "accuracy", "correct", "n_queries", "variant"]]
+
+
+def one_revision_per_model(rows: pd.DataFrame, revisions: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The rows of one revision per model: `revisions[model_id]` (the tree's) when it has rows, else the revision
+    with the most rows (the first in alphabetical order on a tie)."""
+    rows = rows.assign(revision=rows["revision"].fillna("main").astype(str))
+    counts = rows.groupby(["model_id", "revision"]).size()
+    wanted: dict[str, str] = {}
+    revisions = revisions or {}
+    for model_id, per_revision in counts.groupby(level=0):
+        per_revision = per_revision.droplevel(0)
+        preferred = revisions.get(model_id)
+        wanted[model_id] = preferred if preferred in per_revision.index else str(per_revision.idxmax())
+    return rows[rows["revision"] == rows["model_id"].map(wanted)]
