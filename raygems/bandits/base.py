@@ -75,13 +75,10 @@ class BanditAlgorithm(ABC):
     seeds: one uint64 key per repetition (`randomness.repetition_keys(seed, R)`).
     """
 
-    #: registry name, e.g. "sequential-halving"
-    name: ClassVar[str] = ""
-    #: True when the algorithm never looks at the total budget: a run to budget B passes through exactly the
-    #: states of shorter runs, so one run can be recorded at several budgets (see replay.engine).
-    anytime: ClassVar[bool] = False
-    #: True when the algorithm may spend more than B by design (the paper's literal Table 4 schedule).
-    may_overspend: ClassVar[bool] = False
+    #: True when the survivors of a round answer the same queries (one shared query order per repetition);
+    #: an option of the elimination methods may change it per instance. What else a method is (its name,
+    #: whether it is anytime, what it accepts) is its `MethodSpec` (registry.py).
+    correlated: ClassVar[bool] = False
 
     def __init__(self, num_arms: int, num_queries: int, budget_per_model: int, seeds: np.ndarray):
         if num_arms < 2:
@@ -214,6 +211,11 @@ class BanditAlgorithm(ABC):
     def means(self) -> np.ndarray:
         """Empirical accuracy per (repetition, arm); 0 for arms never pulled."""
         return self.successes / np.maximum(self.pulls, 1)
+
+    def eliminated(self) -> np.ndarray:
+        """(R, K) mask of the arms this algorithm will not ask for again (the live search frees their files
+        first); none for methods that never eliminate."""
+        return np.zeros((self.reps, self.num_arms), dtype=bool)
 
     def jitter(self) -> np.ndarray:
         """Fresh uniform jitter per (repetition, arm) for one decision (ties broken uniformly at random)."""

@@ -37,8 +37,6 @@ class IndexPolicy(BanditAlgorithm):
     costs a few passes over the (R, K) arrays.
     """
 
-    anytime: ClassVar[bool] = True
-
     def __init__(self, num_arms, num_queries, budget_per_model, seeds):
         super().__init__(num_arms, num_queries, budget_per_model, seeds)
         self.initialized = False
@@ -198,8 +196,6 @@ class IndexPolicy(BanditAlgorithm):
 class UCB(IndexPolicy):
     """UCB1 (Auer et al. 2002): mean + c * sqrt(2 ln t / n), c = 1."""
 
-    name = "ucb"
-
     def __init__(self, *args, c: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
         if c <= 0:
@@ -227,7 +223,6 @@ class UCBStdDev(IndexPolicy):
     Bernoulli rewards: the empirical variance (1/n normalisation) is s2 = mean (1 - mean).
     """
 
-    name = "ucb-stddev"
     VARIANTS = ("tuned", "ucb-v", "mean-se")
 
     def __init__(self, *args, variant: str = "tuned", c: float = 1.0, **kwargs):
@@ -303,8 +298,6 @@ class UCBE(IndexPolicy):
     Not anytime: a depends on the budget B.
     """
 
-    name = "ucb-e"
-    anytime = False
     MODES = ("adaptive", "plugin")
 
     def __init__(self, *args, mode: str = "adaptive", c: float = 1.0, gap_floor: float = 0.01, **kwargs):

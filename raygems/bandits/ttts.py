@@ -29,9 +29,6 @@ RECOMMENDATIONS = ("p-best", "posterior-mean", "eba", "most-played")
 
 
 class TopTwoThompsonSampling(BanditAlgorithm):
-    name = "ttts"
-    anytime: ClassVar[bool] = True
-
     def __init__(self, num_arms, num_queries, budget_per_model, seeds, *, beta: float = 0.5,
                  recommendation: str = "p-best", mc_samples: int = 2000, max_redraws: int = 100,
                  init_each_arm: bool = False, prior_alpha=None, prior_beta=None):
