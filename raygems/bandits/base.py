@@ -116,6 +116,11 @@ class BanditAlgorithm(ABC):
         return int(self.seeds.size)
 
     @property
+    def pending(self) -> Pulls | None:
+        """The request asked for and not yet told, if any."""
+        return self._pending
+
+    @property
     @abstractmethod
     def done(self) -> bool:
         """True when no more pulls will be asked for."""
@@ -170,6 +175,11 @@ class BanditAlgorithm(ABC):
         self._budget_low, self._budget_high = int(self.budget_used.min()), int(self.budget_used.max())
         self._pending = None
         self._update(pulls, answered)
+
+    def after_compiled_steps(self) -> None:
+        """Resynchronise what `tell()` keeps up to date after a compiled replay loop advanced the state arrays
+        in place (raygems.replay; algorithms with such a loop hand it their state and extend this)."""
+        self._budget_low, self._budget_high = int(self.budget_used.min()), int(self.budget_used.max())
 
     def _check_unique(self, pulls: Pulls) -> None:
         flat = pulls.rep * self.num_arms + pulls.arm

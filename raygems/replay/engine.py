@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from raygems.bandits import get_method, repetition_keys
 from raygems.bandits.base import BanditAlgorithm
 from raygems.errors import UsageError
-from raygems.replay.environment import MatrixEnvironment
+from raygems.replay.environment import Environment, MatrixEnvironment
 from raygems.replay.matrix import CorrectnessMatrix, MatrixError, rank_of
 
 SUMMARY_KEYS = ("method", "budget", "reps", "mean_rank", "std_rank", "mean_accuracy", "p_top1", "p_top3",
@@ -179,21 +179,15 @@ def replay_budgets(matrix: CorrectnessMatrix, method: str, budgets: Iterable[int
     return results
 
 
-def run_to_end(algo: BanditAlgorithm, env: MatrixEnvironment) -> None:
-    advance(algo, env, algo.budget)
+def run_to_end(algo: BanditAlgorithm, env: Environment) -> None:
+    """Run `algo` until it is done: by the environment's faster route where it has one (the compiled loops make
+    the same choices: tests/replay/test_fast_paths.py), then by ask/tell."""
+    env.advance(algo, algo.budget)
     while not algo.done:
         pulls = algo.ask()
         if pulls is None:
             break
         algo.tell(env.evaluate(pulls))
-
-
-def advance(algo: BanditAlgorithm, env: MatrixEnvironment, budget: int) -> bool:
-    """Take the algorithm's compiled fast path (`run_until`) to `budget` evaluations per repetition when it
-    has one that applies to `env`; returns False when it has none (the ask/tell loop then does the work).
-    The fast paths make the same choices as the ask/tell loop (tests/bandits/test_fast_paths.py)."""
-    run_until = getattr(algo, "run_until", None)
-    return bool(run_until is not None and run_until(env, budget))
 
 
 def _replay_anytime(matrix, spec, sorted_budgets, seeds, seed, exact, opts, requested, first_rep):
@@ -205,7 +199,7 @@ def _replay_anytime(matrix, spec, sorted_budgets, seeds, seed, exact, opts, requ
     pending = list(sorted_budgets)
     while pending:
         target = pending[0] * matrix.num_models
-        advance(algo, env, target)  # no-op without a fast path; else every repetition now stands at target
+        env.advance(algo, target)   # no-op without a faster route; else every repetition now stands at target
         if algo.done or np.all(algo.budget_used >= target):
             by_budget[pending[0]] = _result(matrix, spec, pending[0], seed, algo.recommend(),
                                             np.minimum(algo.budget_used, target), time.perf_counter() - start,
