@@ -82,7 +82,7 @@ class IndexPolicy(BanditAlgorithm):
         self._work = np.empty(shape)                  # scratch for index computations
         self._work2 = np.empty(shape)
         self._exhausted = False
-        self._kernel_tables: tuple[np.ndarray, np.ndarray] | None = None   # per-step scalars, up to B
+        self._step_scalars: tuple[np.ndarray, np.ndarray] | None = None   # per-step scalars, up to B
 
     @property
     def done(self) -> bool:
@@ -158,11 +158,11 @@ class IndexPolicy(BanditAlgorithm):
         kind = self.kernel_kind()
         if kind is None:
             return None
-        if self._kernel_tables is None:
+        if self._step_scalars is None:
             log_t = np.log(np.arange(self.budget + 1, dtype=np.int64) + 1.0)  # as _log_t(): log(budget_used + 1.0)
             tables = self.kernel_tables(log_t)
-            self._kernel_tables = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in tables)
-        table1, table2 = self._kernel_tables
+            self._step_scalars = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in tables)
+        table1, table2 = self._step_scalars
         if np.any(np.diff(table1) < 0) or np.any(np.diff(table2) < 0):
             return None
         return IndexKernelState(kind, self.num_queries, self.seeds, self.tie_priority, self.failed, self.pulls,
