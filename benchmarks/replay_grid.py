@@ -38,7 +38,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from raygems.bandits import get_method, kernels  # noqa: E402
+from raygems.bandits import get_method  # noqa: E402
+from raygems.compiled import HAVE_NUMBA  # noqa: E402
 from raygems.populations import PAPER_TREES, generate_tree  # noqa: E402
 from raygems.replay import replay_budgets  # noqa: E402
 
@@ -151,7 +152,7 @@ def _machine() -> dict:
         numba_version = None
     return {"cpu_model": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba_version,
-            "compiled_kernels": kernels.HAVE_NUMBA, "platform": platform.platform()}
+            "compiled_kernels": HAVE_NUMBA, "platform": platform.platform()}
 
 
 def _uptime() -> str:

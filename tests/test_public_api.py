@@ -10,6 +10,15 @@ def test_every_export_resolves():
         assert getattr(raygems, name) is not None, name
 
 
+def test_a_plug_in_author_finds_the_registries_and_the_types_they_implement():
+    for name in ("register_method", "MethodSpec", "BanditAlgorithm", "Pulls", "register_task", "Task",
+                 "register_backend", "Backend", "GenerationRequest", "Generation", "CheckpointError", "ModelPrior"):
+        assert name in raygems.__all__, name
+    from raygems.backends.base import Backend, GenerationRequest
+
+    assert raygems.Backend is Backend and raygems.GenerationRequest is GenerationRequest
+
+
 def test_import_raygems_loads_neither_ray_nor_torch():
     code = "import sys, raygems; raygems.make_algorithm; print('ray' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

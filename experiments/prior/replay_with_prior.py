@@ -39,13 +39,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from raygems.bandits import get_method  # noqa: E402
 from raygems.prior import (ModelPrior, PriorConfig, model_table, records_from_leaderboard_v1,  # noqa: E402
                            records_from_leaderboard_v2)
 from raygems.replay import CorrectnessMatrix, rank_of, replay  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-TAKES_PRIORITY = {"ours", "bayes-elim", "sequential-halving", "successive-rejects", "uniform"}
-TAKES_BELIEFS = {"bayes-elim", "ttts"}
 
 
 @dataclass(frozen=True)
@@ -119,18 +118,19 @@ def run_population(records, spec, chosen, matrix, prior, args) -> pd.DataFrame:
                  "mean_rank": float(rank_of(accuracies, np.array([top1]))[0]), "mean_accuracy": float(accuracies[top1]),
                  "p_top1": float(rank_of(accuracies, np.array([top1]))[0] == 1), "downloads": 1})
     for method in args.methods:
+        method_spec = get_method(method)
         for budget in args.budgets:
             conditions = {"none": (matrix, None, {})}
-            if method in TAKES_PRIORITY:
+            if method_spec.accepts_arm_priority:
                 conditions["priority"] = (matrix, None, {"arm_priority": scores})
             prune = f"prune{int(args.keep * 100)}"
-            if method in TAKES_BELIEFS:
-                extra = {"arm_priority": scores} if method in TAKES_PRIORITY else {}
+            if method_spec.accepts_beliefs:
+                extra = {"arm_priority": scores} if method_spec.accepts_arm_priority else {}
                 for strength, (alpha0, beta0) in beliefs.items():
                     conditions[f"beliefs@{strength:g}"] = (matrix, None, {"prior_alpha": alpha0, "prior_beta": beta0,
                                                                           **extra})
             conditions[prune] = (sub, kept, {})
-            if method in TAKES_BELIEFS:
+            if method_spec.accepts_beliefs:
                 for strength, (alpha0, beta0) in beliefs.items():
                     conditions[f"{prune}+beliefs@{strength:g}"] = (
                         sub, kept, {"prior_alpha": alpha0[kept], "prior_beta": beta0[kept]})

@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from raygems.bandits import register_method
+from raygems.bandits import list_methods, register_method
 from raygems.bandits.recommended import RecommendedSearch, plan_round
-from raygems.bandits.registry import MethodSpec, list_methods
 
 
 class StudyVariant(RecommendedSearch):
-    name = "recommended-study"
-
     def __init__(self, *args, first_round_share: float | None = None, first_round_keep: float | None = None,
                  cut_z: float | None = None, tie_slack: float = 0.0, late_budget: str = "per_round",
                  anchor_arm: int | None = None, **kwargs):
@@ -78,4 +75,5 @@ class StudyVariant(RecommendedSearch):
 
 def register() -> None:
     if "recommended-study" not in list_methods():
-        register_method(MethodSpec("recommended-study", StudyVariant, "Recommended (study variant)"))
+        register_method("recommended-study", StudyVariant, label="Recommended (study variant)",
+                        accepts_query_groups=True)

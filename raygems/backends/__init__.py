@@ -9,36 +9,31 @@ Backends are imported lazily: `import raygems.backends` needs neither torch nor 
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from raygems.backends.base import Backend, CheckpointError, Generation, GenerationRequest
+from raygems.registry import Registry
 
-#: Backend name -> "module:Class". Other packages add theirs with `register_backend`.
-_BACKENDS: dict[str, str] = {
-    "transformers": "raygems.backends.transformers_backend:TransformersBackend",
-    "vllm": "raygems.backends.vllm_backend:VLLMBackend",
-}
+#: Backend name -> class, on the shared registry; the built-in ones are lazy ("module:Class", imported when
+#: first asked for). Other packages add theirs with `register_backend`.
+BACKENDS: Registry[type[Backend]] = Registry("backend", base=Backend)
+BACKENDS.register("transformers", "raygems.backends.transformers_backend:TransformersBackend")
+BACKENDS.register("vllm", "raygems.backends.vllm_backend:VLLMBackend")
 
 
-def register_backend(name: str, target: str) -> None:
-    """Make `get_backend(name)` build the class at `target` ("package.module:ClassName")."""
-    if ":" not in target:
-        raise ValueError(f"backend target must look like 'package.module:ClassName', got {target!r}")
-    _BACKENDS[name] = target
+def register_backend(name: str, target: type[Backend] | str | None = None):
+    """Make `get_backend(name)` build `target`: a `Backend` subclass, or "package.module:ClassName" (imported
+    when first asked for). Without a target, a class decorator: `@register_backend("mine")`."""
+    return BACKENDS.register(name, target)
 
 
 def available_backends() -> list[str]:
-    return sorted(_BACKENDS)
+    return sorted(BACKENDS.names())
 
 
 def get_backend(name: str, **settings: Any) -> Backend:
     """A new, unloaded backend `name` built with `settings` (its constructor's keyword arguments)."""
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; expected one of {available_backends()}")
-    module_name, class_name = _BACKENDS[name].split(":")
-    backend_class = getattr(importlib.import_module(module_name), class_name)
-    return backend_class(**settings)
+    return BACKENDS.get(name)(**settings)
 
 
 __all__ = ["Backend", "CheckpointError", "Generation", "GenerationRequest", "available_backends",

@@ -75,13 +75,10 @@ class BanditAlgorithm(ABC):
     seeds: one uint64 key per repetition (`randomness.repetition_keys(seed, R)`).
     """
 
-    #: registry name, e.g. "sequential-halving"
-    name: ClassVar[str] = ""
-    #: True when the algorithm never looks at the total budget: a run to budget B passes through exactly the
-    #: states of shorter runs, so one run can be recorded at several budgets (see replay.engine).
-    anytime: ClassVar[bool] = False
-    #: True when the algorithm may spend more than B by design (the paper's literal Table 4 schedule).
-    may_overspend: ClassVar[bool] = False
+    #: True when the survivors of a round answer the same queries (one shared query order per repetition);
+    #: an option of the elimination methods may change it per instance. What else a method is (its name,
+    #: whether it is anytime, what it accepts) is its `MethodSpec` (registry.py).
+    correlated: ClassVar[bool] = False
 
     def __init__(self, num_arms: int, num_queries: int, budget_per_model: int, seeds: np.ndarray):
         if num_arms < 2:
@@ -117,6 +114,11 @@ class BanditAlgorithm(ABC):
     @property
     def reps(self) -> int:
         return int(self.seeds.size)
+
+    @property
+    def pending(self) -> Pulls | None:
+        """The request asked for and not yet told, if any."""
+        return self._pending
 
     @property
     @abstractmethod
@@ -174,6 +176,11 @@ class BanditAlgorithm(ABC):
         self._pending = None
         self._update(pulls, answered)
 
+    def after_compiled_steps(self) -> None:
+        """Resynchronise what `tell()` keeps up to date after a compiled replay loop advanced the state arrays
+        in place (raygems.replay; algorithms with such a loop hand it their state and extend this)."""
+        self._budget_low, self._budget_high = int(self.budget_used.min()), int(self.budget_used.max())
+
     def _check_unique(self, pulls: Pulls) -> None:
         flat = pulls.rep * self.num_arms + pulls.arm
         if _strictly_increasing(flat):  # the usual layout (np.nonzero order): unique without sorting
@@ -214,6 +221,11 @@ class BanditAlgorithm(ABC):
     def means(self) -> np.ndarray:
         """Empirical accuracy per (repetition, arm); 0 for arms never pulled."""
         return self.successes / np.maximum(self.pulls, 1)
+
+    def eliminated(self) -> np.ndarray:
+        """(R, K) mask of the arms this algorithm will not ask for again (the live search frees their files
+        first); none for methods that never eliminate."""
+        return np.zeros((self.reps, self.num_arms), dtype=bool)
 
     def jitter(self) -> np.ndarray:
         """Fresh uniform jitter per (repetition, arm) for one decision (ties broken uniformly at random)."""

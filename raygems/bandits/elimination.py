@@ -17,7 +17,7 @@ import numpy as np
 
 from raygems.bandits.base import BanditAlgorithm, Pulls, make_pulls, top_m
 from raygems.bandits.schedules import (
-    AGGRESSIVE_SCHEDULES,
+    OURS_SCHEDULES,
     Round,
     aggressive_schedule,
     karnin_schedule,
@@ -44,7 +44,6 @@ class EliminationAlgorithm(BanditAlgorithm):
         (e.g. a learned prior's ranking). Remaining ties are broken at random.
     """
 
-    correlated: ClassVar[bool] = False
     default_estimator: ClassVar[str] = "cumulative"
 
     def __init__(self, num_arms, num_queries, budget_per_model, seeds, *, estimator: str | None = None,
@@ -136,10 +135,13 @@ class EliminationAlgorithm(BanditAlgorithm):
         keys[~self.alive] = -np.inf
         return keys
 
+    def eliminated(self) -> np.ndarray:
+        return ~self.alive
+
     def recommend(self) -> np.ndarray:
         if not self.done:
-            raise RuntimeError(f"{self.name}: recommend() before the schedule finished (round {self.round} of "
-                               f"{len(self.schedule)})")
+            raise RuntimeError(f"{type(self).__name__}: recommend() before the schedule finished (round "
+                               f"{self.round} of {len(self.schedule)})")
         keys = np.where(self.alive, self.successes.astype(np.float64), -np.inf)
         # A repetition whose last survivors all failed falls back on the best arm that did not fail.
         orphaned = ~np.isfinite(keys).any(axis=1)
@@ -150,16 +152,12 @@ class EliminationAlgorithm(BanditAlgorithm):
 class Uniform(EliminationAlgorithm):
     """Every arm answers N queries (independently sampled); the empirical best is returned."""
 
-    name = "uniform"
-
     def make_schedule(self):
         return uniform_schedule(self.num_arms, self.budget_per_model, self.num_queries)
 
 
 class SuccessiveRejects(EliminationAlgorithm):
     """Audibert & Bubeck (2010): K-1 phases, dropping the empirically worst arm after each (spec 5)."""
-
-    name = "successive-rejects"
 
     def __init__(self, *args, spend_remainder: bool = False, **kwargs):
         self.spend_remainder = spend_remainder
@@ -173,7 +171,6 @@ class SuccessiveRejects(EliminationAlgorithm):
 class SequentialHalving(EliminationAlgorithm):
     """Karnin et al. (2013): ceil(log2 K) rounds, keep the better half by this round's mean (spec 6)."""
 
-    name = "sequential-halving"
     default_estimator = "per_round"
 
     def __init__(self, *args, carry_over: bool = False, **kwargs):
@@ -192,7 +189,6 @@ class BayesElim(SequentialHalving):
     `prior_beta`, e.g. from a learned model prior) are where it differs.
     """
 
-    name = "bayes-elim"
     default_estimator = "cumulative"
 
 
@@ -204,23 +200,17 @@ class AggressiveElimination(EliminationAlgorithm):
     (0.6) and keep_after_first (100) for rule A; carry_over for "karnin".
     """
 
-    name = "ours"
     correlated = True
 
     def __init__(self, *args, schedule: str = "rule_a", first_round_fraction: float = 0.6,
                  keep_after_first: int = 100, carry_over: bool = False, **kwargs):
-        valid = AGGRESSIVE_SCHEDULES + ("karnin",)
-        if schedule not in valid:
-            raise ValueError(f"schedule must be one of {valid}, got {schedule!r}")
+        if schedule not in OURS_SCHEDULES:
+            raise ValueError(f"schedule must be one of {OURS_SCHEDULES}, got {schedule!r}")
         self.schedule_name = schedule
         self.first_round_fraction = first_round_fraction
         self.keep_after_first = keep_after_first
         self.carry_over = carry_over
         super().__init__(*args, **kwargs)
-
-    @property
-    def may_overspend(self) -> bool:  # type: ignore[override]
-        return self.schedule_name == "table4_literal"
 
     def make_schedule(self):
         k, n, q = self.num_arms, self.budget_per_model, self.num_queries
@@ -237,8 +227,6 @@ class AggressiveElimination(EliminationAlgorithm):
 class OursSHSchedule(AggressiveElimination):
     """Ablation: correlated sampling with Karnin's schedule, cumulative counts (spec 9.5)."""
 
-    name = "ours-sh-schedule"
-
     def __init__(self, *args, schedule: str = "karnin", **kwargs):
         super().__init__(*args, schedule=schedule, **kwargs)
 
@@ -246,5 +234,4 @@ class OursSHSchedule(AggressiveElimination):
 class OursNoCorrelation(AggressiveElimination):
     """Ablation: the aggressive schedule with independent per-arm sampling (spec 9.5)."""
 
-    name = "ours-no-corr"
     correlated = False

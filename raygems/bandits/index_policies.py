@@ -9,25 +9,56 @@ Ties in the per-step argmax are broken by a random priority per (repetition, arm
 instead of a fresh draw per step (a fresh (R, K) draw per step would dominate the cost). Ties matter at
 the start, when many arms share (n, S); each arm is equally likely to come first.
 
-Replays: `run_until(env, budget)` advances all repetitions to a budget in one compiled call
-(`kernels.run_index_policy`, when numba is installed) against the in-process fast `MatrixEnvironment`. It
-makes exactly the choices of the ask/tell loop (same expressions, same order, same reward draws); the replay
-engine uses it when it applies and the ask/tell loop otherwise.
+Replays: a compiled loop (`raygems.replay.kernels`, when numba is installed) advances all repetitions to a
+budget in one call, making exactly the choices of the ask/tell loop (same expressions, same order). The policy
+hands it its state (`kernel_state()`: arrays it updates in place, per-step scalars computed here by numpy) and
+resynchronises afterwards (`after_compiled_steps()`); it never sees the environment.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from raygems.bandits import kernels
 from raygems.bandits.base import BanditAlgorithm, Pulls
 from raygems.bandits.randomness import STREAM_PRIORITY, STREAM_TIEBREAK, uniform
 from raygems.bandits.schedules import successive_rejects_schedule
 
 _TIE_SCALE = 1e-10
-#: counters of the compiled path, process-wide: steps, exact index evaluations, bound-tree rebuilds
-KERNEL_STATS = np.zeros(3, dtype=np.int64)
+
+# Kinds of index a compiled loop computes (`kernel_kind()`), with the per-step scalars T1, T2 (`kernel_tables`).
+KIND_UCB = 0          # sqrt_inv_n * T1 + base                       (T1 = c sqrt(2 ln t))
+KIND_TUNED = 1        # sqrt(min(sqrt_inv_n*T1 + var, 1/4) * inv_n) * T2 + base  (T1 = sqrt(2 ln t), T2 = sqrt(ln t))
+KIND_UCB_V = 2        # sqrt(var * inv_n) * T1 + inv_n * T2 + base   (T1 = sqrt(2 ln t), T2 = 3 ln t)
+KIND_MEAN_SE = 3      # sqrt(var * inv_n) * T1 + base                (T1 = c sqrt(2 ln t))
+KIND_UCB_E = 4        # base + sqrt(a) * sqrt_inv_n, a fixed within a phase
+
+
+@dataclass(frozen=True)
+class IndexKernelState:
+    """An index policy's state as a compiled replay loop advances it (`raygems.replay.kernels`): the policy's own
+    arrays (updated in place), its constants, and the per-step scalars `table1[t]`, `table2[t]` at
+    budget_used == t. `ucbe` is UCB-E's phase state (phase ends, phase, exploration, index, c, budget, gap floor,
+    plug-in mode); placeholders for the other kinds."""
+
+    kind: int
+    num_queries: int
+    seeds: np.ndarray
+    tie_priority: np.ndarray
+    failed: np.ndarray
+    pulls: np.ndarray
+    successes: np.ndarray
+    budget_used: np.ndarray
+    mean: np.ndarray
+    base: np.ndarray
+    inv_n: np.ndarray
+    sqrt_inv_n: np.ndarray
+    variance: np.ndarray
+    table1: np.ndarray
+    table2: np.ndarray
+    ucbe: tuple
+    epoch_div: int
 
 
 class IndexPolicy(BanditAlgorithm):
@@ -36,8 +67,6 @@ class IndexPolicy(BanditAlgorithm):
     Per-arm quantities are cached in float arrays and refreshed only for the arms just pulled, so a step
     costs a few passes over the (R, K) arrays.
     """
-
-    anytime: ClassVar[bool] = True
 
     def __init__(self, num_arms, num_queries, budget_per_model, seeds):
         super().__init__(num_arms, num_queries, budget_per_model, seeds)
@@ -53,6 +82,7 @@ class IndexPolicy(BanditAlgorithm):
         self._work = np.empty(shape)                  # scratch for index computations
         self._work2 = np.empty(shape)
         self._exhausted = False
+        self._step_scalars: tuple[np.ndarray, np.ndarray] | None = None   # per-step scalars, up to B
 
     @property
     def done(self) -> bool:
@@ -113,7 +143,7 @@ class IndexPolicy(BanditAlgorithm):
     KERNEL_EPOCH_DIV: ClassVar[int] = 512
 
     def kernel_kind(self) -> int | None:
-        """The kernels.KIND_* of this policy, or None when the compiled path does not cover it."""
+        """The KIND_* of this policy, or None when the compiled path does not cover it."""
         return None
 
     def kernel_tables(self, log_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,45 +151,29 @@ class IndexPolicy(BanditAlgorithm):
         `index()` computes them from `_log_t()`."""
         return np.zeros_like(log_t), np.zeros_like(log_t)
 
-    def run_until(self, env, budget: int) -> bool:
-        """Advance every repetition until it has used `budget` evaluations (or has nothing left to pull),
-        answering pulls from `env`, in one compiled call. Identical to the ask/tell loop with `env`.
-
-        Returns False, having done nothing, when the fast path does not apply (numba missing, an exact or
-        foreign environment, a pending ask, an option the kernel does not cover); the caller then uses the
-        ask/tell loop.
-        """
+    def kernel_state(self) -> IndexKernelState | None:
+        """The state a compiled replay loop advances in place, or None when no loop covers this policy as
+        configured (a kind without a kernel, or per-step scalars that do not grow with t: the kernel's bound
+        argument needs them to)."""
         kind = self.kernel_kind()
-        if (kind is None or not kernels.HAVE_NUMBA or self._pending is not None
-                or not kernels.is_fast_matrix_environment(env, self)):
-            return False
-        budget = min(int(budget), self.budget)
-        if not self.initialized:
-            if self.done:
-                return True
-            pulls = self.ask()
-            self.tell(env.evaluate(pulls))
-        if self._budget_low >= budget:
-            return True
-        size = self.budget + 1
-        tables = getattr(self, "_kernel_cache", None)
-        if tables is None or tables[0].shape[0] < size:
-            log_t = np.log(np.arange(size, dtype=np.int64) + 1.0)  # as _log_t(): log(budget_used + 1.0)
-            table1, table2 = (np.ascontiguousarray(x, dtype=np.float64) for x in self.kernel_tables(log_t))
-            if np.any(np.diff(table1) < 0) or np.any(np.diff(table2) < 0):
-                return False  # the bound argument needs scalars that grow with t
-            self._kernel_cache = tables = (table1, table2)
-        before = int(self.budget_used.sum())
-        exhausted = kernels.run_index_policy(
-            kind, budget, self.num_queries, self.seeds, self.tie_priority, env.correct_total, self.failed,
-            self.pulls, self.successes, self.budget_used, env.correct_seen,
-            self._mean, self._base, self._inv_n, self._sqrt_inv_n, self._kernel_variance(), tables[0], tables[1],
-            *self._kernel_ucbe_arguments(), self.KERNEL_EPOCH_DIV, KERNEL_STATS)
-        env.evaluations += int(self.budget_used.sum()) - before
-        self._exhausted = self._exhausted or bool(exhausted)
-        self._budget_low, self._budget_high = int(self.budget_used.min()), int(self.budget_used.max())
+        if kind is None:
+            return None
+        if self._step_scalars is None:
+            log_t = np.log(np.arange(self.budget + 1, dtype=np.int64) + 1.0)  # as _log_t(): log(budget_used + 1.0)
+            tables = self.kernel_tables(log_t)
+            self._step_scalars = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in tables)
+        table1, table2 = self._step_scalars
+        if np.any(np.diff(table1) < 0) or np.any(np.diff(table2) < 0):
+            return None
+        return IndexKernelState(kind, self.num_queries, self.seeds, self.tie_priority, self.failed, self.pulls,
+                                self.successes, self.budget_used, self._mean, self._base, self._inv_n,
+                                self._sqrt_inv_n, self._kernel_variance(), table1, table2,
+                                self._kernel_ucbe_arguments(), self.KERNEL_EPOCH_DIV)
+
+    def after_compiled_steps(self) -> None:
+        super().after_compiled_steps()
+        self._exhausted = bool((self.pulls >= self.num_queries).any())
         self._after_kernel()
-        return True
 
     def _kernel_variance(self) -> np.ndarray:
         return self._work  # unused by kinds without a variance term
@@ -198,8 +212,6 @@ class IndexPolicy(BanditAlgorithm):
 class UCB(IndexPolicy):
     """UCB1 (Auer et al. 2002): mean + c * sqrt(2 ln t / n), c = 1."""
 
-    name = "ucb"
-
     def __init__(self, *args, c: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
         if c <= 0:
@@ -212,7 +224,7 @@ class UCB(IndexPolicy):
         return np.add(out, self._base, out=out)
 
     def kernel_kind(self) -> int | None:
-        return kernels.KIND_UCB
+        return KIND_UCB
 
     def kernel_tables(self, log_t):
         return self.c * np.sqrt(2.0 * log_t), np.zeros_like(log_t)
@@ -227,7 +239,6 @@ class UCBStdDev(IndexPolicy):
     Bernoulli rewards: the empirical variance (1/n normalisation) is s2 = mean (1 - mean).
     """
 
-    name = "ucb-stddev"
     VARIANTS = ("tuned", "ucb-v", "mean-se")
 
     def __init__(self, *args, variant: str = "tuned", c: float = 1.0, **kwargs):
@@ -253,10 +264,10 @@ class UCBStdDev(IndexPolicy):
 
     def kernel_kind(self) -> int | None:
         if self.variant == "tuned":
-            return kernels.KIND_TUNED
+            return KIND_TUNED
         if self.variant == "ucb-v":
-            return kernels.KIND_UCB_V
-        return kernels.KIND_MEAN_SE if self.c > 0 else None
+            return KIND_UCB_V
+        return KIND_MEAN_SE if self.c > 0 else None
 
     def kernel_tables(self, log_t):
         if self.variant == "tuned":
@@ -303,8 +314,6 @@ class UCBE(IndexPolicy):
     Not anytime: a depends on the budget B.
     """
 
-    name = "ucb-e"
-    anytime = False
     MODES = ("adaptive", "plugin")
 
     def __init__(self, *args, mode: str = "adaptive", c: float = 1.0, gap_floor: float = 0.01, **kwargs):
@@ -343,7 +352,7 @@ class UCBE(IndexPolicy):
 
     def _plugin_hardness(self) -> np.ndarray:
         """Hhat_1 = sum_i 1 / D_i^2 per repetition (failed arms left out), summed in arm order like the
-        compiled kernel (`kernels._ucbe_plugin_hardness`), so both give the same bits."""
+        compiled kernel (`raygems.replay.kernels._ucbe_plugin_hardness`), so both give the same bits."""
         means = np.where(self.failed, -np.inf, self.means)
         top2 = np.sort(means, axis=1)[:, -2:]
         best, runner_up = top2[:, 1:], top2[:, :1]
@@ -398,7 +407,7 @@ class UCBE(IndexPolicy):
         return self._index
 
     def kernel_kind(self) -> int | None:
-        return kernels.KIND_UCB_E
+        return KIND_UCB_E
 
     def _kernel_ucbe_arguments(self) -> tuple:
         return (self.phase_ends, self.phase, self.exploration, self._index, self.c, self.budget, self.gap_floor,

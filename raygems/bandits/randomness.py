@@ -7,11 +7,14 @@ from the same repetition run alone, and the live search (R = 1) could not reprod
 checkpoint: the same (key, stream, counters) always gives the same number.
 
 The hash is the splitmix64 output function, a strong 64-bit mixer, applied to the repetition key plus a
-linear combination of the counters with large odd constants.
+linear combination of the counters with large odd constants. Compiled code (the TTTS sampler, the replay's
+loops) hashes one value at a time with `mix64_scalar`, the compiled twin of `mix64`.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from raygems.compiled import jit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -41,6 +44,17 @@ def mix64(x: np.ndarray) -> np.ndarray:
     if x.ndim == 0:
         return _mix_inplace(x.reshape(1))[0]
     return _mix_inplace(x)
+
+
+@jit
+def mix64_scalar(x):
+    """`mix64` of one uint64 (the same operations as `_mix_inplace`), for compiled code."""
+    x = x ^ (x >> _S30)
+    x = x * _MIX1
+    x = x ^ (x >> _S27)
+    x = x * _MIX2
+    x = x ^ (x >> _S31)
+    return x
 
 
 def _mix_inplace(x: np.ndarray) -> np.ndarray:

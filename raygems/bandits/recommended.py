@@ -161,10 +161,7 @@ class RecommendedSearch(BanditAlgorithm):
     query_groups: one label per query (e.g. its task), used when `stratify` is on.
     """
 
-    name: ClassVar[str] = "recommended"
     correlated: ClassVar[bool] = True
-    #: the replay engine passes `query_groups=matrix.tasks` to methods that say so
-    uses_query_groups: ClassVar[bool] = True
 
     def __init__(self, num_arms, num_queries, budget_per_model, seeds, *, eta: float = 2.0,
                  late_eta: float | None = 1.3, late_survivors: int = 32, stratify: bool = False,
@@ -216,9 +213,12 @@ class RecommendedSearch(BanditAlgorithm):
         self.round += 1
         self._prepare_round()
 
+    def eliminated(self) -> np.ndarray:
+        return ~self.alive
+
     def recommend(self) -> np.ndarray:
         if not self.done:
-            raise RuntimeError(f"{self.name}: recommend() before the search finished")
+            raise RuntimeError(f"{type(self).__name__}: recommend() before the search finished")
         keys = self._keys(1)
         orphaned = ~np.isfinite(keys).any(axis=1)
         if orphaned.any():   # every survivor failed: the best arm that did not fail

@@ -17,13 +17,11 @@ class _NoPulls(BanditAlgorithm):
         return None
 
     def _update(self, pulls, successes) -> None:  # pragma: no cover - never asked
-        raise RuntimeError(f"{self.name} asks for no evaluations")
+        raise RuntimeError(f"{type(self).__name__} asks for no evaluations")
 
 
 class RandomSelection(_NoPulls):
     """A model chosen uniformly at random (mean rank about (K + 1) / 2)."""
-
-    name = "random"
 
     def recommend(self) -> np.ndarray:
         u = uniform(self.seeds, STREAM_CHOICE, 0)
@@ -36,8 +34,6 @@ class BestBase(_NoPulls):
 
     Options: downloads (K,), is_base (K,) bool.
     """
-
-    name = "best-base"
 
     def __init__(self, num_arms, num_queries, budget_per_model, seeds, *, downloads=None, is_base=None):
         super().__init__(num_arms, num_queries, budget_per_model, seeds)

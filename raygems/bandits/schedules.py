@@ -31,6 +31,10 @@ TABLE4 = {
 TABLE4_SURVIVORS = (100, 50, 25, 12)
 
 AGGRESSIVE_SCHEDULES = ("rule_a", "rule_b", "table4_literal")
+#: The `schedule` values of the paper's method and its ablations: the aggressive schedules and Karnin's.
+OURS_SCHEDULES = (*AGGRESSIVE_SCHEDULES, "karnin")
+#: Schedules that may spend more than the budget B by design (the literal Table 4 overspends on small trees).
+OVERSPENDING_SCHEDULES = ("table4_literal",)
 
 
 def _validate(num_arms: int, budget_per_model: int, num_queries: int) -> None:

@@ -10,28 +10,47 @@ the highest 1e-6 lower quantile); others have P(best) < 1e-6. Flags: "posterior-
 
 Posterior draws (`ttts_sampler.py`): each decision's argmax draws are exact in distribution but only touch
 the arms that can be the argmax, with counter-based randomness (a repetition makes the same choices whether
-it runs alone or among R = 100, through ask/tell or through `run_until`). Compiled with numba when it is
-installed; the same functions run as plain Python otherwise. `tests/bandits/ttts_reference.py` keeps the straightforward
+it runs alone or among R = 100, through ask/tell or through the replay's compiled loop, `raygems.replay.ttts_loop`,
+which takes the state from `kernel_state()`). Compiled with numba when it is installed; the same functions run
+as plain Python otherwise. `tests/bandits/ttts_reference.py` keeps the straightforward
 sampler (a full draw of all K posteriors per draw) that tests compare against.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from scipy.special import betaincinv
 
-from raygems.bandits import kernels, ttts_sampler
+from raygems.bandits import ttts_sampler
 from raygems.bandits.base import BanditAlgorithm, Pulls
 from raygems.bandits.randomness import STREAM_TIEBREAK, uniform
+from raygems.compiled import HAVE_NUMBA
 
 RECOMMENDATIONS = ("p-best", "posterior-mean", "eba", "most-played")
 
 
-class TopTwoThompsonSampling(BanditAlgorithm):
-    name = "ttts"
-    anytime: ClassVar[bool] = True
+@dataclass(frozen=True)
+class TTTSKernelState:
+    """TTTS's state as a compiled replay loop advances it (`raygems.replay.ttts_loop`): its counts, decision
+    numbers and priors (updated in place) and the arguments of its sampler (`ttts_sampler.choose`: posterior
+    parameters, pullable arms, thresholds, tail sums, `min_spacing`, the statistics counters)."""
 
+    num_queries: int
+    seeds: np.ndarray
+    beta: float
+    max_redraws: int
+    pulls: np.ndarray
+    successes: np.ndarray
+    budget_used: np.ndarray
+    decisions_made: np.ndarray
+    prior_alpha: np.ndarray
+    prior_beta: np.ndarray
+    sampler: tuple
+
+
+class TopTwoThompsonSampling(BanditAlgorithm):
     def __init__(self, num_arms, num_queries, budget_per_model, seeds, *, beta: float = 0.5,
                  recommendation: str = "p-best", mc_samples: int = 2000, max_redraws: int = 100,
                  init_each_arm: bool = False, prior_alpha=None, prior_beta=None):
@@ -142,34 +161,19 @@ class TopTwoThompsonSampling(BanditAlgorithm):
 
     @staticmethod
     def _call(fn, *args):
-        if ttts_sampler.HAVE_NUMBA:
+        if HAVE_NUMBA:
             return fn(*args)
         with np.errstate(over="ignore"):  # plain-Python uint64 hashing wraps around, as compiled code does
             return fn(*args)
 
-    def run_until(self, env, budget: int) -> bool:
-        """Advance every repetition until it has used `budget` evaluations, answering from the fast
-        in-process `MatrixEnvironment`, in one compiled call: the same decisions and rewards as the ask/tell
-        loop with that environment. Returns False (doing nothing) where it does not apply."""
-        if (not ttts_sampler.HAVE_NUMBA or self._pending is not None or self._any_failed
-                or not kernels.is_fast_matrix_environment(env, self)):
-            return False
-        budget = min(int(budget), self.budget)
-        if not self.initialized:
-            if self.done:
-                return True
-            self.tell(env.evaluate(self.ask()))
-        if self._budget_low >= budget:
-            return True
-        sampler = self._sampler_state()
-        before = int(self.budget_used.sum())
-        ttts_sampler.run_until(
-            budget, self.num_queries, self.seeds, self.beta, self.max_redraws, env.correct_total, env.correct_seen,
-            self.pulls, self.successes, self.budget_used, self.decisions_made, self.prior_alpha, self.prior_beta,
-            *self._sampler_arguments(sampler))
-        env.evaluations += int(self.budget_used.sum()) - before
-        self._budget_low, self._budget_high = int(self.budget_used.min()), int(self.budget_used.max())
-        return True
+    def kernel_state(self) -> TTTSKernelState | None:
+        """The state a compiled replay loop advances in place; None once an arm has failed (the loop does not
+        handle failed arms)."""
+        if self._any_failed:
+            return None
+        return TTTSKernelState(self.num_queries, self.seeds, self.beta, self.max_redraws, self.pulls, self.successes,
+                               self.budget_used, self.decisions_made, self.prior_alpha, self.prior_beta,
+                               self._sampler_arguments(self._sampler_state()))
 
     def mark_failed(self, failed) -> None:
         super().mark_failed(failed)

@@ -31,8 +31,8 @@ import math
 
 import numpy as np
 
-from raygems.bandits.kernels import HAVE_NUMBA, _jit, fast_reward_uniform, mix64_scalar  # noqa: F401 (ttts.py reads ttts_sampler.HAVE_NUMBA)
-from raygems.bandits.randomness import _COUNTER_WEIGHTS, STREAM_POSTERIOR, _stream_offset
+from raygems.bandits.randomness import _COUNTER_WEIGHTS, STREAM_POSTERIOR, _stream_offset, mix64_scalar
+from raygems.compiled import jit
 
 _U64 = np.uint64
 _W0 = _COUNTER_WEIGHTS[0]
@@ -55,7 +55,7 @@ BLOCK = 32
 
 
 
-@_jit
+@jit
 def _lgamma(x):
     """log Gamma(x) for x >= 0.5 (Lanczos, g = 7; relative error ~1e-15). Written out so that the compiled
     and the plain-Python paths compute the same value."""
@@ -73,27 +73,27 @@ def _lgamma(x):
     return 0.91893853320467274 + (x + 0.5) * math.log(t) - t + math.log(s)
 
 
-@_jit
+@jit
 def _seed(key, step, draw):
     """hash(key, STREAM_POSTERIOR, step, draw), the seed of one draw's variate sequence."""
     return mix64_scalar(key + (_POSTERIOR_OFFSET + _U64(step) * _W0 + _U64(draw) * _W1))
 
 
-@_jit
+@jit
 def _uniform(state):
     """Next uniform in (0, 1) of the sequence whose counter is state[0] (splitmix64)."""
     state[0] += _GOLDEN
     return (float(mix64_scalar(state[0]) >> _S11) + 0.5) * _TO_UNIT
 
 
-@_jit
+@jit
 def _normal(state):
     u1 = _uniform(state)
     u2 = _uniform(state)
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586 * u2)
 
 
-@_jit
+@jit
 def _gamma_at_least_one(a, state):
     """Gamma(a, 1) for a >= 1 (Marsaglia & Tsang 2000)."""
     d = a - 1.0 / 3.0
@@ -111,7 +111,7 @@ def _gamma_at_least_one(a, state):
             return d * v
 
 
-@_jit
+@jit
 def _gamma(a, state):
     if a >= 1.0:
         return _gamma_at_least_one(a, state)
@@ -119,7 +119,7 @@ def _gamma(a, state):
     return g * _uniform(state) ** (1.0 / a)
 
 
-@_jit
+@jit
 def _beta(a, b, state):
     """One Beta(a, b) variate, as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b)."""
     while True:
@@ -129,13 +129,13 @@ def _beta(a, b, state):
             return x / (x + y)
 
 
-@_jit
+@jit
 def _slope(a, b, tau):
     """d/dx log f at tau for Beta(a, b)."""
     return (a - 1.0) / tau - (b - 1.0) / (1.0 - tau)
 
 
-@_jit
+@jit
 def _envelope_mass(a, b, tau):
     """Mass of the tangent envelope of Beta(a, b)'s density over (tau, 1); +inf when not log-concave."""
     if a < 1.0 or b < 1.0 or not (0.0 < tau < 1.0):
@@ -159,7 +159,7 @@ def _envelope_mass(a, b, tau):
     return math.exp(log_f + log_z)
 
 
-@_jit
+@jit
 def _propose_above(a, b, tau, state):
     """One proposal from the envelope on (tau, 1), kept with probability f / envelope; -1.0 if rejected."""
     w = 1.0 - tau
@@ -185,7 +185,7 @@ def _propose_above(a, b, tau, state):
     return -1.0
 
 
-@_jit
+@jit
 def _below(a, b, tau, state):
     """theta ~ Beta(a, b) given theta <= tau (rejection; the callers' arms accept with probability >= 1/2)."""
     while True:
@@ -195,7 +195,7 @@ def _below(a, b, tau, state):
 
 
 # ------------------------------------------------------------------------------------- per-repetition state
-@_jit
+@jit
 def _refresh_arm(r, i, alpha, beta, usable, tau, mass, hazard, is_tail, block_hazard, block_mass):
     """Recompute arm i's envelope mass, hazard and tail membership and its block's sums (fixed order, so
     the values are a function of (alpha, beta, tau) alone). Returns True when its membership changed."""
@@ -224,7 +224,7 @@ def _refresh_arm(r, i, alpha, beta, usable, tau, mass, hazard, is_tail, block_ha
     return was_tail != tail
 
 
-@_jit
+@jit
 def _rebuild_full_list(r, usable, is_tail, full_list, full_count):
     c = 0
     for i in range(usable.shape[1]):
@@ -234,7 +234,7 @@ def _rebuild_full_list(r, usable, is_tail, full_list, full_count):
     full_count[r] = c
 
 
-@_jit
+@jit
 def _rebuild_rep(r, alpha, beta, usable, tau, mass, hazard, is_tail, block_hazard, block_mass, full_list,
                  full_count):
     for i in range(alpha.shape[1]):
@@ -242,7 +242,7 @@ def _rebuild_rep(r, alpha, beta, usable, tau, mass, hazard, is_tail, block_hazar
     _rebuild_full_list(r, usable, is_tail, full_list, full_count)
 
 
-@_jit
+@jit
 def _expected_work(r, block_mass, full_count):
     total = 0.0
     for blk in range(block_mass.shape[1]):
@@ -250,7 +250,7 @@ def _expected_work(r, block_mass, full_count):
     return total + full_count[r]
 
 
-@_jit
+@jit
 def _refresh_threshold(r, key, step, alpha, beta, usable, tau, mass, hazard, is_tail, block_hazard,
                        block_mass, full_list, full_count, values):
     """tau := the TARGET_RANK-th largest value of a fresh full draw; then rebuild the repetition's state."""
@@ -270,7 +270,7 @@ def _refresh_threshold(r, key, step, alpha, beta, usable, tau, mass, hazard, is_
                  full_count)
 
 
-@_jit
+@jit
 def _note(i, x, exclude, r, pullable, best, best_arm, best_s, best_s_arm):
     """Fold value x of arm i into the running argmaxes (first index among equal values, like np.argmax)."""
     if x > best or (x == best and i < best_arm):
@@ -280,7 +280,7 @@ def _note(i, x, exclude, r, pullable, best, best_arm, best_s, best_s_arm):
     return best, best_arm, best_s, best_s_arm
 
 
-@_jit
+@jit
 def _argmax_draw(r, key, step, draw, exclude, alpha, beta, pullable, tau, hazard, block_hazard, is_tail,
                  full_list, full_count, have, touched, stats):
     """Argmax of one joint posterior draw over the usable arms; and, when exclude >= 0, the argmax of the
@@ -346,7 +346,7 @@ def _argmax_draw(r, key, step, draw, exclude, alpha, beta, pullable, tau, hazard
     return best_arm, best_s_arm
 
 
-@_jit
+@jit
 def choose(r, key, step, beta_tt, max_redraws, alpha, beta, usable, pullable, tau, refreshed_at, mass, hazard,
            is_tail, block_hazard, block_mass, full_list, full_count, have, touched, values, min_spacing, stats):
     """One TTTS decision for repetition r at its decision number `step`: the arm to pull, or -1 if none."""
@@ -380,7 +380,7 @@ def choose(r, key, step, beta_tt, max_redraws, alpha, beta, usable, pullable, ta
     return leader if pullable[r, leader] else -1
 
 
-@_jit
+@jit
 def after_pull(r, arm, alpha, beta, usable, tau, mass, hazard, is_tail, block_hazard, block_mass, full_list,
                full_count):
     """Refresh the sampler state of an arm whose posterior (or usability) just changed."""
@@ -388,7 +388,7 @@ def after_pull(r, arm, alpha, beta, usable, tau, mass, hazard, is_tail, block_ha
         _rebuild_full_list(r, usable, is_tail, full_list, full_count)
 
 
-@_jit
+@jit
 def rebuild(alpha, beta, usable, tau, mass, hazard, is_tail, block_hazard, block_mass, full_list, full_count):
     """Recompute the sampler state of every repetition that has a threshold (after a restore)."""
     for r in range(alpha.shape[0]):
@@ -397,7 +397,7 @@ def rebuild(alpha, beta, usable, tau, mass, hazard, is_tail, block_hazard, block
                          full_list, full_count)
 
 
-@_jit
+@jit
 def choose_all(active, steps, keys, beta_tt, max_redraws, alpha, beta, usable, pullable, tau, refreshed_at, mass,
                hazard, is_tail, block_hazard, block_mass, full_list, full_count, min_spacing, stats):
     """One decision for every active repetition (the ask() path); -1 for the others."""
@@ -414,45 +414,11 @@ def choose_all(active, steps, keys, beta_tt, max_redraws, alpha, beta, usable, p
     return chosen
 
 
-@_jit
-def run_until(target, num_queries, keys, beta_tt, max_redraws, correct_total, seen, pulls, successes, budget_used,
-              steps, prior_alpha, prior_beta, alpha, beta, usable, pullable, tau, refreshed_at, mass, hazard,
-              is_tail, block_hazard, block_mass, full_list, full_count, min_spacing, stats):
-    """Advance every repetition to `target` pulls against the fast matrix environment (same decisions as
-    ask/tell with MatrixEnvironment(exact=False), same reward draws), updating all state in place."""
-    reps, k = alpha.shape
-    have = np.zeros(k, dtype=np.bool_)
-    touched = np.empty(k, dtype=np.int64)
-    values = np.empty(k)
-    for r in range(reps):
-        key = keys[r]
-        while budget_used[r] < target:
-            arm = choose(r, key, steps[r], beta_tt, max_redraws, alpha, beta, usable, pullable, tau,
-                         refreshed_at, mass, hazard, is_tail, block_hazard, block_mass, full_list, full_count,
-                         have, touched, values, min_spacing, stats)
-            if arm < 0:
-                break
-            steps[r] += 1
-            start = pulls[r, arm]
-            p = (correct_total[arm] - seen[r, arm]) / (num_queries - start)
-            hit = 1 if fast_reward_uniform(key, arm, start) < p else 0
-            seen[r, arm] += hit
-            pulls[r, arm] += 1
-            successes[r, arm] += hit
-            budget_used[r] += 1
-            alpha[r, arm] = prior_alpha[r, arm] + successes[r, arm]
-            beta[r, arm] = prior_beta[r, arm] + pulls[r, arm] - successes[r, arm]
-            if pulls[r, arm] >= num_queries:
-                pullable[r, arm] = False
-            after_pull(r, arm, alpha, beta, usable, tau, mass, hazard, is_tail, block_hazard, block_mass,
-                       full_list, full_count)
-
-
 #: the first counter of the recommendation's Monte Carlo draws lies above every decision number
 MC_STEP_BASE = 1 << 41
 
 
-@_jit
+@jit
 def probability_best(alpha, beta, plausible, keys, steps, mc_samples, stats):
     """Monte Carlo P(arm is the argmax) from `mc_samples` joint posterior draws over the plausible arms,
     per repetition (the TTTS "p-best" recommendation). Each draw is exact (the sampler above, with its

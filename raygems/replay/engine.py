@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from raygems.bandits import get_method, repetition_keys
 from raygems.bandits.base import BanditAlgorithm
 from raygems.errors import UsageError
-from raygems.replay.environment import MatrixEnvironment
+from raygems.replay.environment import Environment, MatrixEnvironment
 from raygems.replay.matrix import CorrectnessMatrix, MatrixError, rank_of
 
 SUMMARY_KEYS = ("method", "budget", "reps", "mean_rank", "std_rank", "mean_accuracy", "p_top1", "p_top3",
@@ -66,7 +66,7 @@ class ReplayResult:
 
 def method_options(matrix: CorrectnessMatrix, method: str, options: dict[str, Any] | None) -> dict[str, Any]:
     """Options a method needs from the matrix: the models table (best-base: downloads and is_base) and the
-    task label of every query (methods with `uses_query_groups`, e.g. recommended: stratified query blocks)."""
+    task label of every query (methods that accept query groups, e.g. recommended: stratified query blocks)."""
     spec = get_method(method)
     merged = dict(options or {})
     if spec.needs_models_table and "downloads" not in merged:
@@ -75,7 +75,7 @@ def method_options(matrix: CorrectnessMatrix, method: str, options: dict[str, An
         merged["downloads"] = matrix.models["downloads"].to_numpy(dtype=float)
         if "is_base" in matrix.models.columns:
             merged["is_base"] = matrix.models["is_base"].fillna(False).to_numpy(dtype=bool)
-    if getattr(spec.cls, "uses_query_groups", False) and "query_groups" not in merged and matrix.tasks is not None:
+    if spec.accepts_query_groups and "query_groups" not in merged and matrix.tasks is not None:
         merged["query_groups"] = np.asarray(matrix.tasks)   # task label per query (stratified query blocks)
     return merged
 
@@ -123,9 +123,7 @@ def check_replay(matrix: CorrectnessMatrix, method: str, budgets: Iterable[int],
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
         raise ValueError(f"repetitions must be a whole number >= 1, got {reps!r}")
     spec = get_method(method)
-    merged = {**spec.options, **(options or {})}
-    per_model_orders = exact and spec.spends_budget and not merged.get("correlated",
-                                                                       getattr(spec.cls, "correlated", False))
+    per_model_orders = exact and spec.spends_budget and not spec.correlated(options)
     need = replay_memory_bytes(matrix.num_models, matrix.num_queries, reps, len(budgets), per_model_orders)
     available = available_memory_bytes() if available is None else available
     if need > available:
@@ -176,26 +174,20 @@ def replay_budgets(matrix: CorrectnessMatrix, method: str, budgets: Iterable[int
         algo = spec.make(matrix.num_models, matrix.num_queries, b, seeds, **opts)
         env = MatrixEnvironment(matrix.values, seeds, exact=exact)
         run_to_end(algo, env)
-        results.append(_result(matrix, method, b, seed, algo, algo.recommend(), algo.budget_used,
+        results.append(_result(matrix, spec, b, seed, algo.recommend(), algo.budget_used,
                                time.perf_counter() - start, opts, first_rep))
     return results
 
 
-def run_to_end(algo: BanditAlgorithm, env: MatrixEnvironment) -> None:
-    advance(algo, env, algo.budget)
+def run_to_end(algo: BanditAlgorithm, env: Environment) -> None:
+    """Run `algo` until it is done: by the environment's faster route where it has one (the compiled loops make
+    the same choices: tests/replay/test_fast_paths.py), then by ask/tell."""
+    env.advance(algo, algo.budget)
     while not algo.done:
         pulls = algo.ask()
         if pulls is None:
             break
         algo.tell(env.evaluate(pulls))
-
-
-def advance(algo: BanditAlgorithm, env: MatrixEnvironment, budget: int) -> bool:
-    """Take the algorithm's compiled fast path (`run_until`) to `budget` evaluations per repetition when it
-    has one that applies to `env`; returns False when it has none (the ask/tell loop then does the work).
-    The fast paths make the same choices as the ask/tell loop (tests/bandits/test_fast_paths.py)."""
-    run_until = getattr(algo, "run_until", None)
-    return bool(run_until is not None and run_until(env, budget))
 
 
 def _replay_anytime(matrix, spec, sorted_budgets, seeds, seed, exact, opts, requested, first_rep):
@@ -207,9 +199,9 @@ def _replay_anytime(matrix, spec, sorted_budgets, seeds, seed, exact, opts, requ
     pending = list(sorted_budgets)
     while pending:
         target = pending[0] * matrix.num_models
-        advance(algo, env, target)  # no-op without a fast path; else every repetition now stands at target
+        env.advance(algo, target)   # no-op without a faster route; else every repetition now stands at target
         if algo.done or np.all(algo.budget_used >= target):
-            by_budget[pending[0]] = _result(matrix, spec.name, pending[0], seed, algo, algo.recommend(),
+            by_budget[pending[0]] = _result(matrix, spec, pending[0], seed, algo.recommend(),
                                             np.minimum(algo.budget_used, target), time.perf_counter() - start,
                                             opts, first_rep)
             pending.pop(0)
@@ -221,12 +213,12 @@ def _replay_anytime(matrix, spec, sorted_budgets, seeds, seed, exact, opts, requ
     return [by_budget[b] for b in requested]
 
 
-def _result(matrix, method, budget, seed, algo, chosen, budget_used, seconds, opts, first_rep) -> ReplayResult:
+def _result(matrix, spec, budget, seed, chosen, budget_used, seconds, opts, first_rep) -> ReplayResult:
     accuracies = matrix.accuracies
     chosen = np.asarray(chosen, dtype=np.int64)
     total = budget * matrix.num_models
-    if not getattr(algo, "may_overspend", False) and np.any(budget_used > total):
-        raise AssertionError(f"{method} spent {int(budget_used.max())} evaluations with a budget of {total}")
+    if not spec.may_overspend(opts) and np.any(budget_used > total):
+        raise AssertionError(f"{spec.name} spent {int(budget_used.max())} evaluations with a budget of {total}")
     per_rep = pd.DataFrame({
         "rep": np.arange(first_rep, first_rep + chosen.size),
         "arm": chosen,
@@ -237,7 +229,7 @@ def _result(matrix, method, budget, seed, algo, chosen, budget_used, seconds, op
         "budget_fraction": np.asarray(budget_used, dtype=float) / total,
     })
     public_opts = {k: v for k, v in opts.items() if np.isscalar(v) or v is None}
-    return ReplayResult(method, budget, seed, per_rep, seconds, public_opts)
+    return ReplayResult(spec.name, budget, seed, per_rep, seconds, public_opts)
 
 
 def replay_grid(matrix: CorrectnessMatrix, methods: Iterable[str], budgets: Iterable[int], reps: int = 100,

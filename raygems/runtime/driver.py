@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raygems.bandits import make_algorithm, repetition_keys
+from raygems.bandits import get_method, make_algorithm, repetition_keys
 from raygems.errors import SetupError
 from raygems.hub.types import ModelRecord
 from raygems.runtime.cost import CostLedger
@@ -162,7 +162,7 @@ class SearchDriver:
             self._load_book()
         s = self.settings
         options = dict(s.method_options)
-        if s.arm_priority is not None and accepts_option(s.method, "arm_priority"):
+        if s.arm_priority is not None and get_method(s.method).accepts_arm_priority:
             options.setdefault("arm_priority", np.asarray(s.arm_priority, dtype=float))
         algo = make_algorithm(s.method, len(self.candidates), len(self.pool), s.budget_per_model,
                               repetition_keys(s.seed, 1), **options)
@@ -183,9 +183,7 @@ class SearchDriver:
                     continue
                 successes[j] = self.book.count(arm, requests[arm])
             algo.tell(successes, failed=newly_failed or None)
-            alive = getattr(algo, "alive", None)     # elimination methods: eliminated arms' files go first
-            if alive is not None:
-                self.checkpoints.retire(np.flatnonzero(~alive[0]).tolist())
+            self.checkpoints.retire(np.flatnonzero(algo.eliminated()[0]).tolist())   # their files go first
         chosen = int(algo.recommend()[0])
         self.progress.done = True
         return {
@@ -445,17 +443,6 @@ class SearchDriver:
         self.checkpoints.retire([arm])
         self.progress.failed = len(self._failed)
         self.progress.loaded = sum(1 for s in self.schedule.slots if s.arm is not None)
-
-
-def accepts_option(method: str, option: str) -> bool:
-    """Whether a registered method's constructor takes `option` (e.g. arm_priority, prior_alpha)."""
-    import inspect
-
-    from raygems.bandits import get_method
-
-    cls = get_method(method).cls
-    return any(option in inspect.signature(klass.__init__).parameters for klass in cls.__mro__
-               if "__init__" in vars(klass))
 
 
 def remote_driver(pin_to_this_node: bool = True):

@@ -235,10 +235,6 @@ def popular_base_of(candidates: list[ModelRecord]) -> int:
     return popular_base([m.downloads for m in candidates], [m.is_base for m in candidates])
 
 
-#: Methods that take informed starting beliefs (per-arm Beta priors) from a learned prior.
-METHODS_WITH_BELIEFS = ("bayes-elim", "ttts")
-
-
 @dataclass
 class PriorDecision:
     """What a learned prior did to a search: the candidates kept, the ones pruned before any download,
@@ -254,6 +250,7 @@ def apply_prior(config: SearchConfig, candidates: list[ModelRecord]) -> PriorDec
     """Order candidates by a learned prior and prune the bottom share before anything is downloaded."""
     if config.prior is None:
         return PriorDecision(candidates)
+    from raygems.bandits import get_method
     from raygems.prior import ModelPrior
 
     prior = ModelPrior.load(config.prior)
@@ -267,7 +264,7 @@ def apply_prior(config: SearchConfig, candidates: list[ModelRecord]) -> PriorDec
     decision = PriorDecision(kept=[candidates[i] for i in kept_idx],
                              pruned=[candidates[i].model_id for i in range(len(candidates)) if i not in kept_idx],
                              priority=[float(scores[i]) for i in kept_idx])
-    if config.method in METHODS_WITH_BELIEFS:
+    if get_method(config.method).accepts_beliefs:
         kept_table = table.iloc[kept_idx].reset_index(drop=True)
         alpha, beta = prior.beliefs(kept_table, task, strength=float(config.method_options.get("prior_strength", 1.0)))
         decision.method_options = {"prior_alpha": alpha, "prior_beta": beta}

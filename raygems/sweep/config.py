@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -37,11 +36,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-#: Methods that spend no budget; they become the table's reference rows.
-REFERENCE_METHODS = ("random", "best-base")
 #: The reference row that needs no replay: the truly best model (rank 1, the highest accuracy).
 BEST_AVAILABLE = "best-available"
-REFERENCES = (*REFERENCE_METHODS, BEST_AVAILABLE)
 #: `schedule` value of methods that take no schedule option.
 NO_SCHEDULE = "-"
 
@@ -109,31 +105,24 @@ class MethodEntry:
         return json.dumps(self.options, sort_keys=True, default=str)
 
 
-def method_parameters(name: str) -> dict[str, inspect.Parameter]:
-    """Keyword options a method's class accepts (its own and those of the classes it extends)."""
-    from raygems.bandits import get_method
-
-    params: dict[str, inspect.Parameter] = {}
-    for cls in get_method(name).cls.__mro__:
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            continue
-        for p in inspect.signature(init).parameters.values():
-            if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty):
-                params.setdefault(p.name, p)
-    return params
-
-
 def default_schedule(name: str) -> str:
     """The schedule a method uses when none is given (NO_SCHEDULE for methods without the option)."""
-    param = method_parameters(name).get("schedule")
-    return NO_SCHEDULE if param is None else str(param.default)
+    from raygems.bandits import get_method
+
+    schedule = get_method(name).default_schedule
+    return NO_SCHEDULE if schedule is None else schedule
 
 
-def schedule_choices() -> tuple[str, ...]:
-    from raygems.bandits.schedules import AGGRESSIVE_SCHEDULES
+def reference_methods() -> tuple[str, ...]:
+    """The registered methods that spend no budget (random, best-base): the table's reference rows."""
+    from raygems.bandits import get_method, list_methods
 
-    return (*AGGRESSIVE_SCHEDULES, "karnin")
+    return tuple(m for m in list_methods() if not get_method(m).spends_budget)
+
+
+def reference_rows() -> tuple[str, ...]:
+    """Every reference row a table may have: the reference methods and Best Available."""
+    return (*reference_methods(), BEST_AVAILABLE)
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -147,7 +136,7 @@ class SweepConfig:
     budgets: tuple[int, ...]
     reps: int = 100
     seeds: tuple[int, ...] = (0,)
-    references: tuple[str, ...] = REFERENCES
+    references: tuple[str, ...] = field(default_factory=reference_rows)
     description: str = ""
     resources_per_trial: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
     max_concurrent_trials: int | None = None
@@ -186,7 +175,7 @@ class SweepConfig:
             budgets=_parse_int_list(raw["budgets"], "budgets", minimum=1),
             reps=_positive_int(raw.get("reps", 100), "reps"),
             seeds=_parse_int_list(seeds, "seeds", minimum=0),
-            references=_parse_references(raw.get("references", list(REFERENCES))),
+            references=_parse_references(raw.get("references", list(reference_rows()))),
             resources_per_trial=_parse_resources(raw.get("resources_per_trial", {"cpu": 1})),
             max_concurrent_trials=(None if raw.get("max_concurrent_trials") is None else
                                    _positive_int(raw["max_concurrent_trials"], "max_concurrent_trials")),
@@ -338,7 +327,6 @@ def _parse_methods(value: Any) -> tuple[MethodEntry, ...]:
             raise SweepConfigError(f"methods[{i}]: {exc}") from None
         if not spec.spends_budget:
             raise SweepConfigError(f"methods[{i}]: {name!r} spends no budget; list it under 'references' instead")
-        params = method_parameters(name)
         options = item.get("options") or {}
         if not isinstance(options, dict):
             raise SweepConfigError(f"methods[{i}].options ({name}) must be a mapping, got {options!r}")
@@ -346,26 +334,25 @@ def _parse_methods(value: Any) -> tuple[MethodEntry, ...]:
             if key == "schedule":
                 raise SweepConfigError(f"methods[{i}].options ({name}): give schedules under 'schedules', "
                                        f"not in options")
-            if key not in params:
+            if not spec.accepts(key):
                 raise SweepConfigError(f"methods[{i}].options ({name}): unknown option {key!r}; {name} accepts "
-                                       f"{', '.join(sorted(p for p in params if p != 'schedule')) or 'none'}")
+                                       f"{', '.join(sorted(p for p in spec.options if p != 'schedule')) or 'none'}")
         if "schedule" in item and "schedules" in item:
             raise SweepConfigError(f"methods[{i}] ({name}): give either 'schedule' or 'schedules', not both")
         raw_schedules = item.get("schedules", item.get("schedule"))
         if raw_schedules is None:
             schedules: tuple[str, ...] = (default_schedule(name),)
         else:
-            if "schedule" not in params:
+            if not spec.schedules:
                 raise SweepConfigError(f"methods[{i}] ({name}): this method takes no schedule; schedules apply to "
-                                       f"{', '.join(m for m in list_methods() if 'schedule' in method_parameters(m))}")
+                                       f"{', '.join(m for m in list_methods() if get_method(m).schedules)}")
             raw_list = raw_schedules if isinstance(raw_schedules, list) else [raw_schedules]
             if not raw_list:
                 raise SweepConfigError(f"methods[{i}].schedules ({name}) is empty")
-            choices = schedule_choices()
             for s in raw_list:
-                if s not in choices:
+                if s not in spec.schedules:
                     raise SweepConfigError(f"methods[{i}].schedules ({name}): unknown schedule {s!r}; schedules: "
-                                           f"{', '.join(choices)}")
+                                           f"{', '.join(spec.schedules)}")
             schedules = tuple(dict.fromkeys(str(s) for s in raw_list))
         entries.append(MethodEntry(name=name, schedules=schedules, options=dict(options)))
     keys = [(e.name, s, e.options_key()) for e in entries for s in e.schedules]
@@ -377,9 +364,10 @@ def _parse_methods(value: Any) -> tuple[MethodEntry, ...]:
 
 def _parse_references(value: Any) -> tuple[str, ...]:
     items = value if isinstance(value, list) else [value] if value else []
+    known = reference_rows()
     for ref in items:
-        if ref not in REFERENCES:
-            raise SweepConfigError(f"references: unknown reference row {ref!r}; choose from {', '.join(REFERENCES)}")
+        if ref not in known:
+            raise SweepConfigError(f"references: unknown reference row {ref!r}; choose from {', '.join(known)}")
     return tuple(dict.fromkeys(items))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raygems.sweep.config import BEST_AVAILABLE, REFERENCE_METHODS
+from raygems.sweep.config import BEST_AVAILABLE, reference_methods
 
 TABLE_FILE = "table.md"
 PLOT_FILE = "rank_vs_budget.png"
@@ -81,9 +81,10 @@ def _variant_order(pooled: pd.DataFrame, order: RowOrder) -> list[tuple]:
 def _blocks(pooled: pd.DataFrame, row_order: RowOrder) -> list[tuple[str, list[tuple]]]:
     """(budget label, variants) blocks: references, then each budget, then Best Available."""
     variants = _variant_order(pooled, row_order)
-    refs = [v for v in variants if v[0] in REFERENCE_METHODS]
+    references = reference_methods()
+    refs = [v for v in variants if v[0] in references]
     blocks = [("-", [(0, v) for v in refs])] if refs else []
-    spending = [v for v in variants if v[0] not in REFERENCE_METHODS and v[0] != BEST_AVAILABLE]
+    spending = [v for v in variants if v[0] not in references and v[0] != BEST_AVAILABLE]
     for budget in sorted(b for b in pooled["budget"].unique() if b > 0):
         present = set(map(tuple, pooled.loc[pooled["budget"] == budget, list(VARIANT_KEYS)].itertuples(index=False)))
         blocks.append((str(budget), [(budget, v) for v in spending if v in present]))
@@ -162,7 +163,7 @@ def compute_table(results: pd.DataFrame, trees: list[str] | None = None,
     largest budget (their per-budget `seconds` are cumulative), the others once per budget."""
     from raygems.bandits import get_method
 
-    spending = results[~results["method"].isin([*REFERENCE_METHODS, BEST_AVAILABLE])]
+    spending = results[~results["method"].isin([*reference_methods(), BEST_AVAILABLE])]
     if spending.empty:
         return ""
     trees = _tree_columns(spending, trees)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.sweep import store
-from raygems.sweep.config import BEST_AVAILABLE, NO_SCHEDULE, REFERENCE_METHODS, SweepConfig, SweepConfigError
+from raygems.sweep.config import BEST_AVAILABLE, NO_SCHEDULE, SweepConfig, SweepConfigError, reference_methods
 from raygems.sweep.trainable import CELL_KEYS, PER_REP_METRICS, SUMMARY_METRICS, per_rep_frame, replay_trial
 
 TUNE_FOLDER = "tune"
@@ -103,9 +103,10 @@ def check_cells(config: SweepConfig, cells: list[dict[str, Any]], matrices: dict
     from raygems.sweep.trainable import trial_options
 
     seen = set()
+    references = reference_methods()
     for cell in cells:
         key = (cell["tree_spec"], cell["method"], cell["schedule"], cell["options"], cell["budget"])
-        if key in seen or cell["method"] in REFERENCE_METHODS:
+        if key in seen or cell["method"] in references:
             continue
         seen.add(key)
         matrix = matrices[cell["tree"]]

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from raygems.sweep.config import NO_SCHEDULE, REFERENCE_METHODS
+from raygems.sweep.config import NO_SCHEDULE, reference_methods
 
 #: Identity of a cell (one row of results.parquet); `budget` is 0 for reference rows (they spend none).
 CELL_KEYS = ("tree", "tree_spec", "method", "schedule", "options", "seed", "reps", "budget")
@@ -70,7 +70,7 @@ def run_cell(matrix, cell: dict[str, Any]) -> list[dict[str, Any]]:
 
     method, reps, seed = cell["method"], int(cell["reps"]), int(cell["seed"])
     options = trial_options(cell)
-    if method in REFERENCE_METHODS:
+    if method in reference_methods():
         results = replay_budgets(matrix, method, [1], reps, seed, options=options)
         budgets = [0]
     else:

@@ -1,7 +1,8 @@
-"""The task registry: task names -> factories (a ``Task`` class or a function taking ``data_dir``).
+"""The task registry: task names -> factories (a ``Task`` class or a function taking ``data_dir``), on the
+shared ``raygems.registry.Registry``.
 
-The built-in benchmarks register themselves when this registry is first asked (importing their
-modules is deferred so that ``import raygems.tasks`` stays cheap). ``raygems.demo.toy_tasks`` (tiny
+The built-in benchmarks register themselves (``@register_task``) when this registry is first asked: importing
+their modules is deferred so that ``import raygems.tasks`` stays cheap. ``raygems.demo.toy_tasks`` (tiny
 synthetic tasks) is imported too when it exists.
 """
 from __future__ import annotations
@@ -10,11 +11,11 @@ import importlib
 import os
 from collections.abc import Callable
 
+from raygems.registry import Registry
 from raygems.tasks.base import Task
 
 TaskFactory = Callable[..., Task]
 
-_FACTORIES: dict[str, TaskFactory] = {}
 _BUILTIN_MODULES = (
     "raygems.tasks.arc_challenge",
     "raygems.tasks.winogrande",
@@ -24,36 +25,9 @@ _BUILTIN_MODULES = (
     "raygems.tasks.routerbench",
 )
 _OPTIONAL_MODULES = ("raygems.demo.toy_tasks",)
-_loaded = False
 
 
-def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
-    """Decorator: register a Task class or factory function under ``name``.
-
-    The factory is called as ``factory(data_dir=..., **options)``. Registering a different factory
-    under a taken name raises ValueError (re-registering the same one, e.g. on module reload, is fine).
-    """
-    if not isinstance(name, str) or not name or name != name.strip():
-        raise ValueError(f"task name must be a non-empty string without surrounding spaces, got {name!r}")
-
-    def decorator(factory: TaskFactory) -> TaskFactory:
-        existing = _FACTORIES.get(name)
-        if existing is not None and _qualified(existing) != _qualified(factory):
-            raise ValueError(f"task {name!r} is already registered by {_qualified(existing)}")
-        _FACTORIES[name] = factory
-        return factory
-
-    return decorator
-
-
-def _qualified(factory: TaskFactory) -> str:
-    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
-
-
-def _load_registered_modules() -> None:
-    global _loaded
-    if _loaded:
-        return
+def _import_task_modules() -> None:
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
     for module in _OPTIONAL_MODULES:
@@ -62,20 +36,29 @@ def _load_registered_modules() -> None:
         except ModuleNotFoundError as exc:
             if exc.name != module:  # the module exists but something it imports is missing
                 raise
-    _loaded = True
+
+
+TASKS: Registry[TaskFactory] = Registry("task", discover=_import_task_modules)
+
+
+def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
+    """Decorator: register a Task class or factory function under ``name``.
+
+    The factory is called as ``factory(data_dir=..., **options)``. Registering a different factory
+    under a taken name raises ValueError (re-registering the same one, e.g. on module reload, is fine).
+    """
+    return TASKS.register(name)
 
 
 def list_tasks() -> list[str]:
     """Names of every registered task, sorted."""
-    _load_registered_modules()
-    return sorted(_FACTORIES)
+    return sorted(TASKS.names())
 
 
 def task_class_attribute(name: str, attribute: str, default=None):
     """A class attribute of the registered task `name` (`executes_code`, `scoring_version`, ...), read without
     building the task; `default` for an unknown name or a factory function without it."""
-    _load_registered_modules()
-    return getattr(_FACTORIES.get(name), attribute, default)
+    return getattr(TASKS.get(name), attribute, default) if name in TASKS else default
 
 
 def task_executes_code(name: str) -> bool:
@@ -92,9 +75,4 @@ def get_task(name: str, data_dir: str | os.PathLike | None = None, **options) ->
     """The task called ``name``. ``data_dir``: a local benchmark directory (original release
     formats); None reads ``$RAYGEMS_DATA_DIR`` or, when that is unset, the Hugging Face hub.
     ``options`` go to the task's constructor (e.g. ``downloader=``, ``revision=`` for hub tasks)."""
-    _load_registered_modules()
-    try:
-        factory = _FACTORIES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_FACTORIES))}") from None
-    return factory(data_dir=data_dir, **options)
+    return TASKS.get(name)(data_dir=data_dir, **options)

@@ -176,7 +176,7 @@ def test_pool_cap(method):
 
 def test_plugin_ucb_e_uses_the_sum_of_inverse_squared_gaps():
     """Spec 4: a = (25/36)(B - K) / H1, H1 = sum 1/D_i^2, the best arm's gap being its gap to the runner-up."""
-    from raygems.bandits import kernels
+    from raygems.replay import kernels
 
     algo = make_algorithm("ucb-e", 5, 100, 10, repetition_keys(0, 2), mode="plugin")
     algo.successes[:] = np.array([9, 8, 7, 6, 5])

@@ -2,7 +2,7 @@
 
 This is the TTTS of raygems before the exact fast sampler (`ttts.py`, `ttts_sampler.py`): a full Beta draw
 for every arm at every draw, one numpy Generator per repetition. The two make different draws but the same
-decisions in distribution; tests/bandits/test_fast_paths.py compares them. Not registered as a method.
+decisions in distribution; tests/bandits/test_ttts.py compares them. Not registered as a method.
 
 Top-Two Thompson Sampling (Russo 2016) with Beta-Bernoulli posteriors (spec 7).
 

@@ -46,7 +46,7 @@ def test_the_memory_need_bounds_what_each_method_allocates_per_repetition(k, q, 
         from raygems.bandits import get_method
 
         spec = get_method(method)
-        per_model_orders = exact and spec.spends_budget and not getattr(spec.cls, "correlated", False)
+        per_model_orders = exact and spec.spends_budget and not spec.correlated()
         estimate = replay_memory_bytes(k, q, 1, len(budgets), per_model_orders)
         assert slope <= estimate, (method, slope, estimate)
     assert max(slopes.values()) * 3 >= replay_memory_bytes(k, q, 1, len(budgets), exact)

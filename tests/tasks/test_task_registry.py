@@ -13,8 +13,9 @@ REAL_TASKS = {"arc_challenge": 50, "winogrande": 50, "mmlu": 50, "gsm8k": 512, "
 
 @pytest.fixture
 def isolated_registry(monkeypatch):
-    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
-    return registry._FACTORIES
+    registry.list_tasks()   # the built-in tasks registered first, then a copy to add to
+    monkeypatch.setattr(registry.TASKS, "_entries", dict(registry.TASKS._entries))
+    return registry.TASKS
 
 
 def test_list_tasks_has_the_benchmarks_and_the_composite():

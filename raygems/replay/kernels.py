@@ -6,9 +6,10 @@ repetitions in numpy costs ~60 small numpy calls and several passes over (R, K) 
 state to a target budget, one step at a time, in compiled code.
 
 Exactness: the kernel computes the *same floating-point expressions in the same order* as the numpy
-ask/tell path (`index_policies.py`), reads the same counter-based reward uniforms as
-`MatrixEnvironment` (fast mode) and takes the same first-index argmax, so it makes the same choices, bit for
-bit (tests/bandits/test_fast_paths.py compares both paths and a reference saved before this module existed).
+ask/tell path (`bandits/index_policies.py`, which hands over its state as an `IndexKernelState`), draws answers
+with the fast environment's own reward draw (`answers.draw_answer`) and takes the same first-index argmax, so it
+makes the same choices, bit for bit (tests/replay/test_fast_paths.py compares both paths and a reference saved
+before this module existed).
 Every per-step scalar that numpy computes with a transcendental function (ln t, sqrt(2 ln t), ...) is
 taken from a table that numpy itself computed, so no libm difference can creep in.
 
@@ -20,75 +21,38 @@ exact index only for arms whose bound is not below the best exact value found so
 few arms per step, and the argmax (first index among exact float ties) is still the exact one. UCB-E's
 index has no t term inside a phase, so its bound is its value.
 
-numba is optional: without it (or with RAYGEMS_NO_NUMBA=1) `HAVE_NUMBA` is False and callers keep using the
-numpy ask/tell loop, which gives identical results, only slower.
+numba is optional (`raygems.compiled`): without it (or with RAYGEMS_NO_NUMBA=1) the replay uses the numpy
+ask/tell loop, which gives identical results, only slower.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
-from raygems.bandits.randomness import _COUNTER_WEIGHTS, STREAM_FAST_REWARD, _stream_offset
+from raygems.bandits.index_policies import (
+    KIND_MEAN_SE,
+    KIND_TUNED,
+    KIND_UCB,
+    KIND_UCB_E,
+    KIND_UCB_V,
+    IndexKernelState,
+)
+from raygems.compiled import jit
+from raygems.replay.answers import draw_answer
 
-try:  # pragma: no cover - depends on the environment
-    if os.environ.get("RAYGEMS_NO_NUMBA", "").strip() not in ("", "0"):
-        raise ImportError("disabled by RAYGEMS_NO_NUMBA")
-    import numba
-
-    HAVE_NUMBA = True
-    _jit = numba.njit(cache=True, nogil=True)
-except ImportError:  # the numpy paths are used instead
-    numba = None
-    HAVE_NUMBA = False
-
-    def _jit(fn):
-        return fn
-
-# Kinds of index understood by `run_index_policy`.
-KIND_UCB = 0          # sqrt_inv_n * T1 + base                       (T1 = c sqrt(2 ln t))
-KIND_TUNED = 1        # sqrt(min(sqrt_inv_n*T1 + var, 1/4) * inv_n) * T2 + base  (T1 = sqrt(2 ln t), T2 = sqrt(ln t))
-KIND_UCB_V = 2        # sqrt(var * inv_n) * T1 + inv_n * T2 + base   (T1 = sqrt(2 ln t), T2 = 3 ln t)
-KIND_MEAN_SE = 3      # sqrt(var * inv_n) * T1 + base                (T1 = c sqrt(2 ln t))
-KIND_UCB_E = 4        # base + sqrt(a) * sqrt_inv_n, a fixed within a phase
-
-_U64 = np.uint64
-_W0 = _COUNTER_WEIGHTS[0]
-_W1 = _COUNTER_WEIGHTS[1]
-_FAST_REWARD_OFFSET = _stream_offset(STREAM_FAST_REWARD)
-_MIX1 = _U64(0xBF58476D1CE4E5B9)
-_MIX2 = _U64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = _U64(30), _U64(27), _U64(31), _U64(11)
-_TO_UNIT = 1.0 / float(1 << 53)
+#: counters of the compiled path, process-wide: steps, exact index evaluations, bound-tree rebuilds
+KERNEL_STATS = np.zeros(3, dtype=np.int64)
 
 
-def is_fast_matrix_environment(env, algo) -> bool:
-    """True for the in-process replay environment (`MatrixEnvironment`) in fast mode serving the very
-    repetitions of `algo`: the environment the compiled replay loops simulate."""
-    return (not getattr(env, "exact", True) and hasattr(env, "correct_seen") and hasattr(env, "correct_total")
-            and getattr(env, "correct_seen").shape == algo.pulls.shape and env.correct_seen.dtype == np.int64
-            and np.array_equal(env.seeds, algo.seeds))
+def advance_index_policy(state: IndexKernelState, target: int, correct_total: np.ndarray, seen: np.ndarray) -> None:
+    """Advance every repetition of an index policy to `target` evaluations (or until it has nothing left to
+    pull), answering from the fast environment whose arrays are `correct_total` (K,) and `seen` (R, K)."""
+    run_index_policy(state.kind, target, state.num_queries, state.seeds, state.tie_priority, correct_total,
+                     state.failed, state.pulls, state.successes, state.budget_used, seen, state.mean, state.base,
+                     state.inv_n, state.sqrt_inv_n, state.variance, state.table1, state.table2, *state.ucbe,
+                     state.epoch_div, KERNEL_STATS)
 
 
-@_jit
-def mix64_scalar(x):
-    """splitmix64's output function on one uint64 (the same as randomness._mix_inplace)."""
-    x = x ^ (x >> _S30)
-    x = x * _MIX1
-    x = x ^ (x >> _S27)
-    x = x * _MIX2
-    x = x ^ (x >> _S31)
-    return x
-
-
-@_jit
-def fast_reward_uniform(key, arm, position):
-    """`uniform(key, STREAM_FAST_REWARD, arm, position)`: the fast environment's reward draw."""
-    offset = _FAST_REWARD_OFFSET + _U64(arm) * _W0 + _U64(position) * _W1
-    return float(mix64_scalar(key + offset) >> _S11) * _TO_UNIT
-
-
-@_jit
+@jit
 def _index_value(kind, i, base, inv_n, sqrt_inv_n, var, explore_sqrt, s1, s2):
     """The exact index of arm i (same operations, same order as index_policies.py)."""
     b = base[i]
@@ -116,7 +80,7 @@ def _index_value(kind, i, base, inv_n, sqrt_inv_n, var, explore_sqrt, s1, s2):
     return b + explore_sqrt * sqrt_inv_n[i]  # KIND_UCB_E
 
 
-@_jit
+@jit
 def _tree_build(tree, leaves, size):
     for i in range(size):
         tree[size + i] = -np.inf
@@ -127,7 +91,7 @@ def _tree_build(tree, leaves, size):
         tree[node] = left if left >= right else right
 
 
-@_jit
+@jit
 def _tree_set(tree, size, i, value):
     node = size + i
     tree[node] = value
@@ -138,7 +102,7 @@ def _tree_set(tree, size, i, value):
         node //= 2
 
 
-@_jit
+@jit
 def _exact_argmax(kind, tree, size, stack, base, inv_n, sqrt_inv_n, var, explore_sqrt, s1, s2, stats):
     """First-index argmax of the exact index at the current step, visiting only arms whose bound (the tree
     leaves) is not below the best exact value found so far. Returns -1 when every index is -inf."""
@@ -174,7 +138,7 @@ def _exact_argmax(kind, tree, size, stack, base, inv_n, sqrt_inv_n, var, explore
     return best_arm
 
 
-@_jit
+@jit
 def _empirical_means(successes_r, pulls_r, failed_r):
     """Empirical means of one repetition (-inf for failed arms), the best mean and its first arm."""
     k = pulls_r.shape[0]
@@ -192,7 +156,7 @@ def _empirical_means(successes_r, pulls_r, failed_r):
     return means, best, leader
 
 
-@_jit
+@jit
 def _ucbe_plugin_hardness(successes_r, pulls_r, failed_r, gap_floor):
     """Plug-in UCB-E's Hhat_1 = sum_i 1 / D_i^2 (index_policies.UCBE._plugin_hardness, one repetition)."""
     k = pulls_r.shape[0]
@@ -213,7 +177,7 @@ def _ucbe_plugin_hardness(successes_r, pulls_r, failed_r, gap_floor):
     return max(hardness, 1e-12)
 
 
-@_jit
+@jit
 def _ucbe_hardness(successes_r, pulls_r, failed_r, gap_floor, k_largest):
     """UCB-E's Hhat from the k largest empirical gaps (index_policies.UCBE._hardness, one repetition)."""
     k = pulls_r.shape[0]
@@ -231,7 +195,7 @@ def _ucbe_hardness(successes_r, pulls_r, failed_r, gap_floor, k_largest):
     return hardness
 
 
-@_jit
+@jit
 def run_index_policy(kind, target, num_queries, keys, tie_priority, correct_total, failed,
                      pulls, successes, budget_used, seen,
                      mean, base, inv_n, sqrt_inv_n, var, table1, table2,
@@ -241,7 +205,7 @@ def run_index_policy(kind, target, num_queries, keys, tie_priority, correct_tota
 
     Arrays are the algorithm's own state, updated in place. `table1[t]`, `table2[t]` are the per-step
     scalars at budget_used == t, computed by numpy. `stats` (int64[3]) accumulates steps, exact index
-    evaluations in argmax searches, and bound-tree rebuilds. Returns whether some arm was exhausted.
+    evaluations in argmax searches, and bound-tree rebuilds.
     """
     reps, k = pulls.shape
     size = 1
@@ -250,7 +214,6 @@ def run_index_policy(kind, target, num_queries, keys, tie_priority, correct_tota
     tree = np.empty(2 * size)
     bounds = np.empty(k)
     stack = np.empty(2 * size + 2, dtype=np.int64)
-    exhausted = False
     big = 1 << 62
     for r in range(reps):
         key = keys[r]
@@ -297,10 +260,9 @@ def run_index_policy(kind, target, num_queries, keys, tie_priority, correct_tota
                                     table1[t], table2[t], stats)
             if arm < 0:
                 break  # every arm of this repetition is exhausted or failed
-            # ---- the fast environment's answer (MatrixEnvironment._fast_independent, count == 1)
+            # ---- the fast environment's answer (answers.answer_pulls, count == 1)
             start = pulls[r, arm]
-            p = (correct_total[arm] - seen[r, arm]) / (num_queries - start)
-            hit = 1 if fast_reward_uniform(key, arm, start) < p else 0
+            hit = draw_answer(key, arm, start, correct_total[arm] - seen[r, arm], num_queries - start)
             seen[r, arm] += hit
             # ---- BanditAlgorithm.tell
             pulls[r, arm] += 1
@@ -317,8 +279,6 @@ def run_index_policy(kind, target, num_queries, keys, tie_priority, correct_tota
             b = m + tie_priority[r, arm]
             if n >= num_queries or failed[r, arm]:
                 b = -np.inf
-                if n >= num_queries:
-                    exhausted = True
             base[r, arm] = b
             if kind == KIND_TUNED or kind == KIND_UCB_V:
                 var[r, arm] = m * (1.0 - m)
@@ -333,28 +293,3 @@ def run_index_policy(kind, target, num_queries, keys, tie_priority, correct_tota
             elif budget_used[r] <= epoch_end:
                 _tree_set(tree, size, arm, _index_value(kind, arm, base[r], inv_n[r], sqrt_inv_n[r], var[r], 0.0,
                                                         table1[epoch_end], table2[epoch_end]))
-    return exhausted
-
-
-@_jit
-def fast_independent_answers(keys, rep, arm, start, count, correct_total, seen, num_queries):
-    """MatrixEnvironment's fast independent sampling for a whole request, entry by entry: answer j of an
-    entry is correct when uniform(key, STREAM_FAST_REWARD, arm, start + j) < (correct left) / (queries left).
-    The same draws and the same arithmetic as the numpy loop over j; `seen` (R, K) is updated in place."""
-    out = np.zeros(rep.shape[0], dtype=np.int64)
-    for e in range(rep.shape[0]):
-        r, a = rep[e], arm[e]
-        key = keys[r]
-        s = seen[r, a]
-        total = correct_total[a]
-        hits = 0
-        for j in range(count[e]):
-            position = start[e] + j
-            left = max(num_queries - position, 1)
-            p = (total - s) / left
-            if fast_reward_uniform(key, a, position) < p:
-                hits += 1
-                s += 1
-        seen[r, a] = s
-        out[e] = hits
-    return out
