@@ -11,6 +11,7 @@ Everything lands in `out`:
     pool.parquet        the query pool (with its content hash)
     store/              the result store: every (model, query, prompt variant) evaluated (parquet parts)
     leaderboard.parquet per model: queries evaluated, accuracy (better prompt variant per task), status
+    events.parquet      every actor call, slot, round and fetch with its times (raygems.runtime.cost)
     summary.json        the outcome
 """
 from __future__ import annotations
@@ -411,12 +412,14 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
         progress = ray.get(driver.status.remote())
         failures = ray.get(driver.failures.remote())
         cost = {**ray.get(driver.cost_summary.remote()), **waiting}
+        events = ray.get(driver.cost_events.remote())
         accuracy = ray.get(driver.accuracy_table.remote())
         ray.get(driver.shutdown.remote())
     finally:
         ray.kill(driver)      # its model actors and fetch workers die with it (an error, Ctrl-C: nothing lingers)
 
     ResultStore(store_root).compact()     # one part instead of one per batch: the next reader opens one file
+    write_parquet(out / "events.parquet", pd.DataFrame(events))     # what raygems plan calibrates from
     leaderboard = _leaderboard(accuracy, candidates, outcome, failures, chosen, base)
     write_parquet(out / "leaderboard.parquet", leaderboard)
     complete = leaderboard[leaderboard["complete"]]
