@@ -63,9 +63,9 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     limits = {t: int(pool.loc[pool["task"] == t, "max_new_tokens"].max()) for t in tasks}
     steps = _steps_per_task(rows, limits)
     step_array = np.asarray([steps[t] for t in tasks], dtype=np.int64)
-    calls = events[(events["kind"] == "call")].copy()
-    if "failed" in calls:
-        calls = calls[calls["failed"].isna()]
+    every_call = events[events["kind"] == "call"].copy()
+    failed = every_call["failed"].notna() if "failed" in every_call else pd.Series(False, index=every_call.index)
+    calls = every_call[~failed].copy()
     if calls.empty:
         raise UsageError(f"--calibrate-from {run_dir}: the run made no successful actor call to measure")
     batch_size = int(search.get("backend_settings", {}).get("batch_size", 32))
@@ -74,23 +74,25 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     calls["steps"] = [int(step_array[task_of_query[np.asarray(q, dtype=np.int64)]].max()) for q in
                       calls["query_index"]]
     calls["seconds"] = calls["returned"] - calls["submitted"]
+    every_call["seconds"] = every_call["returned"] - every_call["submitted"]
     measured: dict = {"calls": int(len(calls)), "steps": steps, "batch_size": batch_size}
 
     step_s, per_sequence = _fit_decode(calls, batch_size, base.variants, measured)
     models = dict(zip(*_arms_and_ids(events, summary, run_dir)))
-    loads = calls[calls["load_s"] > 0].sort_values("submitted")
-    first = loads.groupby("slot").head(1).index
-    later = loads.drop(index=first)
+    work = calls["load_s"] + calls["generate_s"] + calls["score_s"]
+    firsts = every_call.sort_values("submitted").groupby("slot").head(1).index      # a slot's first call
+    later = calls[(calls["load_s"] > 0) & ~calls.index.isin(firsts)]
+    overhead_sample = calls[~calls.index.isin(firsts)]
+    overhead = float(np.median((overhead_sample["seconds"] - work.loc[overhead_sample.index]).clip(lower=0))) \
+        if len(overhead_sample) else base.call_overhead_s
     later_bytes = np.asarray([(sizes or {}).get(models.get(a, ""), 0) for a in later["arm"]], dtype=float)
     load_fixed = float(np.median(later["load_s"] - later_bytes / base.load_bandwidth)) if len(later) else \
         base.load_fixed_s
     load_fixed = max(0.0, load_fixed)
-    first_extra = max(0.0, float(np.median(loads.loc[first, "load_s"])) - load_fixed) if len(first) else \
-        base.first_load_extra_s
-    work = calls["load_s"] + calls["generate_s"] + calls["score_s"]
-    not_first = calls.drop(index=calls.sort_values("submitted").groupby("slot").head(1).index)
-    overhead = float(np.median((not_first["seconds"] - work.loc[not_first.index]).clip(lower=0))) \
-        if len(not_first) else base.call_overhead_s
+    # a slot's first load (its first call's, which is all load when that checkpoint failed to load)
+    first_loads = [every_call.loc[i, "load_s"] if i in calls.index else every_call.loc[i, "seconds"] - overhead
+                   for i in firsts]
+    first_extra = max(0.0, float(np.median(first_loads)) - load_fixed) if first_loads else base.first_load_extra_s
     slot_start = _slot_start(events, calls, work, overhead, base)
     queries = float(calls["queries"].sum())
     score = float(calls["score_s"].sum()) / queries if queries else base.score_per_query_s
@@ -106,7 +108,8 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
                      first_load_extra_s=first_extra, call_overhead_s=overhead, slot_start_s=slot_start,
                      score_per_query_s=score, driver_event_s=float(driver), round_overhead_s=max(0.0, round_overhead),
                      fetch_latency_s=latency, batch_size=batch_size)
-    measured.update({"loads": int(len(loads)), "first_loads": int(len(first)), "fetches": int(len(fetched)),
+    measured.update({"loads": int((calls["load_s"] > 0).sum()), "first_loads": len(first_loads),
+                     "fetches": int(len(fetched)),
                      "rounds": int(len(rounds)), "wall_s": cost.get("wall_s")})
     return Calibration(speeds, _facts(summary, run_dir, steps), measured)
 
@@ -141,12 +144,12 @@ def _fit_decode(calls: pd.DataFrame, batch_size: int, variants: int, measured: d
 
 
 def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, work: pd.Series, overhead: float, base: Speeds) -> float:
+    """From a slot's creation to its placement (a run that fetches waits for it), else to when its first call,
+    sent at once, could start (the call's time less its own work)."""
     slots = events[events["kind"] == "slot"].set_index("slot")["t"]
     placed = events[events["kind"] == "slot_placed"]
     if len(placed):
         return float(np.median([t - slots.get(s, t) for s, t in zip(placed["slot"], placed["t"])]))
-    if slots.empty:
-        return base.slot_start_s
     firsts = calls.sort_values("submitted").groupby("slot").head(1)
     starts = [row.returned - slots.get(row.slot, row.submitted) - work.loc[i] - overhead for i, row in firsts.iterrows()]
     return max(0.0, float(np.median(starts))) if starts else base.slot_start_s

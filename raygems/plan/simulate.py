@@ -310,6 +310,7 @@ class _Batch:
     arm: int
     chunk: list[int]
     load_s: float
+    loaded: bool
     failed: str | None
 
 
@@ -507,7 +508,8 @@ class Simulation:
         seconds = self.speeds.call_overhead_s
         load_s, failed = 0.0, None
         stage = self.work.failures.get(arm)
-        if clock.loaded != arm:
+        loading = clock.loaded != arm
+        if loading:
             clock.loaded = None
             if stage == "metadata":
                 failed = stage
@@ -527,7 +529,7 @@ class Simulation:
             if stage == "generate":
                 failed = stage
         slot.busy_since = self.now
-        batch = _Batch(slot, arm, list(chunk), load_s, failed)
+        batch = _Batch(slot, arm, list(chunk), load_s, loading, failed)
         self.at(start + seconds, lambda: self.visible(batch))
 
     def _load_bytes(self, arm: int) -> int:
@@ -547,7 +549,7 @@ class Simulation:
             self.checkpoints.release(arm)
         self.stats["paid"] += len(chunk)
         self.stats["calls"] += 1
-        if batch.load_s > 0:
+        if batch.loaded:
             self.stats["loads"] += 1
             self.stats["reloads"] += int(arm in self._loaded_before)
             self.stats["load_s"] += batch.load_s

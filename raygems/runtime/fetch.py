@@ -146,7 +146,7 @@ class FetchWorker:
         self._downloads = threading.Semaphore(settings.concurrency)
         self.fetched_bytes = 0
         self.fetch_seconds = 0.0
-        self._timing = threading.local()     # per fetch call: plan and wait seconds (for the cost model)
+        self._call = threading.local()       # this fetch call's bytes, plan and wait seconds (calls run at once)
 
     def _scan_existing(self) -> None:
         """Checkpoints downloaded by an earlier run (complete, or partial: resumed when wanted again)."""
@@ -190,32 +190,30 @@ class FetchWorker:
         from raygems.hub.download import DownloadError
 
         started = time.monotonic()
-        before = self.fetched_bytes
-        self._timing.plan_s = self._timing.wait_s = 0.0
+        self._call.bytes, self._call.plan_s, self._call.wait_s = 0, 0.0, 0.0
         try:
             path = self._fetch(model_id, self.revisions.get(model_id, "main"))
             self._fetch_base(model_id, path)
         except (DownloadError, TooLarge) as exc:
-            return self._report(model_id, None, started, before, failure=str(exc).splitlines()[0])
+            return self._report(model_id, None, started, failure=str(exc).splitlines()[0])
         except OSError as exc:
             if exc.errno in NO_SPACE:     # the node's disk, not the model: the search stops (DiskFull)
                 raise DiskFull(self.cache.root) from None
             raise
-        return self._report(model_id, str(path), started, before)
+        return self._report(model_id, str(path), started)
 
-    def _report(self, model_id: str, path: str | None, started: float, before: int,
-                failure: str | None = None) -> FetchReport:
+    def _report(self, model_id: str, path: str | None, started: float, failure: str | None = None) -> FetchReport:
         with self._lock:
-            return FetchReport(model_id, path, self.fetched_bytes - before, time.monotonic() - started,
+            return FetchReport(model_id, path, self._call.bytes, time.monotonic() - started,
                                self.cache.used_bytes, self.cache.peak_bytes, self.cache.limit_bytes, failure,
-                               plan_s=self._timing.plan_s, wait_s=self._timing.wait_s)
+                               plan_s=self._call.plan_s, wait_s=self._call.wait_s)
 
     def _fetch(self, model_id: str, revision: str) -> Path:
         from raygems.hub.download import download, is_complete, plan_download
 
         asked = time.monotonic()
         plan = plan_download(model_id, revision, endpoint=self.settings.endpoint, token=self.settings.token)
-        self._timing.plan_s += time.monotonic() - asked
+        self._call.plan_s += time.monotonic() - asked
         folder = self.cache.folder(model_id)
         waiting = time.monotonic()
         with self._lock:
@@ -228,7 +226,7 @@ class FetchWorker:
                 if victims is not None:
                     break
                 self._lock.wait(timeout=5.0)     # woken by a release or a retirement
-            self._timing.wait_s += time.monotonic() - waiting
+            self._call.wait_s += time.monotonic() - waiting
             for victim in victims:
                 delete_folder(self.cache.folder(victim))
             if entry is not None and entry.revision not in ("", plan.commit):
@@ -244,6 +242,7 @@ class FetchWorker:
             raise
         with self._lock:
             self.fetched_bytes += result.bytes_downloaded
+            self._call.bytes += result.bytes_downloaded
             self.fetch_seconds += time.monotonic() - seconds
             self.cache.completed(model_id, plan.total_bytes)
             self._lock.notify_all()
