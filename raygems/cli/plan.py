@@ -48,9 +48,6 @@ def add_speed_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
                                                  "(e.g. 15.2GB: a matrix standing in for a 7B tree)")
     group.add_argument("--calibrate-from", metavar="RUN_DIR",
                        help=f"{prefix}take every speed a finished search in RUN_DIR measured")
-    group.add_argument("--lookahead", action="store_true",
-                       help=f"{prefix}the load-aware variant: fill each generate batch with the next round's "
-                            "shared queries (docs/cost.md)")
     group.add_argument("--json", action="store_true", help=f"{prefix}print JSON instead of a table")
     for flag, name in SPEED_FLAGS.items():
         group.add_argument(f"--{flag.replace('_', '-')}", type=float, help=f"{prefix}speed {name} (docs/cost.md)")
@@ -81,46 +78,47 @@ def plans_for(config, args: argparse.Namespace, methods: list[str] | None = None
     """The plan of `config` for each method (default: its own), as the JSON `raygems plan --json` prints."""
     from raygems.plan import Cluster, Speeds, simulate
     from raygems.plan.calibrate import calibrate
-    from raygems.plan.workload import RunFacts, work_for_search
+    from raygems.plan.workload import for_method, with_facts, work_for_search
     from raygems.runtime.cache import parse_size
 
     methods = methods or [config.method]
     checkpoint_bytes = None if args.checkpoint_size is None else parse_size(args.checkpoint_size)
     speeds = Speeds(batch_size=int(config.backend_settings.get("batch_size", Speeds.batch_size)))
     if args.download_bandwidth is not None:
-        speeds = replace(speeds, download_bandwidth=float(parse_size(args.download_bandwidth)))
-    facts, measured = RunFacts(), None
-    first = work_for_search(config, checkpoint_bytes=checkpoint_bytes, method=_stand_in(methods[0], config))
+        speeds = replace(speeds, download_bandwidth=_bandwidth(args.download_bandwidth))
+    measured = None
+    first = work_for_search(config, checkpoint_bytes=checkpoint_bytes)       # listed and sized once
     if args.calibrate_from:
-        sizes = dict(zip(first.model_ids, first.sizes.tolist()))
-        calibration = calibrate(args.calibrate_from, speeds, sizes=sizes)
+        calibration = calibrate(args.calibrate_from, speeds, sizes=dict(zip(first.model_ids, first.sizes.tolist())))
         speeds = replace(calibration.speeds, download_bandwidth=speeds.download_bandwidth)
-        facts, measured = calibration.facts, calibration.measured
+        first, measured = with_facts(first, calibration.facts), calibration.measured
     given = {name: getattr(args, flag) for flag, name in SPEED_FLAGS.items() if getattr(args, flag) is not None}
     speeds = replace(speeds, **given)
     cluster = Cluster(nodes=args.nodes, gpus_per_node=args.gpus_per_node, max_loaded=config.max_loaded,
                       fetch_concurrency=config.fetch_concurrency, fetch_ahead=config.fetch_ahead,
                       cache_limit_bytes=None if config.cache_limit is None else parse_size(config.cache_limit))
-    plans = []
-    for method in methods:
-        work = first if not args.calibrate_from and method == methods[0] else \
-            work_for_search(config, facts=facts, checkpoint_bytes=checkpoint_bytes, method=_stand_in(method, config))
-        work.method = method
-        plans.append(simulate(work, cluster, speeds, lookahead=args.lookahead).as_dict())
+    plans = [simulate(for_method(first, config, method), cluster, speeds, lookahead=config.lookahead).as_dict()
+             for method in methods]
     setup = {"candidates": first.num_arms, "queries": first.num_queries, "tasks": first.task_names,
              "decode_steps": dict(zip(first.task_names, first.steps.tolist())),
              "checkpoint_bytes": int(first.sizes.sum()), "fetched_from_hub": first.fetch, "budget": config.budget,
              "chunk_size": config.chunk_size, "final_evaluation": config.final_evaluation,
              "nodes": cluster.nodes, "gpus": cluster.gpus, "max_loaded": cluster.max_loaded,
-             "cache_limit_bytes": cluster.cache_limit_bytes, "lookahead": bool(args.lookahead),
+             "cache_limit_bytes": cluster.cache_limit_bytes, "lookahead": config.lookahead,
              "calibrated_from": args.calibrate_from, "answers": "matrix" if config.matrix else "drawn"}
     return {"setup": setup, "speeds": {f.name: getattr(speeds, f.name) for f in fields(speeds)},
             "measured": measured, "plans": plans}
 
 
-def _stand_in(method: str, config) -> str:
-    """The method whose options a work is built with (exhaustive evaluation has none)."""
-    return config.method if method == "exhaustive" else method
+def _bandwidth(text: str) -> float:
+    """Bytes per second from '125e6' or '125MB' (per second)."""
+    from raygems.errors import UsageError
+    from raygems.runtime.cache import parse_size
+
+    try:
+        return float(parse_size(text))
+    except UsageError:
+        raise UsageError(f"--download-bandwidth {text!r}: give bytes per second, e.g. 125e6 or 125MB") from None
 
 
 def print_plans(config, args: argparse.Namespace, methods: list[str] | None = None) -> int:

@@ -74,6 +74,9 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fetch-concurrency", type=int, help="hub trees: downloads at once per node (default 2)")
     p.add_argument("--no-fetch-ahead", dest="fetch_ahead", action="store_const", const=False,
                    help="hub trees: download a checkpoint only when a slot needs it (the serial design; slower)")
+    p.add_argument("--lookahead", action="store_const", const=True,
+                   help="fill each generate batch with the next round's shared queries (correlated methods such "
+                        "as recommended): fewer reloads and downloads on GPUs, more pairs paid (docs/cost.md)")
 
 
 def default_method() -> str:
@@ -92,7 +95,7 @@ SEARCH_FLAGS = {
 
 #: Flags that may change when a search is resumed (SearchConfig's RUNTIME_ONLY settings).
 RUNTIME_FLAGS = ("max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource", "address",
-                 "allow_code_execution", "cache_dir", "cache_limit", "fetch_concurrency", "fetch_ahead")
+                 "allow_code_execution", "cache_dir", "cache_limit", "fetch_concurrency", "fetch_ahead", "lookahead")
 
 
 def config_from_args(args: argparse.Namespace):

@@ -27,7 +27,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from raygems.backends.transformers_backend import TransformersSettings
 from raygems.errors import UsageError
+from raygems.tasks.prompting import PROMPT_VARIANTS
 
 #: Bytes of a 7B checkpoint in bf16 (the paper's 400 7B checkpoints are ~6 TB).
 SEVEN_B_BYTES = 15_200_000_000
@@ -49,8 +51,8 @@ class Speeds:
     score_per_query_s: float = 0.001
     driver_event_s: float = 0.002          # driver time per event it handles
     round_overhead_s: float = 0.05         # driver time between rounds
-    batch_size: int = 32                   # sequences per generate batch (the backend's batch_size)
-    variants: int = 2                      # sequences per query (prompt variants generated)
+    batch_size: int = TransformersSettings.batch_size    # sequences per generate batch (the backend's)
+    variants: int = len(PROMPT_VARIANTS)   # sequences per query (prompt variants generated)
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -138,6 +140,9 @@ class Work:
     adapter_base: dict[int, str] = field(default_factory=dict)    # arm -> id of the base fetched beside it
     base_sizes: dict[str, int] = field(default_factory=dict)      # sizes of those bases
     failures: dict[int, str] = field(default_factory=dict)        # arm -> stage it fails at (fetch, load, ...)
+    arm_priority: list[float] | None = None    # a prior's first-round tie-break (methods that take one)
+    beliefs: dict = field(default_factory=dict)                   # a prior's starting beliefs (the search's method)
+    drawn: bool = False                        # answers drawn for accuracies (not a recorded matrix)
 
     @property
     def num_arms(self) -> int:

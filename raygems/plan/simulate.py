@@ -33,7 +33,7 @@ from raygems.hub.types import ModelRecord
 from raygems.plan.model import Cluster, Speeds, Work
 from raygems.runtime.cache import CheckpointCache, TooLarge
 from raygems.runtime.fetch import CheckpointSource, FetchReport, FetchSettings, FetchStage
-from raygems.runtime.schedule import SlotSchedule, SlotState
+from raygems.runtime.schedule import SlotSchedule, SlotState, with_lookahead
 
 #: The method name of evaluating every candidate on the whole pool (no search).
 EXHAUSTIVE = "exhaustive"
@@ -321,7 +321,8 @@ class Simulation:
         if work.num_arms < 2:
             raise ValueError(f"need at least 2 candidate models, got {work.num_arms}")
         self.work, self.cluster, self.speeds = work, cluster, speeds
-        self.lookahead = lookahead
+        #: queries per generate batch the load-aware variant fills (0: off)
+        self._lookahead_batch = max(1, speeds.batch_size // speeds.variants) if lookahead else 0
         self.now = 0.0
         self._heap: list = []
         self._order = itertools.count()
@@ -393,7 +394,7 @@ class Simulation:
                 break
             self.rounds += 1
             requests = {arm: [int(q) for q in ids] for arm, ids in pulls.by_arm(0).items()}
-            served = self._with_lookahead(algo, pulls, requests) if self.lookahead else requests
+            served = with_lookahead(pulls, requests, self._missing, self._lookahead_batch, work.num_queries)
             self._serve(served)
             successes = np.zeros(len(pulls), dtype=np.int64)
             newly_failed = []
@@ -409,23 +410,8 @@ class Simulation:
             self.now += self.speeds.round_overhead_s
         return int(algo.recommend()[0]), int(algo.budget), int(algo.budget_used[0])
 
-    def _with_lookahead(self, algo, pulls, requests: dict[int, list[int]]) -> dict[int, list[int]]:
-        """The load-aware variant: under correlated sampling, each arm's last generate batch is filled with the
-        next queries of the shared order (the ones a survivor answers next round), which costs no extra decode
-        steps when the batch is not full, and spares the survivor a reload if they cover its next round."""
-        if not pulls.shared:
-            return requests
-        per_batch = max(1, self.speeds.batch_size // self.speeds.variants)
-        served = {}
-        for j, arm in enumerate(pulls.arm.tolist()):
-            asked = requests[arm]
-            start, count = int(pulls.start[j]), int(pulls.count[j])
-            missing = int((~self.answered[arm, asked]).sum()) if asked else 0
-            room = (-missing) % per_batch
-            extra = min(room, self.work.num_queries - (start + count))
-            served[arm] = asked + ([int(q) for q in pulls.order.ids(0, arm, start + count, extra, True)]
-                                   if extra > 0 and missing else [])
-        return served
+    def _missing(self, arm: int, queries: list[int]) -> int:
+        return int((~self.answered[arm, queries]).sum()) if queries else 0
 
     def _exhaustive(self) -> tuple[int, int, int]:
         arms = list(range(self.work.num_arms))

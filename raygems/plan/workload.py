@@ -10,7 +10,7 @@ steps).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -105,12 +105,39 @@ def checkpoint_sizes(records, hub: bool, workers: int = 8) -> tuple[list[int], d
     return [0 if isinstance(a, str) else int(a) for a in answers], failed
 
 
+def work_for_matrix(matrix, method: str = "recommended", budget: int = 50, seed: int = 0,
+                    checkpoint_bytes: int = 0, chunk_size: int = 32, final_evaluation: bool = True,
+                    **method_options) -> Work:
+    """The `Work` of a search of a recorded correctness matrix (`raygems.replay.CorrectnessMatrix`) as if its
+    models were checkpoints of `checkpoint_bytes` each on the hub (0: on local disk); decode steps from the
+    matrix's task names (the registered tasks' generation limits)."""
+    from raygems.runtime.search import popular_base
+    from raygems.tasks.registry import task_class_attribute
+
+    tasks = matrix.tasks or ("all",) * matrix.num_queries
+    names = list(dict.fromkeys(tasks))
+    steps = [int(task_class_attribute(name, "max_new_tokens", DEFAULT_STEPS)) for name in names]
+    models = matrix.models
+    flags = {"is_base": [False] * matrix.num_models, "downloads": [0] * matrix.num_models}
+    if models is not None:
+        flags = {"is_base": models["is_base"].astype(bool).tolist(), "downloads": models["downloads"].tolist()}
+    from raygems.hub.types import ModelRecord
+
+    records = [ModelRecord(model_id=m, downloads=int(d), is_base=bool(b))
+               for m, d, b in zip(matrix.model_ids, flags["downloads"], flags["is_base"])]
+    return Work(model_ids=list(matrix.model_ids), sizes=np.full(matrix.num_models, int(checkpoint_bytes)),
+                query_tasks=np.asarray([names.index(t) for t in tasks], dtype=np.int64), task_names=names,
+                steps=np.asarray(steps, dtype=np.int64), rewards=MatrixRewards(matrix.values), method=method,
+                budget=budget, seed=seed, method_options=dict(method_options), chunk_size=chunk_size,
+                final_evaluation=final_evaluation, popular_base=popular_base(records),
+                fetch=checkpoint_bytes > 0)
+
+
 def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int | None = None,
                     method: str | None = None) -> Work:
     """The `Work` of the search `config` (a `raygems.runtime.search.SearchConfig`) would run, with `method`
     instead of its own when given. `checkpoint_bytes`: every candidate that size, fetched from the hub (a
     matrix standing in for a tree not yet listed)."""
-    from raygems.runtime.driver import accepts_option
     from raygems.runtime.search import _list_tree, _matrix_candidates, apply_prior, popular_base
 
     facts = facts or RunFacts()
@@ -127,11 +154,8 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
     candidates = decision.kept
     index = {m.model_id: i for i, m in enumerate(listed)}
     tasks, names, steps = pool_shape(config)
-    steps = np.asarray([facts.steps.get(name, s) for name, s in zip(names, steps)], dtype=np.int64)
     hub = config.tree is not None and not Path(config.tree).is_dir()
     failures = {arm: "metadata" for arm, m in enumerate(candidates) if m.unreadable}
-    failures.update({arm: facts.failures[m.model_id] for arm, m in enumerate(candidates)
-                     if m.model_id in facts.failures})
     adapter_base, base_sizes = {}, {}
     if checkpoint_bytes is not None:
         sizes, fetch = [int(checkpoint_bytes)] * len(candidates), True
@@ -150,20 +174,41 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
             base_sizes.update(dict(zip(outside, outside_sizes)))
         base_sizes.update({m.model_id: size for m, size in zip(candidates, sizes) if m.model_id in
                            set(adapters.values())})
-    if matrix is not None:
-        rewards = MatrixRewards(matrix.values[[index[m.model_id] for m in candidates]])
-    else:
-        accuracies = default_accuracies(len(candidates), config.seed)
-        known = [facts.accuracies.get(m.model_id) for m in candidates]
-        accuracies = np.asarray([a if k is None or not np.isfinite(k) else k for a, k in zip(accuracies, known)])
-        rewards = drawn_rewards(accuracies, tasks.size, config.seed)
-    options = {k: v for k, v in config.method_options.items() if k != "prior_strength"}
-    options.update(decision.method_options if method == config.method else {})
-    if decision.priority is not None and accepts_option(method, "arm_priority"):
-        options.setdefault("arm_priority", np.asarray(decision.priority, dtype=float))
-    return Work(model_ids=[m.model_id for m in candidates], sizes=np.asarray(sizes, dtype=np.int64),
-                query_tasks=tasks, task_names=names, steps=steps, rewards=rewards, method=method,
-                budget=config.budget, seed=config.seed, method_options=options, chunk_size=config.chunk_size,
+    rewards = None if matrix is None else MatrixRewards(matrix.values[[index[m.model_id] for m in candidates]])
+    work = Work(model_ids=[m.model_id for m in candidates], sizes=np.asarray(sizes, dtype=np.int64),
+                query_tasks=tasks, task_names=names, steps=steps, rewards=rewards, method=config.method,
+                budget=config.budget, seed=config.seed, chunk_size=config.chunk_size,
                 final_evaluation=config.final_evaluation, exhaustive=config.exhaustive,
                 popular_base=popular_base(candidates), fetch=fetch, adapter_base=adapter_base,
-                base_sizes=base_sizes, failures=failures)
+                base_sizes=base_sizes, failures=failures, arm_priority=decision.priority,
+                beliefs=dict(decision.method_options))
+    return for_method(with_facts(work, facts), config, method or config.method)
+
+
+def with_facts(work: Work, facts: RunFacts) -> Work:
+    """`work` with what a run said about its models: their failures, decode steps per task, and (unless the
+    answers are a recorded matrix) answers drawn with each model's measured accuracy."""
+    failures = dict(work.failures)
+    failures.update({arm: facts.failures[m] for arm, m in enumerate(work.model_ids) if m in facts.failures})
+    steps = np.asarray([facts.steps.get(n, s) for n, s in zip(work.task_names, work.steps)], dtype=np.int64)
+    rewards, drawn = work.rewards, work.drawn
+    if rewards is None or drawn:
+        accuracies = default_accuracies(work.num_arms, work.seed)
+        known = [facts.accuracies.get(m) for m in work.model_ids]
+        accuracies = np.asarray([a if k is None or not np.isfinite(k) else k for a, k in zip(accuracies, known)])
+        rewards, drawn = drawn_rewards(accuracies, work.num_queries, work.seed), True
+    return replace(work, failures=failures, steps=steps, rewards=rewards, drawn=drawn)
+
+
+def for_method(work: Work, config, method: str) -> Work:
+    """`work` searched by `method`, with the options the driver would give it (a prior's tie-break priority
+    where the method takes one; its beliefs only for the configured method, as `apply_prior` made them)."""
+    from raygems.runtime.driver import accepts_option
+    from raygems.plan.simulate import EXHAUSTIVE
+
+    options = {k: v for k, v in config.method_options.items() if k != "prior_strength"}
+    if method == config.method:
+        options.update(work.beliefs)
+    if method != EXHAUSTIVE and work.arm_priority is not None and accepts_option(method, "arm_priority"):
+        options.setdefault("arm_priority", np.asarray(work.arm_priority, dtype=float))
+    return replace(work, method=method, method_options=options)

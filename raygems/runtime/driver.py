@@ -39,7 +39,7 @@ from raygems.runtime.cost import CostLedger
 from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
 from raygems.runtime.fetch import CheckpointSource, LocalCheckpoints
 from raygems.runtime.rewards import RewardBook
-from raygems.runtime.schedule import SlotSchedule, SlotState
+from raygems.runtime.schedule import SlotSchedule, SlotState, with_lookahead
 from raygems.runtime.store import Failure, ResultStore
 
 
@@ -56,6 +56,8 @@ class DriverSettings:
     slot_resource: str | None = None   # custom resource each model actor takes one unit of (e.g. "model_slot")
     max_actor_restarts: int = 3    # per model, after an actor death
     arm_priority: list[float] | None = None   # prior scores (first-round tie-break), one per candidate
+    lookahead_batch: int = 0       # > 0: fill each arm's last generate batch of this many queries with its next
+                                   # round's shared queries (raygems.runtime.schedule.with_lookahead)
 
 
 @dataclass
@@ -176,7 +178,8 @@ class SearchDriver:
             requests = {arm: [int(q) for q in ids] for arm, ids in pulls.by_arm(0).items()}
             self.progress.survivors = len(requests)
             round_started = time.time()
-            self._serve(requests)
+            self._serve(with_lookahead(pulls, requests, lambda arm, queries: len(self.book.missing(arm, queries)),
+                                       s.lookahead_batch, len(self.query_ids)))
             self.cost.event("round", round=self.progress.round, start=self.cost.since_start(round_started),
                             survivors=len(requests), asked=sum(len(q) for q in requests.values()))
             successes = np.zeros(len(pulls), dtype=np.int64)

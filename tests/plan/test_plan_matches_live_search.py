@@ -93,3 +93,15 @@ def test_calibration_measures_the_runs_speeds(matrix, live, tmp_path):
     work = work_for_search(config(matrix, tmp_path / "unused"), facts=calibration.facts)
     plan = simulate(work, Cluster(max_loaded=1), speeds)
     assert plan.wall_s > plan.calls * DELAY_S
+
+
+def test_lookahead_pays_ahead_and_chooses_the_same_and_the_plan_follows_it(matrix, live, tmp_path):
+    plain = live[0].summary
+    ahead = run_search(config(matrix, tmp_path / "ahead", lookahead=True)).summary
+    assert (ahead["chosen_model"], ahead["budget_used"], ahead["rounds"]) == \
+        (plain["chosen_model"], plain["budget_used"], plain["rounds"])
+    assert ahead["queries_paid"] > plain["queries_paid"] and ahead["cost"]["loads"] < plain["cost"]["loads"]
+    plan = simulate(work_for_search(config(matrix, tmp_path / "unused", lookahead=True)), Cluster(max_loaded=1),
+                    Speeds(), lookahead=True)
+    assert (plan.loads, plan.calls, plan.queries_paid) == \
+        (ahead["cost"]["loads"], ahead["cost"]["calls"], ahead["queries_paid"])
