@@ -7,13 +7,16 @@ From RUN_DIR/events.parquet (`raygems.runtime.cost`), summary.json, search.json,
   steps x (batches x step_s + sequences x step_per_sequence_s), with each call's steps the most any of its
   queries' tasks takes; a task's steps are the 95th percentile of its recorded completion tokens (a batch runs
   until its longest answer stops);
-* loads: the median load of a slot's later loads (less its bytes over `load_bandwidth`, when the sizes are
+* loads: the mean load of a slot's later loads (less its bytes over `load_bandwidth`, when the sizes are
   known) is `load_fixed_s`; a slot's first load costs `first_load_extra_s` more (imports, device set-up);
-* `call_overhead_s`: the median of (call seconds as the driver saw them - load - generate - score);
-* `slot_start_s`: the median time from a slot's creation to its placement (runs that fetch), else to its first
+* `call_overhead_s`: the mean of (call seconds as the driver saw them - load - generate - score);
+* `slot_start_s`: the mean time from a slot's creation to its placement (runs that fetch), else to its first
   call's start;
-* `score_per_query_s`, `driver_event_s` (the driver's handling time per event), `round_overhead_s` (the median
-  gap between rounds), `fetch_latency_s` (the median time a fetch spent asking the hub which files);
+* `score_per_query_s`, `driver_event_s` (the driver's handling time per event), `round_overhead_s` (the mean
+  gap between rounds), `fetch_latency_s` (the mean time a fetch spent asking the hub which files).
+
+Means, not medians: a plan adds these times up, and on a loaded machine their tails (a call that waited seconds
+for a CPU) are part of what a run costs.
 * the run's models: accuracy per model and the failures, for drawing a plan's answers (`RunFacts`).
 """
 from __future__ import annotations
@@ -83,16 +86,16 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     firsts = every_call.sort_values("submitted").groupby("slot").head(1).index      # a slot's first call
     later = calls[(calls["load_s"] > 0) & ~calls.index.isin(firsts)]
     overhead_sample = calls[~calls.index.isin(firsts)]
-    overhead = float(np.median((overhead_sample["seconds"] - work.loc[overhead_sample.index]).clip(lower=0))) \
+    overhead = float(np.mean((overhead_sample["seconds"] - work.loc[overhead_sample.index]).clip(lower=0))) \
         if len(overhead_sample) else base.call_overhead_s
     later_bytes = np.asarray([(sizes or {}).get(models.get(a, ""), 0) for a in later["arm"]], dtype=float)
-    load_fixed = float(np.median(later["load_s"] - later_bytes / base.load_bandwidth)) if len(later) else \
+    load_fixed = float(np.mean(later["load_s"] - later_bytes / base.load_bandwidth)) if len(later) else \
         base.load_fixed_s
     load_fixed = max(0.0, load_fixed)
     # a slot's first load (its first call's, which is all load when that checkpoint failed to load)
     first_loads = [every_call.loc[i, "load_s"] if i in calls.index else every_call.loc[i, "seconds"] - overhead
                    for i in firsts]
-    first_extra = max(0.0, float(np.median(first_loads)) - load_fixed) if first_loads else base.first_load_extra_s
+    first_extra = max(0.0, float(np.mean(first_loads)) - load_fixed) if first_loads else base.first_load_extra_s
     slot_start = _slot_start(events, calls, work, overhead, base)
     queries = float(calls["queries"].sum())
     score = float(calls["score_s"].sum()) / queries if queries else base.score_per_query_s
@@ -100,10 +103,10 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     driver = cost["driver_s"] / cost["driver_events"] if cost.get("driver_events") else base.driver_event_s
     rounds = events[events["kind"] == "round"].sort_values("round")
     gaps = (rounds["start"].to_numpy()[1:] - rounds["t"].to_numpy()[:-1]) if len(rounds) > 1 else np.array([])
-    round_overhead = float(np.median(gaps)) if gaps.size else base.round_overhead_s
+    round_overhead = float(np.mean(gaps)) if gaps.size else base.round_overhead_s
     fetches = events[(events["kind"] == "fetch")] if "kind" in events else events.iloc[:0]
     fetched = fetches[fetches["bytes"] > 0] if len(fetches) else fetches
-    latency = float(np.median(fetched["plan_s"])) if len(fetched) else base.fetch_latency_s
+    latency = float(np.mean(fetched["plan_s"])) if len(fetched) else base.fetch_latency_s
     speeds = replace(base, step_s=step_s, step_per_sequence_s=per_sequence, load_fixed_s=load_fixed,
                      first_load_extra_s=first_extra, call_overhead_s=overhead, slot_start_s=slot_start,
                      score_per_query_s=score, driver_event_s=float(driver), round_overhead_s=max(0.0, round_overhead),
@@ -149,10 +152,10 @@ def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, work: pd.Series, over
     slots = events[events["kind"] == "slot"].set_index("slot")["t"]
     placed = events[events["kind"] == "slot_placed"]
     if len(placed):
-        return float(np.median([t - slots.get(s, t) for s, t in zip(placed["slot"], placed["t"])]))
+        return float(np.mean([t - slots.get(s, t) for s, t in zip(placed["slot"], placed["t"])]))
     firsts = calls.sort_values("submitted").groupby("slot").head(1)
     starts = [row.returned - slots.get(row.slot, row.submitted) - work.loc[i] - overhead for i, row in firsts.iterrows()]
-    return max(0.0, float(np.median(starts))) if starts else base.slot_start_s
+    return max(0.0, float(np.mean(starts))) if starts else base.slot_start_s
 
 
 def _arms_and_ids(events, summary, run_dir):
