@@ -142,6 +142,98 @@ def plot(frame: pd.DataFrame, path: Path, cluster: str = "8 GPUs", bandwidth: st
     fig.savefig(path, dpi=110)
 
 
+SHOWN = ("recommended", "ours-sh-schedule", "sequential-halving", "ours", "uniform", "ucb-e", EXHAUSTIVE)
+SETTINGS_SHOWN = (("1 GPU", "1 Gbit/s"), ("8 GPUs", "10 Gbit/s"))
+
+
+def _cell(row) -> str:
+    return f"{row['gpu_hours']:.0f} ({row['wall_h']:.1f} h)" if row["gpu_hours"] >= 10 else \
+        f"{row['gpu_hours']:.1f} ({row['wall_h']:.1f} h)"
+
+
+def report(frame: pd.DataFrame) -> str:
+    """The tables of docs/cost.md, in markdown."""
+    plain = frame[~frame["lookahead"]]
+    lines = []
+    tree_names = list(dict.fromkeys(plain["tree"]))
+    for cluster, bandwidth in SETTINGS_SHOWN:
+        part = plain[(plain["cluster"] == cluster) & (plain["bandwidth"] == bandwidth)]
+        lines += [f"\n**{cluster}, {bandwidth}**: GPU-hours (wall hours), mean rank\n",
+                  "| method | N | " + " | ".join(f"{t} (K = {int(part.loc[part['tree'] == t, 'K'].iloc[0])})"
+                                               for t in tree_names) + " |",
+                  "|---|---|" + "---|" * len(tree_names)]
+        for method in SHOWN:
+            for budget in ((None,) if method == EXHAUSTIVE else (10, 50)):
+                cells = []
+                for tree in tree_names:
+                    rows = part[(part["tree"] == tree) & (part["method"] == method)]
+                    rows = rows if budget is None else rows[rows["N"] == budget]
+                    if rows.empty:
+                        cells.append("–")
+                        continue
+                    row = rows.iloc[0]
+                    cells.append(f"{_cell(row)}, rank {row['mean_rank']:.1f}")
+                lines.append(f"| {method} | {'all' if budget is None else budget} | " + " | ".join(cells) + " |")
+    lines += ["\n**The paper's \"50x\" in hours**: exhaustive / method, in evaluated pairs and in GPU-hours\n",
+              "| tree | N | method | pairs | GPU-h, 1 GPU 1 Gbit/s | GPU-h, 8 GPUs 10 Gbit/s |", "|---|---|---|---|---|---|"]
+    for tree in tree_names:
+        for budget in (10, 50):
+            for method in [m for m in ("recommended", "ours") if m in set(plain["method"])]:
+                cells = []
+                for cluster, bandwidth in SETTINGS_SHOWN:
+                    part = plain[(plain["tree"] == tree) & (plain["cluster"] == cluster) & (plain["bandwidth"] == bandwidth)]
+                    ex = part[part["method"] == EXHAUSTIVE].iloc[0]
+                    row = part[(part["method"] == method) & (part["N"] == budget)].iloc[0]
+                    cells.append(f"{ex['gpu_hours'] / row['gpu_hours']:.1f}x")
+                pairs = ex["pairs_paid"] / row["budget_used"]
+                lines.append(f"| {tree} | {budget} | {method} | {pairs:.0f}x | " + " | ".join(cells) + " |")
+    lines += ["\n**recommended against the halving methods** (8 GPUs, 10 Gbit/s): GPU-hours, mean rank, and the "
+              "GPU-hours each would need for recommended's rank (log-log interpolation over N = 10..100)\n",
+              "| tree | N | recommended | sequential-halving | its hours at recommended's rank | ours-sh-schedule | its hours "
+              "at recommended's rank |", "|---|---|---|---|---|---|---|"]
+    part = plain[(plain["cluster"] == "8 GPUs") & (plain["bandwidth"] == "10 Gbit/s")]
+    for tree in tree_names:
+        for budget in BUDGETS:
+            rec = part[(part["tree"] == tree) & (part["method"] == "recommended") & (part["N"] == budget)].iloc[0]
+            cells = [f"{rec['gpu_hours']:.1f}, rank {rec['mean_rank']:.1f}"]
+            for other in ("sequential-halving", "ours-sh-schedule"):
+                rows = part[(part["tree"] == tree) & (part["method"] == other)].sort_values("N")
+                if rows.empty:
+                    cells += ["–", "–"]
+                    continue
+                row = rows[rows["N"] == budget].iloc[0]
+                cells += [f"{row['gpu_hours']:.1f}, rank {row['mean_rank']:.1f}",
+                          _hours_at_rank(rows, rec["mean_rank"])]
+            lines.append(f"| {tree} | {budget} | " + " | ".join(cells) + " |")
+    lines += ["\n**The load-aware variant** (`--lookahead`): GPU-hours, TB fetched, reloads, pairs paid; without -> with\n",
+              "| tree | N | method | setting | GPU-h | TB fetched | reloads | pairs paid |", "|---|---|---|---|---|---|---|---|"]
+    for tree in tree_names:
+        for budget in (10, 50):
+            for method in ("recommended", "ours-sh-schedule"):
+                for cluster, bandwidth in SETTINGS_SHOWN:
+                    rows = frame[(frame["tree"] == tree) & (frame["method"] == method) & (frame["N"] == budget)
+                                 & (frame["cluster"] == cluster) & (frame["bandwidth"] == bandwidth)]
+                    if rows.empty:
+                        continue
+                    a, b = rows[~rows["lookahead"]].iloc[0], rows[rows["lookahead"]].iloc[0]
+                    lines.append(f"| {tree} | {budget} | {method} | {cluster}, {bandwidth} | "
+                                 f"{a['gpu_hours']:.1f} -> {b['gpu_hours']:.1f} ({b['gpu_hours'] / a['gpu_hours'] - 1:+.0%}) | "
+                                 f"{a['fetch_tb']:.1f} -> {b['fetch_tb']:.1f} | {a['reloads']} -> {b['reloads']} | "
+                                 f"{a['pairs_paid']} -> {b['pairs_paid']} |")
+    return "\n".join(lines)
+
+
+def _hours_at_rank(rows: pd.DataFrame, rank: float) -> str:
+    """GPU-hours at which a method's rank-vs-hours curve (over N) reaches `rank` (log-log interpolation)."""
+    hours, ranks = np.log(rows["gpu_hours"].to_numpy()), np.log(rows["mean_rank"].to_numpy())
+    if np.exp(ranks.min()) > rank:
+        return f"> {np.exp(hours.max()):.0f} (best rank {np.exp(ranks.min()):.1f} at N = 100)"
+    if np.exp(ranks.max()) < rank:
+        return f"< {np.exp(hours[np.argmax(ranks)]):.1f} (rank {np.exp(ranks.max()):.1f} at N = 10)"
+    order = np.argsort(ranks)
+    return f"{np.exp(np.interp(np.log(rank), ranks[order], hours[order])):.1f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(HERE / "results"))
@@ -153,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     frame = with_ranks(frame)
     frame.to_csv(out / "hours_with_ranks.csv", index=False)
     plot(frame, out / "rank_vs_gpu_hours.png")
+    text = report(frame)
+    (out / "tables.md").write_text(text + "\n")
+    print(text)
     return 0
 
 
