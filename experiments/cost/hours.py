@@ -40,8 +40,11 @@ def trees() -> dict:
 
 METHODS = ("recommended", "ours-sh-schedule", "sequential-halving", "bayes-elim", "successive-rejects", "ours",
            "uniform", "ucb-e")
-LOOKAHEAD_METHODS = ("recommended", "sequential-halving", "ours-sh-schedule")
+#: The correlated methods (--lookahead needs a shared query order; plain SH samples independently).
+LOOKAHEAD_METHODS = ("recommended", "ours-sh-schedule", "ours")
 BUDGETS = (10, 25, 50, 100)
+#: UCB-E asks one query of one model per round: 100k+ rounds at N = 100 on K = 2,000; two budgets show it.
+BUDGETS_OF = {"ucb-e": (10, 50)}
 #: A 7B model per slot, one slot per GPU; every node's local disk holds at most 3 TB of checkpoints.
 CACHE_LIMIT = 3 * 10 ** 12
 CLUSTERS = {
@@ -75,23 +78,26 @@ def plan_row(tree: str, matrix, method: str, budget: int, cluster_name: str, ban
             "simulated_s": round(time.perf_counter() - started, 2)}
 
 
-def run(out: Path, quick: bool) -> pd.DataFrame:
+def run(out: Path, quick: bool, only: list[str] | None = None) -> pd.DataFrame:
+    """Plan every cell (or, with `only`, those methods' cells, replacing theirs in OUT/hours.csv)."""
     rows = []
     chosen_trees = dict(list(trees().items())[:1]) if quick else trees()
-    methods = METHODS[:2] if quick else METHODS
+    methods = only or (METHODS[:2] if quick else (EXHAUSTIVE, *METHODS))
     for tree, make in chosen_trees.items():
         matrix = make()
         for cluster in CLUSTERS:
             for bandwidth in BANDWIDTHS:
-                rows.append(plan_row(tree, matrix, EXHAUSTIVE, 50, cluster, bandwidth))
                 for method in methods:
-                    for budget in BUDGETS:
+                    for budget in ((50,) if method == EXHAUSTIVE else BUDGETS_OF.get(method, BUDGETS)):
                         rows.append(plan_row(tree, matrix, method, budget, cluster, bandwidth))
                         if method in LOOKAHEAD_METHODS:
                             rows.append(plan_row(tree, matrix, method, budget, cluster, bandwidth, lookahead=True))
                 print(f"{tree} {cluster} {bandwidth}: {len(rows)} plans", file=sys.stderr, flush=True)
     frame = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
+    if only and (out / "hours.csv").is_file():
+        kept = pd.read_csv(out / "hours.csv")
+        frame = pd.concat([kept[~kept["method"].isin(only)], frame], ignore_index=True)
     frame.to_csv(out / "hours.csv", index=False)
     return frame
 
@@ -151,73 +157,92 @@ def _cell(row) -> str:
         f"{row['gpu_hours']:.1f} ({row['wall_h']:.1f} h)"
 
 
+def _rows(frame: pd.DataFrame, **where) -> pd.DataFrame:
+    """The rows of `frame` whose columns equal the given values."""
+    mask = np.ones(len(frame), dtype=bool)
+    for column, value in where.items():
+        mask &= (frame[column] == value).to_numpy()
+    return frame[mask]
+
+
 def report(frame: pd.DataFrame) -> str:
     """The tables of docs/cost.md, in markdown."""
-    plain = frame[~frame["lookahead"]]
-    lines = []
+    plain = frame[~frame["lookahead"].astype(bool)]
     tree_names = list(dict.fromkeys(plain["tree"]))
+    lines = []
     for cluster, bandwidth in SETTINGS_SHOWN:
-        part = plain[(plain["cluster"] == cluster) & (plain["bandwidth"] == bandwidth)]
+        part = _rows(plain, cluster=cluster, bandwidth=bandwidth)
+        sizes = [f"{t} (K = {int(_rows(part, tree=t)['K'].iloc[0])})" for t in tree_names]
         lines += [f"\n**{cluster}, {bandwidth}**: GPU-hours (wall hours), mean rank\n",
-                  "| method | N | " + " | ".join(f"{t} (K = {int(part.loc[part['tree'] == t, 'K'].iloc[0])})"
-                                               for t in tree_names) + " |",
-                  "|---|---|" + "---|" * len(tree_names)]
+                  "| method | N | " + " | ".join(sizes) + " |", "|---|---|" + "---|" * len(tree_names)]
         for method in SHOWN:
             for budget in ((None,) if method == EXHAUSTIVE else (10, 50)):
                 cells = []
                 for tree in tree_names:
-                    rows = part[(part["tree"] == tree) & (part["method"] == method)]
-                    rows = rows if budget is None else rows[rows["N"] == budget]
-                    if rows.empty:
-                        cells.append("–")
-                        continue
-                    row = rows.iloc[0]
-                    cells.append(f"{_cell(row)}, rank {row['mean_rank']:.1f}")
+                    rows = _rows(part, tree=tree, method=method)
+                    rows = rows if budget is None else _rows(rows, N=budget)
+                    cells.append("–" if rows.empty else
+                                 f"{_cell(rows.iloc[0])}, rank {rows.iloc[0]['mean_rank']:.1f}")
                 lines.append(f"| {method} | {'all' if budget is None else budget} | " + " | ".join(cells) + " |")
+    lines += ["\n**The cheapest way to each rank** (GPU-hours, mean rank): every (method, N) that no cheaper one "
+              "beats in rank, `+la` = `--lookahead`\n", "| tree | setting | frontier |", "|---|---|---|"]
+    for tree in tree_names:
+        for cluster, bandwidth in SETTINGS_SHOWN:
+            part = _rows(frame, tree=tree, cluster=cluster, bandwidth=bandwidth)
+            best, points = np.inf, []
+            for _, row in part.sort_values(["gpu_hours", "mean_rank"]).iterrows():
+                if row["mean_rank"] < best:
+                    best = row["mean_rank"]
+                    name = row["method"] + ("+la" if row["lookahead"] else "")
+                    n = "" if row["method"] == EXHAUSTIVE else f" N={int(row['N'])}"
+                    points.append(f"{name}{n} {row['gpu_hours']:.0f} h, {row['mean_rank']:.1f}")
+            lines.append(f"| {tree} | {cluster}, {bandwidth} | " + "; ".join(points) + " |")
     lines += ["\n**The paper's \"50x\" in hours**: exhaustive / method, in evaluated pairs and in GPU-hours\n",
-              "| tree | N | method | pairs | GPU-h, 1 GPU 1 Gbit/s | GPU-h, 8 GPUs 10 Gbit/s |", "|---|---|---|---|---|---|"]
+              "| tree | N | method | pairs | GPU-h, 1 GPU 1 Gbit/s | GPU-h, 8 GPUs 10 Gbit/s |",
+              "|---|---|---|---|---|---|"]
     for tree in tree_names:
         for budget in (10, 50):
             for method in [m for m in ("recommended", "ours") if m in set(plain["method"])]:
                 cells = []
                 for cluster, bandwidth in SETTINGS_SHOWN:
-                    part = plain[(plain["tree"] == tree) & (plain["cluster"] == cluster) & (plain["bandwidth"] == bandwidth)]
-                    ex = part[part["method"] == EXHAUSTIVE].iloc[0]
-                    row = part[(part["method"] == method) & (part["N"] == budget)].iloc[0]
-                    cells.append(f"{ex['gpu_hours'] / row['gpu_hours']:.1f}x")
-                pairs = ex["pairs_paid"] / row["budget_used"]
+                    part = _rows(plain, tree=tree, cluster=cluster, bandwidth=bandwidth)
+                    exhaustive = _rows(part, method=EXHAUSTIVE).iloc[0]
+                    row = _rows(part, method=method, N=budget).iloc[0]
+                    cells.append(f"{exhaustive['gpu_hours'] / row['gpu_hours']:.1f}x")
+                pairs = exhaustive["pairs_paid"] / row["budget_used"]
                 lines.append(f"| {tree} | {budget} | {method} | {pairs:.0f}x | " + " | ".join(cells) + " |")
     lines += ["\n**recommended against the halving methods** (8 GPUs, 10 Gbit/s): GPU-hours, mean rank, and the "
               "GPU-hours each would need for recommended's rank (log-log interpolation over N = 10..100)\n",
-              "| tree | N | recommended | sequential-halving | its hours at recommended's rank | ours-sh-schedule | its hours "
-              "at recommended's rank |", "|---|---|---|---|---|---|---|"]
-    part = plain[(plain["cluster"] == "8 GPUs") & (plain["bandwidth"] == "10 Gbit/s")]
+              "| tree | N | recommended | sequential-halving | its hours at recommended's rank | ours-sh-schedule "
+              "| its hours at recommended's rank |", "|---|---|---|---|---|---|---|"]
+    part = _rows(plain, cluster="8 GPUs", bandwidth="10 Gbit/s")
     for tree in tree_names:
         for budget in BUDGETS:
-            rec = part[(part["tree"] == tree) & (part["method"] == "recommended") & (part["N"] == budget)].iloc[0]
+            rec = _rows(part, tree=tree, method="recommended", N=budget).iloc[0]
             cells = [f"{rec['gpu_hours']:.1f}, rank {rec['mean_rank']:.1f}"]
             for other in ("sequential-halving", "ours-sh-schedule"):
-                rows = part[(part["tree"] == tree) & (part["method"] == other)].sort_values("N")
+                rows = _rows(part, tree=tree, method=other).sort_values("N")
                 if rows.empty:
                     cells += ["–", "–"]
                     continue
-                row = rows[rows["N"] == budget].iloc[0]
+                row = _rows(rows, N=budget).iloc[0]
                 cells += [f"{row['gpu_hours']:.1f}, rank {row['mean_rank']:.1f}",
                           _hours_at_rank(rows, rec["mean_rank"])]
             lines.append(f"| {tree} | {budget} | " + " | ".join(cells) + " |")
-    lines += ["\n**The load-aware variant** (`--lookahead`): GPU-hours, TB fetched, reloads, pairs paid; without -> with\n",
-              "| tree | N | method | setting | GPU-h | TB fetched | reloads | pairs paid |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["\n**The load-aware variant** (`--lookahead`): GPU-hours, TB fetched, reloads, pairs paid; "
+              "without -> with\n", "| tree | N | method | setting | GPU-h | TB fetched | reloads | pairs paid |",
+              "|---|---|---|---|---|---|---|---|"]
     for tree in tree_names:
         for budget in (10, 50):
-            for method in ("recommended", "ours-sh-schedule"):
+            for method in LOOKAHEAD_METHODS:
                 for cluster, bandwidth in SETTINGS_SHOWN:
-                    rows = frame[(frame["tree"] == tree) & (frame["method"] == method) & (frame["N"] == budget)
-                                 & (frame["cluster"] == cluster) & (frame["bandwidth"] == bandwidth)]
-                    if rows.empty:
+                    rows = _rows(frame, tree=tree, method=method, N=budget, cluster=cluster, bandwidth=bandwidth)
+                    if rows["lookahead"].nunique() < 2:
                         continue
                     a, b = rows[~rows["lookahead"]].iloc[0], rows[rows["lookahead"]].iloc[0]
+                    change = b["gpu_hours"] / a["gpu_hours"] - 1
                     lines.append(f"| {tree} | {budget} | {method} | {cluster}, {bandwidth} | "
-                                 f"{a['gpu_hours']:.1f} -> {b['gpu_hours']:.1f} ({b['gpu_hours'] / a['gpu_hours'] - 1:+.0%}) | "
+                                 f"{a['gpu_hours']:.1f} -> {b['gpu_hours']:.1f} ({change:+.0%}) | "
                                  f"{a['fetch_tb']:.1f} -> {b['fetch_tb']:.1f} | {a['reloads']} -> {b['reloads']} | "
                                  f"{a['pairs_paid']} -> {b['pairs_paid']} |")
     return "\n".join(lines)
@@ -239,9 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="read OUT/hours.csv instead of planning again")
+    parser.add_argument("--only", help="comma-separated methods to plan again (their rows in OUT/hours.csv replaced)")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    frame = pd.read_csv(out / "hours.csv") if args.reuse else run(out, args.quick)
+    only = args.only.split(",") if args.only else None
+    frame = pd.read_csv(out / "hours.csv") if args.reuse else run(out, args.quick, only)
     frame = with_ranks(frame)
     frame.to_csv(out / "hours_with_ranks.csv", index=False)
     plot(frame, out / "rank_vs_gpu_hours.png")

@@ -2,7 +2,8 @@
 peak disk, loads and reloads.
 
     raygems plan --tree HUB_ID|DIR --tasks gsm8k --per-task 500 --method recommended,sequential-halving,exhaustive \\
-        --budget 50 --max-loaded 8 --nodes 1 --gpus-per-node 8 --download-bandwidth 1.25e9 [--calibrate-from RUN] [--json]
+        --budget 50 --max-loaded 8 --nodes 1 --gpus-per-node 8 --download-bandwidth 1.25e9 \\
+        [--calibrate-from RUN] [--json]
 
 The search's own schedule (the same algorithm objects, slot and residency policy and fetch stage) is played
 through a simulation (raygems.plan); nothing is downloaded or evaluated: candidates and checkpoint sizes come
@@ -105,7 +106,9 @@ def plans_for(config, args: argparse.Namespace, methods: list[str] | None = None
              "chunk_size": config.chunk_size, "final_evaluation": config.final_evaluation,
              "nodes": cluster.nodes, "gpus": cluster.gpus, "max_loaded": cluster.max_loaded,
              "cache_limit_bytes": cluster.cache_limit_bytes, "lookahead": config.lookahead,
-             "calibrated_from": args.calibrate_from, "answers": "matrix" if config.matrix else "drawn"}
+             "calibrated_from": args.calibrate_from,
+             "answers": "matrix" if config.matrix else "drawn: accuracies " +
+                        ("measured by the calibrating run" if args.calibrate_from else "skewed like the paper's trees")}
     return {"setup": setup, "speeds": {f.name: getattr(speeds, f.name) for f in fields(speeds)},
             "measured": measured, "plans": plans}
 
@@ -142,9 +145,8 @@ def print_plans(config, args: argparse.Namespace, methods: list[str] | None = No
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
         print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
-    if setup["answers"] == "drawn":
-        print("(answers drawn from a skewed accuracy distribution: they decide which models survive, not how many)",
-              file=sys.stderr)
+    if setup["answers"] != "matrix":
+        print(f"(answers {setup['answers']}: they decide which models survive, not how many)", file=sys.stderr)
     return 0
 
 

@@ -154,7 +154,8 @@ def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, work: pd.Series, over
     if len(placed):
         return float(np.mean([t - slots.get(s, t) for s, t in zip(placed["slot"], placed["t"])]))
     firsts = calls.sort_values("submitted").groupby("slot").head(1)
-    starts = [row.returned - slots.get(row.slot, row.submitted) - work.loc[i] - overhead for i, row in firsts.iterrows()]
+    starts = [row.returned - slots.get(row.slot, row.submitted) - work.loc[i] - overhead
+              for i, row in firsts.iterrows()]
     return max(0.0, float(np.mean(starts))) if starts else base.slot_start_s
 
 

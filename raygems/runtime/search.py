@@ -394,7 +394,8 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
                               max_loaded=config.max_loaded,
                               chunk_size=config.chunk_size, cpus_per_model=config.cpus_per_model,
                               gpus_per_model=_gpus_per_model(config), slot_resource=config.slot_resource,
-                              arm_priority=priority, lookahead_batch=_lookahead_batch(config))
+                              arm_priority=priority,
+                              lookahead_batch=_lookahead_batch(config))
     store_root = str((out / "store").resolve())
     driver = remote_driver().remote(candidates, pool, store_root, spec, settings, _checkpoint_source(config, candidates))
     try:
