@@ -134,6 +134,10 @@ def plot(frame: pd.DataFrame, path: Path, cluster: str = "8 GPUs", bandwidth: st
                 for _, row in rows.iterrows():
                     ax.annotate(f"N={int(row['N'])}", (row["gpu_hours"], row["mean_rank"]), fontsize=7,
                                 textcoords="offset points", xytext=(4, 4))
+        ahead = frame[(frame["tree"] == tree) & (frame["cluster"] == cluster) & (frame["bandwidth"] == bandwidth)
+                      & frame["lookahead"] & (frame["method"] == "recommended")].sort_values("N")
+        ax.plot(ahead["gpu_hours"], ahead["mean_rank"], marker="o", linestyle="--", color="tab:blue",
+                label="recommended --lookahead")
         exhaustive = part[part["method"] == EXHAUSTIVE]
         ax.scatter(exhaustive["gpu_hours"], exhaustive["mean_rank"], marker="*", s=140, color="black",
                    label="exhaustive", zorder=5)
