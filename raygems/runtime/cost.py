@@ -17,9 +17,9 @@
 `events()` is the run's events log (`DIR/events.parquet`), one row per happening, times in seconds since the
 driver started (`t`, `submitted`, `returned`, `launched`, `completed`): a `call` per actor call (arm, slot,
 query indices, load/generate/score/record seconds, tokens; `failed`: the stage when the checkpoint failed), a
-`slot` per model actor (created, and `placed` when the driver waited for its node), a `round` per search round
-and a `phase` per final evaluation (start, end, survivors, pairs asked), a `fetch` per finished fetch (bytes,
-seconds, plan_s, wait_s). The cost model (`raygems plan --calibrate-from DIR`) reads its speeds from it.
+`slot` when a model actor is created and a `slot_placed` when the driver learned its node (runs that fetch wait
+for it), a `round` per search round and a `phase` per final evaluation (`start`; `t` is the end; survivors,
+pairs asked), a `fetch` per finished fetch (bytes, seconds, plan_s, wait_s). The cost model (`raygems plan --calibrate-from DIR`) reads its speeds from it.
 """
 from __future__ import annotations
 
