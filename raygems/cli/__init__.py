@@ -21,6 +21,7 @@ import sys
 COMMANDS: dict[str, str] = {
     "replay": "replay",
     "search": "search",
+    "plan": "plan",
     "demo": "demo",
     "tree": "tree",
     "gems": "gems",

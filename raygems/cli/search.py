@@ -16,6 +16,21 @@ import sys
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("search", help="live search over a model tree on Ray", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_search_arguments(p)
+    p.add_argument("--out", required=False, default="runs/search", help="output directory")
+    p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
+    p.add_argument("--address", help="Ray address (auto: an existing cluster)")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what the search would cost (raygems plan) and run nothing: no Ray, nothing written")
+    from raygems.cli.plan import add_speed_arguments
+
+    add_speed_arguments(p, prefix="with --dry-run: ")
+    return p
+
+
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags that describe a search (shared with `raygems plan`)."""
     # settings that define the search (default None: SearchConfig's default, or with --resume the saved value,
     # which a given flag must then equal)
     src = p.add_mutually_exclusive_group(required=False)
@@ -59,11 +74,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--fetch-concurrency", type=int, help="hub trees: downloads at once per node (default 2)")
     p.add_argument("--no-fetch-ahead", dest="fetch_ahead", action="store_const", const=False,
                    help="hub trees: download a checkpoint only when a slot needs it (the serial design; slower)")
-    p.add_argument("--out", required=False, default="runs/search", help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
-    p.add_argument("--address", help="Ray address (auto: an existing cluster)")
-    p.add_argument("--quiet", action="store_true")
-    return p
+    p.add_argument("--lookahead", action="store_const", const=True,
+                   help="fill each generate batch with the next round's shared queries (correlated methods such "
+                        "as recommended): fewer reloads and downloads on GPUs, more pairs paid (docs/cost.md)")
 
 
 def default_method() -> str:
@@ -82,7 +95,7 @@ SEARCH_FLAGS = {
 
 #: Flags that may change when a search is resumed (SearchConfig's RUNTIME_ONLY settings).
 RUNTIME_FLAGS = ("max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource", "address",
-                 "allow_code_execution", "cache_dir", "cache_limit", "fetch_concurrency", "fetch_ahead")
+                 "allow_code_execution", "cache_dir", "cache_limit", "fetch_concurrency", "fetch_ahead", "lookahead")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -135,6 +148,10 @@ def on_interrupt(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from raygems.runtime.search import run_search
 
+    if args.dry_run:
+        from raygems.cli.plan import print_plans
+
+        return print_plans(config_from_args(args), args)
     result = run_search(config_from_args(args))
     print_outcome(result)
     return 0

@@ -11,6 +11,15 @@
     prompt_tokens, completion_tokens    tokens read and generated (both prompt variants)
     slot_busy_fraction  share of the slots' time spent on a batch: busy seconds / (slots x wall seconds)
     peak_cache_bytes    most bytes the checkpoint cache held at once (0 for a local tree)
+    driver_s, driver_events     seconds the driver spent handling what came back (batches, fetches, placed
+                            slots) between waits, and how many such events it handled
+
+`events()` is the run's events log (`DIR/events.parquet`), one row per happening, times in seconds since the
+driver started (`t`, `submitted`, `returned`, `launched`, `completed`): a `call` per actor call (arm, slot,
+query indices, load/generate/score/record seconds, tokens; `failed`: the stage when the checkpoint failed), a
+`slot` when a model actor is created and a `slot_placed` when the driver learned its node (runs that fetch wait
+for it), a `round` per search round and a `phase` per final evaluation (`start`; `t` is the end; survivors,
+pairs asked), a `fetch` per finished fetch (bytes, seconds, plan_s, wait_s). The cost model (`raygems plan --calibrate-from DIR`) reads its speeds from it.
 """
 from __future__ import annotations
 
@@ -30,6 +39,9 @@ class CostLedger:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.busy_s = 0.0
+        self.driver_s = 0.0
+        self.driver_events = 0
+        self._events: list[dict] = []
 
     def add_batch(self, report) -> None:
         self.calls += 1
@@ -47,6 +59,26 @@ class CostLedger:
     def add_busy(self, seconds: float) -> None:
         self.busy_s += seconds
 
+    def add_driver(self, seconds: float) -> None:
+        self.driver_s += seconds
+        self.driver_events += 1
+
+    def since_start(self, when: float) -> float:
+        return round(when - self.started, 4)
+
+    def event(self, kind: str, **fields) -> None:
+        """One row of the events log (`t`: now)."""
+        self._events.append({"kind": kind, "t": self.since_start(time.time()), **fields})
+
+    def events(self, fetches: list[dict] = ()) -> list[dict]:
+        """The events log, with the fetch stage's records (absolute times) turned into `fetch` rows."""
+        rows = list(self._events)
+        for fetch in fetches:
+            rows.append({**fetch, "kind": "fetch", "t": self.since_start(fetch["completed"]),
+                         "launched": None if fetch["launched"] is None else self.since_start(fetch["launched"]),
+                         "completed": self.since_start(fetch["completed"])})
+        return rows
+
     def summary(self, slots: int, checkpoints: dict) -> dict:
         wall = max(time.time() - self.started, 1e-9)
         return {
@@ -59,4 +91,5 @@ class CostLedger:
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "slot_busy_fraction": round(min(1.0, self.busy_s / (slots * wall)), 3),
             "peak_cache_bytes": int(checkpoints.get("peak_cache_bytes", 0)),
+            "driver_s": round(self.driver_s, 2), "driver_events": self.driver_events,
         }

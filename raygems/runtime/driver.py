@@ -39,7 +39,7 @@ from raygems.runtime.cost import CostLedger
 from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
 from raygems.runtime.fetch import CheckpointSource, LocalCheckpoints
 from raygems.runtime.rewards import RewardBook
-from raygems.runtime.schedule import SlotSchedule, SlotState
+from raygems.runtime.schedule import SlotSchedule, SlotState, with_lookahead
 from raygems.runtime.store import Failure, ResultStore
 
 
@@ -56,6 +56,8 @@ class DriverSettings:
     slot_resource: str | None = None   # custom resource each model actor takes one unit of (e.g. "model_slot")
     max_actor_restarts: int = 3    # per model, after an actor death
     arm_priority: list[float] | None = None   # prior scores (first-round tie-break), one per candidate
+    lookahead_batch: int = 0       # > 0: fill each arm's last generate batch of this many queries with its next
+                                   # round's shared queries (raygems.runtime.schedule.with_lookahead)
 
 
 @dataclass
@@ -125,6 +127,7 @@ class SearchDriver:
                                                     *recorded[(model.model_id, model.revision)])
         self._pool_ref = None
         self._capacity: tuple[float, int] = (0.0, 0)      # (when, slots the cluster holds) for _slot_capacity
+        self._slot_ids: dict[SlotState, int] = {}          # slot -> its number in the events log
 
     def _load_book(self, only_new: bool = False) -> None:
         """Read result parts into the reward book: all of them when the search starts; later (`only_new`) the
@@ -174,7 +177,11 @@ class SearchDriver:
             self.progress.round += 1
             requests = {arm: [int(q) for q in ids] for arm, ids in pulls.by_arm(0).items()}
             self.progress.survivors = len(requests)
-            self._serve(requests)
+            round_started = time.time()
+            self._serve(with_lookahead(pulls, requests, lambda arm, queries: len(self.book.missing(arm, queries)),
+                                       s.lookahead_batch, len(self.query_ids)))
+            self.cost.event("round", round=self.progress.round, start=self.cost.since_start(round_started),
+                            survivors=len(requests), asked=sum(len(q) for q in requests.values()))
             successes = np.zeros(len(pulls), dtype=np.int64)
             newly_failed = []
             for j, arm in enumerate(pulls.arm.tolist()):
@@ -209,7 +216,10 @@ class SearchDriver:
         self.progress.start_phase("final evaluation", len(arms) * len(self.query_ids))
         everything = list(range(len(self.query_ids)))
         self.checkpoints.retire([arm for arm in range(len(self.candidates)) if arm not in set(arms)])
+        phase_started = time.time()
         self._serve({arm: everything for arm in arms})
+        self.cost.event("phase", phase="final evaluation", start=self.cost.since_start(phase_started),
+                        survivors=len(arms), asked=len(arms) * len(everything))
 
     def shutdown(self) -> None:
         """Release every model actor and fetch worker."""
@@ -231,6 +241,10 @@ class SearchDriver:
 
     def cost_summary(self) -> dict:
         return self.cost.summary(slots=max(1, len(self.schedule.slots)), checkpoints=self.checkpoints.status())
+
+    def cost_events(self) -> list[dict]:
+        """The events log (`raygems.runtime.cost`): every actor call, slot, round and fetch, with times."""
+        return self.cost.events(getattr(self.checkpoints, "events", []))
 
     # ----------------------------------------------------------------------------------------- serving
     def _serve(self, requests: dict[int, list[int]]) -> None:
@@ -262,9 +276,11 @@ class SearchDriver:
             if not events:   # nothing could be scheduled and nothing is on its way
                 raise RuntimeError("no model slot available: max_loaded must be at least 1")
             ready, _ = ray.wait(events, num_returns=1)
+            handling = time.time()
             ref = ready[0]
             if ref in unplaced:
                 unplaced[ref].node = ray.get(ref)
+                self.cost.event("slot_placed", slot=self._slot_ids.get(unplaced[ref]))
             elif ref in in_flight:
                 slot, arm, chunk = in_flight.pop(ref)
                 self._finish_batch(slot, arm, chunk, ref)
@@ -272,6 +288,7 @@ class SearchDriver:
                 for arm, failure in self.checkpoints.completed(ref):
                     if self.schedule.has_work(arm):
                         self._fail(arm, failure, persist=True)
+            self.cost.add_driver(time.time() - handling)     # (the next dispatch is counted with the next event)
         self.progress.outstanding = 0
 
     def _dispatch(self) -> list:
@@ -326,10 +343,15 @@ class SearchDriver:
         import ray
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError
 
-        self.cost.add_busy(time.time() - slot.busy_since)
+        returned = time.time()
+        self.cost.add_busy(returned - slot.busy_since)
+        call = {"arm": arm, "slot": self._slot_ids.get(slot), "submitted": self.cost.since_start(slot.busy_since),
+                "returned": self.cost.since_start(returned), "round": self.progress.round,
+                "phase": self.progress.phase, "queries": len(chunk), "query_index": list(chunk)}
         try:
             report = ray.get(ref)
         except RayTaskError as exc:
+            self.cost.event("call", **call, failed=getattr(getattr(exc, "cause", None), "stage", "evaluate"))
             self.schedule.finished(slot, 0)
             cause = getattr(exc, "cause", None)
             if isinstance(cause, SetupError):          # not the checkpoint's fault: stop the search
@@ -352,6 +374,9 @@ class SearchDriver:
             self._load_book(only_new=True)   # it may have recorded the batch before it died
             self.schedule.requeue(arm, self.book.missing(arm, chunk), returned=len(chunk))
             return
+        self.cost.event("call", **call, load_s=report.load_s, generate_s=report.generate_s, score_s=report.score_s,
+                        record_s=report.record_s, prompt_tokens=report.prompt_tokens,
+                        completion_tokens=report.completion_tokens)
         self.schedule.finished(slot, report.queries)
         if not os.path.exists(os.path.join(self.store.results_dir, report.part)):
             raise SetupError(
@@ -401,7 +426,10 @@ class SearchDriver:
         threads = max(1, int(s.cpus_per_model))
         actor = remote_model_actor().options(**options).remote(self.spec, self._pool_ref, self.store_root, threads)
         self._pid_refs[actor] = actor.pid.remote()
-        return SlotState(node=actor.node_id.remote(), handle=actor)
+        slot = SlotState(node=actor.node_id.remote(), handle=actor)
+        self._slot_ids[slot] = len(self._slot_ids)
+        self.cost.event("slot", slot=self._slot_ids[slot])
+        return slot
 
     def _release_all(self) -> None:
         """Kill every model actor (end of a phase: frees the cluster for others)."""

@@ -117,6 +117,8 @@ class FetchReport:
     peak_cache_bytes: int
     cache_limit_bytes: int
     failure: str | None = None
+    plan_s: float = 0.0           # asking the hub which files (metadata), for the checkpoint and its base
+    wait_s: float = 0.0           # waiting for room in the cache
 
 
 class FetchWorker:
@@ -144,6 +146,7 @@ class FetchWorker:
         self._downloads = threading.Semaphore(settings.concurrency)
         self.fetched_bytes = 0
         self.fetch_seconds = 0.0
+        self._call = threading.local()       # this fetch call's bytes, plan and wait seconds (calls run at once)
 
     def _scan_existing(self) -> None:
         """Checkpoints downloaded by an earlier run (complete, or partial: resumed when wanted again)."""
@@ -187,29 +190,32 @@ class FetchWorker:
         from raygems.hub.download import DownloadError
 
         started = time.monotonic()
-        before = self.fetched_bytes
+        self._call.bytes, self._call.plan_s, self._call.wait_s = 0, 0.0, 0.0
         try:
             path = self._fetch(model_id, self.revisions.get(model_id, "main"))
             self._fetch_base(model_id, path)
         except (DownloadError, TooLarge) as exc:
-            return self._report(model_id, None, started, before, failure=str(exc).splitlines()[0])
+            return self._report(model_id, None, started, failure=str(exc).splitlines()[0])
         except OSError as exc:
             if exc.errno in NO_SPACE:     # the node's disk, not the model: the search stops (DiskFull)
                 raise DiskFull(self.cache.root) from None
             raise
-        return self._report(model_id, str(path), started, before)
+        return self._report(model_id, str(path), started)
 
-    def _report(self, model_id: str, path: str | None, started: float, before: int,
-                failure: str | None = None) -> FetchReport:
+    def _report(self, model_id: str, path: str | None, started: float, failure: str | None = None) -> FetchReport:
         with self._lock:
-            return FetchReport(model_id, path, self.fetched_bytes - before, time.monotonic() - started,
-                               self.cache.used_bytes, self.cache.peak_bytes, self.cache.limit_bytes, failure)
+            return FetchReport(model_id, path, self._call.bytes, time.monotonic() - started,
+                               self.cache.used_bytes, self.cache.peak_bytes, self.cache.limit_bytes, failure,
+                               plan_s=self._call.plan_s, wait_s=self._call.wait_s)
 
     def _fetch(self, model_id: str, revision: str) -> Path:
         from raygems.hub.download import download, is_complete, plan_download
 
+        asked = time.monotonic()
         plan = plan_download(model_id, revision, endpoint=self.settings.endpoint, token=self.settings.token)
+        self._call.plan_s += time.monotonic() - asked
         folder = self.cache.folder(model_id)
+        waiting = time.monotonic()
         with self._lock:
             entry = self.cache.entries.get(model_id)
             if entry is not None and entry.ready and is_complete(folder, plan):
@@ -220,6 +226,7 @@ class FetchWorker:
                 if victims is not None:
                     break
                 self._lock.wait(timeout=5.0)     # woken by a release or a retirement
+            self._call.wait_s += time.monotonic() - waiting
             for victim in victims:
                 delete_folder(self.cache.folder(victim))
             if entry is not None and entry.revision not in ("", plan.commit):
@@ -235,6 +242,7 @@ class FetchWorker:
             raise
         with self._lock:
             self.fetched_bytes += result.bytes_downloaded
+            self._call.bytes += result.bytes_downloaded
             self.fetch_seconds += time.monotonic() - seconds
             self.cache.completed(model_id, plan.total_bytes)
             self._lock.notify_all()
@@ -267,7 +275,12 @@ class FetchStage(CheckpointSource):
     when first needed. Each phase it is told the arms still to evaluate, in the order the slots will take them,
     and keeps up to `concurrency` fetches per node going ahead of the slots (arms go to the node with the
     fewest queued per slot; an arm already on a node stays there). A slot takes only an arm whose files are
-    on its node."""
+    on its node.
+
+    The policy here is pure bookkeeping; what touches the workers (Ray calls) is in the five `_..._on` /
+    `_start_fetch` / `_fetch_report` methods, which the cost model (`raygems.plan.simulate`) replaces with
+    simulated nodes, so that a plan fetches in exactly the order a search does. `events` keeps one record per
+    finished fetch (when it was launched and done, its bytes and timings) for the run's events log."""
 
     fetches = True
 
@@ -278,6 +291,7 @@ class FetchStage(CheckpointSource):
         self.workers: dict[str, Any] = {}                  # node id -> FetchWorker actor
         self.local: dict[tuple[int, str], str] = {}        # (arm, node) -> local path
         self.in_flight: dict[Any, tuple[int, str]] = {}    # fetch ref -> (arm, node)
+        self.launched: dict[Any, float] = {}               # fetch ref -> when it was launched (clock())
         self.queue: deque[int] = deque()                   # arms still to fetch, in order
         self.slots_per_node: dict[str, int] = {}
         self.held_on: dict[int, list[str]] = {}
@@ -285,6 +299,10 @@ class FetchStage(CheckpointSource):
         self.totals = {"fetch_bytes": 0, "fetch_s": 0.0, "cache_bytes": 0, "peak_cache_bytes": 0,
                        "cache_limit_bytes": 0}
         self._cache_by_node: dict[str, tuple[int, int]] = {}
+        self.events: list[dict] = []
+
+    def clock(self) -> float:
+        return time.time()
 
     # ------------------------------------------------------------------------------------------ placement
     def set_slots(self, slots_per_node: dict[str, int], idle_slots: int) -> None:
@@ -311,42 +329,28 @@ class FetchStage(CheckpointSource):
             if queued[node] >= limit:
                 break
             arm = self.queue.popleft()
-            ref = self._worker(node).fetch.remote(self.candidates[arm].model_id)
+            ref = self._start_fetch(node, arm)
             self.in_flight[ref] = (arm, node)
+            self.launched[ref] = self.clock()
             queued[node] += 1
-
-    def _worker(self, node: str):
-        if node not in self.workers:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-            worker = remote_fetch_worker().options(
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-                max_concurrency=self.settings.concurrency + 8).remote(self.settings, self.revisions, node)
-            self.workers[node] = worker
-        return self.workers[node]
 
     # ------------------------------------------------------------------------------------------ events
     def pending(self) -> list:
         return list(self.in_flight)
 
     def completed(self, ref) -> list:
-        import ray
-
         from raygems.runtime.store import Failure
 
         arm, node = self.in_flight.pop(ref)
-        try:
-            report = ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, RaygemsError):   # the hub cannot be reached, a full disk: stop the search
-                raise cause from None
-            raise
-        except ray.exceptions.RayActorError:        # the node's worker died (its node left): fetch again
-            self.workers.pop(node, None)
+        launched = self.launched.pop(ref, None)
+        report = self._fetch_report(ref, node)
+        if report is None:                          # the node's worker died (its node left): fetch again
             self.queue.appendleft(arm)
             self._launch()
             return []
+        self.events.append({"arm": arm, "node": node, "launched": launched, "completed": self.clock(),
+                            "bytes": report.bytes, "seconds": report.seconds, "plan_s": report.plan_s,
+                            "wait_s": report.wait_s, "failure": report.failure})
         self.totals["fetch_bytes"] += report.bytes
         self.totals["fetch_s"] += report.seconds
         self._cache_by_node[node] = (report.cache_bytes, report.peak_cache_bytes, report.cache_limit_bytes)
@@ -372,9 +376,7 @@ class FetchStage(CheckpointSource):
     def hold(self, arm: int, node=None) -> bool:
         """Asks the node's worker, and waits for the answer: the checkpoint may have been deleted to make room
         since it was fetched (it was not in use then); if so it is fetched again."""
-        import ray
-
-        if node not in self.workers or not ray.get(self.workers[node].hold.remote(self.candidates[arm].model_id)):
+        if not self._hold_on(node, arm):
             self.local.pop((arm, node), None)
             self.queue.appendleft(arm)
             self._launch()
@@ -384,16 +386,13 @@ class FetchStage(CheckpointSource):
 
     def release(self, arm: int) -> None:
         for node in self.held_on.pop(arm, []):
-            if node in self.workers:
-                self.workers[node].release.remote(self.candidates[arm].model_id)
+            self._release_on(node, arm)
 
     def retire(self, arms: Iterable[int]) -> None:
         arms = list(arms)
         if not arms:
             return
-        ids = [self.candidates[arm].model_id for arm in arms]
-        for worker in self.workers.values():
-            worker.retire.remote(ids)
+        self._retire_everywhere(arms)
         retired = set(arms)
         self.queue = deque(arm for arm in self.queue if arm not in retired)
         for key in [key for key in self.local if key[0] in retired]:
@@ -401,6 +400,50 @@ class FetchStage(CheckpointSource):
 
     def status(self) -> dict:
         return dict(self.totals)
+
+    # ------------------------------------------------------------------------------ the workers (Ray calls)
+    def _start_fetch(self, node: str, arm: int):
+        """Start fetching `arm` on `node`; returns what `pending()` lists and `completed()` is given."""
+        return self._worker(node).fetch.remote(self.candidates[arm].model_id)
+
+    def _fetch_report(self, ref, node: str) -> FetchReport | None:
+        """The finished fetch's report; None when the node's worker died."""
+        import ray
+
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, RaygemsError):   # the hub cannot be reached, a full disk: stop the search
+                raise cause from None
+            raise
+        except ray.exceptions.RayActorError:
+            self.workers.pop(node, None)
+            return None
+
+    def _hold_on(self, node, arm: int) -> bool:
+        import ray
+
+        return node in self.workers and ray.get(self.workers[node].hold.remote(self.candidates[arm].model_id))
+
+    def _release_on(self, node, arm: int) -> None:
+        if node in self.workers:
+            self.workers[node].release.remote(self.candidates[arm].model_id)
+
+    def _retire_everywhere(self, arms: list[int]) -> None:
+        ids = [self.candidates[arm].model_id for arm in arms]
+        for worker in self.workers.values():
+            worker.retire.remote(ids)
+
+    def _worker(self, node: str):
+        if node not in self.workers:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            worker = remote_fetch_worker().options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+                max_concurrency=self.settings.concurrency + 8).remote(self.settings, self.revisions, node)
+            self.workers[node] = worker
+        return self.workers[node]
 
     def shutdown(self) -> None:
         import ray

@@ -152,3 +152,27 @@ class SlotSchedule:
         """A slot that died (its actor, or its node)."""
         if slot in self.slots:
             self.slots.remove(slot)
+
+
+def with_lookahead(pulls, requests: dict[int, list[int]], missing: Callable[[int, list[int]], int],
+                   queries_per_batch: int, num_queries: int) -> dict[int, list[int]]:
+    """The load-aware variant (`--lookahead`, docs/cost.md): under correlated sampling every survivor of a round
+    answers the same next positions of one shared query order, so the queries a survivor answers next round
+    are known now. Each arm's last generate batch of the round is filled with them: on a GPU a decode step
+    costs the same for a full batch as for a few sequences, and a survivor whose next round is already
+    answered needs no slot, fetch or load then. The algorithm is asked and told exactly as without it.
+
+    `missing(arm, queries)`: how many of `queries` the arm has still to answer; `queries_per_batch`: queries
+    per generate batch (the backend's batch size / prompt variants)."""
+    if not pulls.shared or queries_per_batch < 1:
+        return requests
+    served = {}
+    for j, arm in enumerate(pulls.arm.tolist()):
+        asked = requests[arm]
+        start, count = int(pulls.start[j]), int(pulls.count[j])
+        todo = missing(arm, asked)
+        extra = min((-todo) % queries_per_batch, num_queries - (start + count)) if todo else 0
+        ahead = [int(q) for q in pulls.order.ids(int(pulls.rep[j]), arm, start + count, extra, True)] if extra > 0 \
+            else []
+        served[arm] = asked + ahead
+    return served

@@ -11,6 +11,7 @@ Everything lands in `out`:
     pool.parquet        the query pool (with its content hash)
     store/              the result store: every (model, query, prompt variant) evaluated (parquet parts)
     leaderboard.parquet per model: queries evaluated, accuracy (better prompt variant per task), status
+    events.parquet      every actor call, slot, round and fetch with its times (raygems.runtime.cost)
     summary.json        the outcome
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ from raygems.runtime.store import ResultStore
 #: directory that was moved or copied continues where it is).
 RUNTIME_ONLY = ("out", "address", "max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource",
                 "progress", "resume", "backend_settings", "allow_code_execution", "cache_dir", "cache_limit",
-                "fetch_concurrency", "fetch_ahead")
+                "fetch_concurrency", "fetch_ahead", "lookahead")
 #: Where a hub tree's checkpoints go on each node, unless --cache-dir says otherwise.
 DEFAULT_CACHE_DIR = "~/.cache/raygems/checkpoints"
 #: Settings earlier versions saved in search.json that no longer exist, with the value that left them unused: a
@@ -89,6 +90,7 @@ class SearchConfig:
     cache_limit: str | None = None             # hub trees: most bytes it may hold ("500GB"; None: 90% of free)
     fetch_concurrency: int = 2                 # hub trees: downloads at once per node
     fetch_ahead: bool = True                   # hub trees: download ahead of the slots (False: when one needs it)
+    lookahead: bool = False                    # fill generate batches with the next round's shared queries
 
     def __post_init__(self) -> None:
         if (self.tree is None) == (self.matrix is None):
@@ -395,7 +397,8 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
                               max_loaded=config.max_loaded,
                               chunk_size=config.chunk_size, cpus_per_model=config.cpus_per_model,
                               gpus_per_model=_gpus_per_model(config), slot_resource=config.slot_resource,
-                              arm_priority=priority)
+                              arm_priority=priority,
+                              lookahead_batch=_lookahead_batch(config))
     store_root = str((out / "store").resolve())
     driver = remote_driver().remote(candidates, pool, store_root, spec, settings, _checkpoint_source(config, candidates))
     try:
@@ -414,12 +417,14 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
         progress = ray.get(driver.status.remote())
         failures = ray.get(driver.failures.remote())
         cost = {**ray.get(driver.cost_summary.remote()), **waiting}
+        events = ray.get(driver.cost_events.remote())
         accuracy = ray.get(driver.accuracy_table.remote())
         ray.get(driver.shutdown.remote())
     finally:
         ray.kill(driver)      # its model actors and fetch workers die with it (an error, Ctrl-C: nothing lingers)
 
     ResultStore(store_root).compact()     # one part instead of one per batch: the next reader opens one file
+    write_parquet(out / "events.parquet", pd.DataFrame(events))     # what raygems plan calibrates from
     leaderboard = _leaderboard(accuracy, candidates, outcome, failures, chosen, base)
     write_parquet(out / "leaderboard.parquet", leaderboard)
     complete = leaderboard[leaderboard["complete"]]
@@ -444,6 +449,17 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
     }
     write_json(out / "summary.json", summary)
     return SearchResult(summary, leaderboard, out)
+
+
+def _lookahead_batch(config: SearchConfig) -> int:
+    """Queries per generate batch that --lookahead fills (the backend's batch size over both prompt variants)."""
+    from raygems.backends.transformers_backend import TransformersSettings
+    from raygems.tasks.prompting import PROMPT_VARIANTS
+
+    if not config.lookahead:
+        return 0
+    batch = int(config.backend_settings.get("batch_size", TransformersSettings.batch_size))
+    return max(1, batch // len(PROMPT_VARIANTS))
 
 
 def _checkpoint_source(config: SearchConfig, candidates: list[ModelRecord]):

@@ -1,0 +1,107 @@
+"""A plan runs the search's own algorithm and schedule: against a real live search (replay backend, local Ray)
+of the same matrix it chooses the same model with the same budget, rounds and, with one slot (no timing in
+which slot takes which arm), the same loads and actor calls. Calibration reads the run's events log."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from raygems.plan import Cluster, Speeds, simulate
+from raygems.plan.calibrate import calibrate
+from raygems.plan.workload import work_for_search
+from raygems.populations import generate_tree
+from raygems.runtime import SearchConfig, run_search
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+DELAY_S = 0.05
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plan-matrix")
+    tree = generate_tree("mistral-7b", num_finetunes=10, num_adapters=2, queries_per_task=8, seed=5)
+    path = tree.matrix.to_parquet(folder / "matrix.parquet")
+    models = folder / "models.parquet"
+    tree.models[["model_id", "downloads", "is_base"]].to_parquet(models, index=False)
+    return path, models
+
+
+def config(matrix, out, **overrides) -> SearchConfig:
+    path, models = matrix
+    settings = dict(out=str(out), matrix=str(path), models=str(models), method="recommended", budget=4, seed=2,
+                    max_loaded=1, cpus_per_model=0.25, chunk_size=8, progress=False, final_evaluation=True,
+                    backend_settings={"delay_s": DELAY_S})
+    settings.update(overrides)
+    return SearchConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def live(matrix, tmp_path_factory):
+    out = tmp_path_factory.mktemp("plan-live") / "run"
+    return run_search(config(matrix, out)), out
+
+
+def test_one_slot_plan_follows_the_live_search_exactly(matrix, live, tmp_path):
+    result, _ = live
+    plan = simulate(work_for_search(config(matrix, tmp_path / "unused")), Cluster(max_loaded=1), Speeds())
+    summary, cost = result.summary, result.summary["cost"]
+    assert plan.chosen_model == summary["chosen_model"]
+    assert (plan.budget_used, plan.budget, plan.rounds) == (summary["budget_used"], summary["budget"],
+                                                            summary["rounds"])
+    assert plan.queries_paid == summary["queries_paid"]
+    assert (plan.loads, plan.reloads, plan.calls) == (cost["loads"], cost["reloads"], cost["calls"])
+    assert not (tmp_path / "unused").exists()         # a plan writes nothing
+
+
+def test_several_slots_choose_the_same_with_the_same_rounds(matrix, tmp_path):
+    result = run_search(config(matrix, tmp_path / "run", max_loaded=3, method="sequential-halving"))
+    plan = simulate(work_for_search(config(matrix, tmp_path / "unused", method="sequential-halving")),
+                    Cluster(max_loaded=3), Speeds())
+    assert plan.chosen_model == result.summary["chosen_model"]
+    assert (plan.budget_used, plan.rounds) == (result.summary["budget_used"], result.summary["rounds"])
+    assert plan.queries_paid == result.summary["queries_paid"]
+    # which slot takes which arm depends on when batches come back; loads stay within the one-per-arm bounds
+    assert result.summary["num_candidates"] <= plan.loads <= plan.calls
+
+
+def test_the_events_log_records_every_call_and_round(live):
+    result, out = live
+    events = pd.read_parquet(Path(out) / "events.parquet")
+    calls = events[events["kind"] == "call"]
+    assert len(calls) == result.summary["cost"]["calls"]
+    assert calls["queries"].sum() == result.summary["queries_paid"]
+    assert (calls["returned"] >= calls["submitted"]).all() and (calls["generate_s"] >= DELAY_S).all()
+    assert set(events.loc[events["kind"] == "round", "round"]) == set(range(1, result.summary["rounds"] + 1))
+    assert (events["kind"] == "phase").sum() == 1 and (events["kind"] == "slot").sum() == 1
+
+
+def test_calibration_measures_the_runs_speeds(matrix, live, tmp_path):
+    _, out = live
+    calibration = calibrate(out, Speeds(batch_size=64))
+    speeds = calibration.speeds
+    # the replay backend's generation is a fixed sleep per call: one generate batch of the call's steps
+    steps = max(calibration.measured["steps"].values())
+    assert speeds.step_s * steps + speeds.step_per_sequence_s * steps * 16 == pytest.approx(DELAY_S, rel=0.3)
+    assert calibration.measured["calls"] > 0 and calibration.measured["loads"] >= 12
+    for value in (speeds.call_overhead_s, speeds.load_fixed_s, speeds.slot_start_s, speeds.driver_event_s):
+        assert 0 <= value < 30
+    assert np.isfinite(list(calibration.facts.accuracies.values())).all()
+    work = work_for_search(config(matrix, tmp_path / "unused"), facts=calibration.facts)
+    plan = simulate(work, Cluster(max_loaded=1), speeds)
+    assert plan.wall_s > plan.calls * DELAY_S
+
+
+def test_lookahead_pays_ahead_and_chooses_the_same_and_the_plan_follows_it(matrix, live, tmp_path):
+    plain = live[0].summary
+    ahead = run_search(config(matrix, tmp_path / "ahead", lookahead=True)).summary
+    assert (ahead["chosen_model"], ahead["budget_used"], ahead["rounds"]) == \
+        (plain["chosen_model"], plain["budget_used"], plain["rounds"])
+    assert ahead["queries_paid"] > plain["queries_paid"] and ahead["cost"]["loads"] < plain["cost"]["loads"]
+    plan = simulate(work_for_search(config(matrix, tmp_path / "unused", lookahead=True)), Cluster(max_loaded=1),
+                    Speeds(), lookahead=True)
+    assert (plan.loads, plan.calls, plan.queries_paid) == \
+        (ahead["cost"]["loads"], ahead["cost"]["calls"], ahead["queries_paid"])
