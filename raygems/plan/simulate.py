@@ -404,9 +404,7 @@ class Simulation:
                     continue
                 successes[j] = work.rewards.correct(arm, requests[arm])
             algo.tell(successes, failed=newly_failed or None)
-            alive = getattr(algo, "alive", None)
-            if alive is not None:
-                self.checkpoints.retire(np.flatnonzero(~alive[0]).tolist())
+            self.checkpoints.retire(np.flatnonzero(algo.eliminated()[0]).tolist())   # as the driver does
             self.now += self.speeds.round_overhead_s
         return int(algo.recommend()[0]), int(algo.budget), int(algo.budget_used[0])
 

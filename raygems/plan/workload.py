@@ -111,7 +111,7 @@ def work_for_matrix(matrix, method: str = "recommended", budget: int = 50, seed:
     """The `Work` of a search of a recorded correctness matrix (`raygems.replay.CorrectnessMatrix`) as if its
     models were checkpoints of `checkpoint_bytes` each on the hub (0: on local disk); decode steps from the
     matrix's task names (the registered tasks' generation limits)."""
-    from raygems.runtime.search import popular_base
+    from raygems.runtime.search import popular_base_of
     from raygems.tasks.registry import task_class_attribute
 
     tasks = matrix.tasks or ("all",) * matrix.num_queries
@@ -129,7 +129,7 @@ def work_for_matrix(matrix, method: str = "recommended", budget: int = 50, seed:
                 query_tasks=np.asarray([names.index(t) for t in tasks], dtype=np.int64), task_names=names,
                 steps=np.asarray(steps, dtype=np.int64), rewards=MatrixRewards(matrix.values), method=method,
                 budget=budget, seed=seed, method_options=dict(method_options), chunk_size=chunk_size,
-                final_evaluation=final_evaluation, popular_base=popular_base(records),
+                final_evaluation=final_evaluation, popular_base=popular_base_of(records),
                 fetch=checkpoint_bytes > 0)
 
 
@@ -138,7 +138,7 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
     """The `Work` of the search `config` (a `raygems.runtime.search.SearchConfig`) would run, with `method`
     instead of its own when given. `checkpoint_bytes`: every candidate that size, fetched from the hub (a
     matrix standing in for a tree not yet listed)."""
-    from raygems.runtime.search import _list_tree, _matrix_candidates, apply_prior, popular_base
+    from raygems.runtime.search import _list_tree, _matrix_candidates, apply_prior, popular_base_of
 
     facts = facts or RunFacts()
     method = method or config.method
@@ -179,7 +179,7 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
                 query_tasks=tasks, task_names=names, steps=steps, rewards=rewards, method=config.method,
                 budget=config.budget, seed=config.seed, chunk_size=config.chunk_size,
                 final_evaluation=config.final_evaluation, exhaustive=config.exhaustive,
-                popular_base=popular_base(candidates), fetch=fetch, adapter_base=adapter_base,
+                popular_base=popular_base_of(candidates), fetch=fetch, adapter_base=adapter_base,
                 base_sizes=base_sizes, failures=failures, arm_priority=decision.priority,
                 beliefs=dict(decision.method_options))
     return for_method(with_facts(work, facts), config, method or config.method)
@@ -203,12 +203,12 @@ def with_facts(work: Work, facts: RunFacts) -> Work:
 def for_method(work: Work, config, method: str) -> Work:
     """`work` searched by `method`, with the options the driver would give it (a prior's tie-break priority
     where the method takes one; its beliefs only for the configured method, as `apply_prior` made them)."""
-    from raygems.runtime.driver import accepts_option
+    from raygems.bandits import get_method
     from raygems.plan.simulate import EXHAUSTIVE
 
     options = {k: v for k, v in config.method_options.items() if k != "prior_strength"}
     if method == config.method:
         options.update(work.beliefs)
-    if method != EXHAUSTIVE and work.arm_priority is not None and accepts_option(method, "arm_priority"):
+    if method != EXHAUSTIVE and work.arm_priority is not None and get_method(method).accepts_arm_priority:
         options.setdefault("arm_priority", np.asarray(work.arm_priority, dtype=float))
     return replace(work, method=method, method_options=options)

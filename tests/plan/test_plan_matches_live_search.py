@@ -13,6 +13,7 @@ from raygems.plan import Cluster, Speeds, simulate
 from raygems.plan.calibrate import calibrate
 from raygems.plan.workload import work_for_search
 from raygems.populations import generate_tree
+from raygems.runtime.testing import SIMULATED_REPLAY
 from raygems.runtime import SearchConfig, run_search
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -34,7 +35,7 @@ def config(matrix, out, **overrides) -> SearchConfig:
     path, models = matrix
     settings = dict(out=str(out), matrix=str(path), models=str(models), method="recommended", budget=4, seed=2,
                     max_loaded=1, cpus_per_model=0.25, chunk_size=8, progress=False, final_evaluation=True,
-                    backend_settings={"delay_s": DELAY_S})
+                    backend=SIMULATED_REPLAY, backend_settings={"delay_s": DELAY_S})
     settings.update(overrides)
     return SearchConfig(**settings)
 
