@@ -18,8 +18,10 @@ from tiny_tree_fixture import tiny_tree  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.slow]
 
-SETTINGS = dict(tasks=("toy_arith",), per_task=24, budget=6, seed=1, max_loaded=2, cpus_per_model=1.0,
-                backend_settings={"batch_size": 64, "device": "cpu"}, progress=False, final_evaluation=True)
+# sequential halving: few rounds (each round reloads the survivors: a tiny model's load, ~0.3 s, is most of it)
+SETTINGS = dict(tasks=("toy_arith",), per_task=16, budget=4, seed=1, method="sequential-halving", max_loaded=3,
+                cpus_per_model=0.5, backend_settings={"batch_size": 64, "device": "cpu"}, progress=False,
+                final_evaluation=False)
 
 
 @pytest.fixture
