@@ -8,7 +8,9 @@ For each K it writes a synthetic tree (`raygems.populations`, the paper's Mistra
 process (which starts its own local Ray, as a user's command does), and samples every process of that run twice
 a second: CPU seconds and peak memory (RSS) of the CLI process, the driver actor, the model actors and Ray's
 own processes. It reports wall time (whole command, and the search as summary.json times it), actor calls,
-per-call overhead, and the CLI's polling CPU share.
+per-call overhead (wall time per call and slot, over the whole search and over its rounds alone; the median time
+a call spends outside the actor's own work, i.e. in Ray and the driver; the driver's handling time per event,
+from the run's events.parquet), and the CLI's polling CPU share.
 
 Targets (issue "The live search at real tree sizes", on the 2-core machine): K = 2,000 within 90 s; K = 10,000
 within 10 minutes; driver memory under 1 GB; per actor call overhead within 15 ms; the CLI under 5% of a core.
@@ -106,9 +108,29 @@ def run_one(k: int, budget: int, method: str, scratch: Path, extra: list[str]) -
         "ms_per_call_per_slot": round(1000 * search_s * slots / calls, 1) if calls and slots else None,
         # the CLI process while it waited for the search (progress polling): CPU seconds / wall seconds
         "cli_wait_core_share": round(cost["cli_wait_cpu_s"] / cost["cli_wait_s"], 3) if cost.get("cli_wait_s") else None,
+        **_per_call(out / "events.parquet", slots, cost),
         "processes": roles, "load_before": [round(x, 1) for x in load_before],
         "load_after": [round(x, 1) for x in os.getloadavg()],
     }
+
+
+def _per_call(events_path: Path, slots: int | None, cost: dict) -> dict:
+    """Per actor call, from the run's events log: the rounds' wall time per call and slot (start-up and the end
+    excluded), the median time a call spent outside the actor's own work (load, replay, scoring, recording: what
+    Ray and the driver add), and the driver's handling time per event."""
+    import pandas as pd
+
+    calls = pd.read_parquet(events_path)
+    calls = calls[calls["kind"] == "call"]
+    if calls.empty or not slots:
+        return {}
+    rounds_s = float(calls["returned"].max() - calls["submitted"].min())
+    own = calls[["load_s", "generate_s", "score_s", "record_s"]].fillna(0).sum(axis=1)
+    outside = calls["returned"] - calls["submitted"] - own
+    return {"rounds_ms_per_call_per_slot": round(1000 * rounds_s * slots / len(calls), 1),
+            "call_outside_actor_ms_median": round(1000 * float(outside.median()), 1),
+            "driver_ms_per_event": round(1000 * cost["driver_s"] / cost["driver_events"], 2)
+            if cost.get("driver_events") else None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,7 @@ Plug-ins: each kind has one registry (`raygems.registry.Registry`), filled by a 
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raygems.lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -60,13 +59,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'raygems' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -4,8 +4,7 @@ Names are imported on first use (matplotlib only when a plot is drawn).
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raygems.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "GemReport": "raygems.analysis.gems",
@@ -19,9 +18,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'raygems.analysis' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -73,6 +73,12 @@ class Backend(ABC):
     #: inference engine, a compiled module). A subclass may make it a property of its settings.
     reuse_per_process: bool = False
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Import what loading a checkpoint will need. A model actor calls it right after it has told the driver
+        its node, so that the imports overlap the first downloads instead of lengthening the first load
+        (default: nothing)."""
+
     @abstractmethod
     def load(self, model: ModelRecord) -> None:
         """Load `model`; raise CheckpointError(reason) when it cannot be fetched or loaded."""

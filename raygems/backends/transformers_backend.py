@@ -138,6 +138,11 @@ class TransformersBackend(Backend):
         self.last_load: dict[str, Any] = {}         # how the last load went ("swap", "full", ...; seconds)
 
     # -- lifecycle ------------------------------------------------------------------------------------
+    @classmethod
+    def warm_up(cls) -> None:
+        import torch  # noqa: F401  (~1.4 s, and transformers' model classes ~1 s, on the 2-core machine)
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GenerationConfig  # noqa: F401
+
     def load(self, model: ModelRecord) -> None:
         started = time.perf_counter()
         files = locate(model)

@@ -199,11 +199,6 @@ class IndexPolicy(BanditAlgorithm):
         order = np.lexsort((jitter, self.pulls, means), axis=-1)
         return order[:, -1]
 
-    def most_played(self) -> np.ndarray:
-        """The most-played arm (MPA), logged as a secondary output (spec 2)."""
-        return np.argmax(self.pulls + 0.5 * uniform(self.seeds, STREAM_TIEBREAK, -2, np.arange(self.num_arms)),
-                         axis=1)
-
     def _log_t(self) -> np.ndarray:
         """ln t per repetition, t = the 1-based index of the pull being chosen, as an (R, 1) column."""
         return np.log(self.budget_used + 1.0)[:, None]

@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from raygems.bandits.registry import DEFAULT_METHOD
+
 DEMO_TASKS = ("toy_arith", "toy_choice")
 
 
@@ -25,7 +27,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--tree-dir", help="where the tiny tree is installed (default ~/.cache/raygems/tiny-tree)")
-    p.add_argument("--method", default=None, help="search method (default: recommended; the paper's method is 'ours')")
+    p.add_argument("--method", default=None,
+                   help=f"search method (default {DEFAULT_METHOD}; the paper's method is 'ours')")
     p.add_argument("--budget", type=int, default=20, help="average queries per model N (default 20)")
     p.add_argument("--per-task", type=int, default=100, help="queries per task in the pool (default 100)")
     p.add_argument("--seed", type=int, default=0)
@@ -37,7 +40,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from raygems.cli.search import default_method, print_outcome
+    from raygems.cli.search import print_outcome
     from raygems.demo import install_tiny_tree
     from raygems.errors import UsageError
     from raygems.runtime.search import SearchConfig, run_search
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tiny tree: {len(tree.records)} models in {tree.root}", file=sys.stderr)
     config = SearchConfig(
         out=args.out, tree=str(tree.root), tasks=DEMO_TASKS, per_task=args.per_task, method=args.method or
-        default_method(), budget=args.budget, seed=args.seed, backend=args.backend,
+        DEFAULT_METHOD, budget=args.budget, seed=args.seed, backend=args.backend,
         backend_settings={"batch_size": 64, "device": "cpu"} if args.backend == "transformers" else {},
         max_loaded=args.max_loaded, cpus_per_model=1.0, exhaustive=True, address=args.address,
         progress=not args.quiet)

@@ -65,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _methods(text: str | None) -> list[str]:
-    from raygems.bandits import get_method
+    from raygems.bandits import DEFAULT_METHOD, get_method
     from raygems.plan import EXHAUSTIVE
 
-    names = [m.strip() for m in (text or "recommended").split(",") if m.strip()]
+    names = [m.strip() for m in (text or DEFAULT_METHOD).split(",") if m.strip()]
     for name in names:
         if name != EXHAUSTIVE:
             get_method(name)          # ValueError naming the unknown method and the known ones

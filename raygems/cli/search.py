@@ -11,16 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import types
+import typing
+from dataclasses import MISSING, fields
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("search", help="live search over a model tree on Ray", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_search_arguments(p)
-    p.add_argument("--out", required=False, default="runs/search", help="output directory")
-    p.add_argument("--resume", action="store_true", help="continue the search saved in --out")
-    p.add_argument("--address", help="Ray address (auto: an existing cluster)")
-    p.add_argument("--quiet", action="store_true")
+    for name in ("out", "address"):
+        add_setting_flag(p, name)
+    p.set_defaults(out=_field("out").default)
+    p.add_argument("--resume", action="store_true", help=_setting_help(_field("resume")))
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--dry-run", action="store_true",
                    help="print what the search would cost (raygems plan) and run nothing: no Ray, nothing written")
     from raygems.cli.plan import add_speed_arguments
@@ -30,106 +34,106 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def add_search_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags that describe a search (shared with `raygems plan`)."""
-    # settings that define the search (default None: SearchConfig's default, or with --resume the saved value,
-    # which a given flag must then equal)
-    src = p.add_mutually_exclusive_group(required=False)
-    src.add_argument("--tree", help="a local directory laid out like the hub, or a base model id on the hub")
-    src.add_argument("--matrix", help="a recorded correctness matrix (replay backend)")
-    p.add_argument("--models", help="models table for --matrix (downloads, is_base)")
-    p.add_argument("--tasks", help="comma-separated task names (default: routerbench)")
-    p.add_argument("--per-task", type=int, help="queries per task in the pool (default 500; 0 = all)")
-    p.add_argument("--pool-seed", type=int)
-    p.add_argument("--data-dir", help="local benchmark directory (else $RAYGEMS_DATA_DIR, else the hub)")
-    p.add_argument("--kinds", help="kinds of descendants to include (default: finetune,adapter)")
-    p.add_argument("--max-depth", type=int)
-    p.add_argument("--max-models", type=int, help="keep the most-downloaded N models")
-    p.add_argument("--method", help="search method (default: recommended; the paper's method is 'ours')")
-    p.add_argument("--budget", type=int, help="average queries per model N (default 50)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--backend", help="transformers | vllm (default transformers)")
-    p.add_argument("--exhaustive", action="store_const", const=True,
-                   help="also evaluate every model on the whole pool")
-    p.add_argument("--no-final-evaluation", dest="final_evaluation", action="store_const", const=False,
-                   help="skip evaluating the chosen model and the popular base on the whole pool")
-    p.add_argument("--prior", help="a fitted prior (raygems prior fit) to order and prune candidates")
-    p.add_argument("--prior-task", help="the prior's task name (default: the first task)")
-    p.add_argument("--prior-keep", type=float, help="share of candidates kept by the prior (default 1)")
-    # runtime settings (default None = SearchConfig's default, or the saved value with --resume)
-    p.add_argument("--backend-settings", help='JSON, e.g. \'{"batch_size": 64, "dtype": "bfloat16"}\'')
-    p.add_argument("--max-loaded", type=int, help="model actors loaded at once (default 2)")
-    p.add_argument("--chunk-size", type=int, help="queries per actor call and store write (default 32)")
-    p.add_argument("--cpus-per-model", type=float, help="CPUs per model actor (default 1)")
-    p.add_argument("--gpus-per-model", type=float,
-                   help="GPU fraction per model actor (default: 1/max-loaded if the cluster has GPUs when the "
-                        "search starts, else 0; give it on an autoscaling cluster that starts without GPUs)")
-    p.add_argument("--slot-resource", help="custom Ray resource each model actor takes (cluster.yaml: model_slot)")
-    p.add_argument("--allow-code-execution", action="store_const", const=True,
-                   help="let tasks that score by running model-written code (mbpp) run it, in a sandbox "
-                        "(or set RAYGEMS_ALLOW_CODE_EXECUTION=1); without it such a search is refused")
-    p.add_argument("--cache-dir", help="hub trees: node-local folder for downloaded checkpoints (default "
-                                       "~/.cache/raygems/checkpoints on each node)")
-    p.add_argument("--cache-limit", help="hub trees: the most the checkpoint cache may hold on a node, e.g. 500GB "
-                                         "(default: 90%% of its free space); eliminated models' files go first")
-    p.add_argument("--fetch-concurrency", type=int, help="hub trees: downloads at once per node (default 2)")
-    p.add_argument("--no-fetch-ahead", dest="fetch_ahead", action="store_const", const=False,
-                   help="hub trees: download a checkpoint only when a slot needs it (the serial design; slower)")
-    p.add_argument("--lookahead", action="store_const", const=True,
-                   help="fill each generate batch with the next round's shared queries (correlated methods such "
-                        "as recommended): fewer reloads and downloads on GPUs, more pairs paid (docs/cost.md)")
+    """A flag for each SearchConfig setting that describes a search (shared with `raygems plan`). A flag's
+    default is None: SearchConfig's default, or with --resume the saved value (which a given flag that defines
+    the search must then equal)."""
+    from raygems.runtime.config import SearchConfig
+
+    runtime = p.add_argument_group("runtime settings (may differ when a search is resumed)")
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for setting in fields(SearchConfig):
+        if not setting.metadata["flag"]:
+            continue
+        target = runtime if setting.metadata["runtime"] else p
+        group = setting.metadata["group"]
+        if group:
+            if group not in groups:
+                groups[group] = target.add_mutually_exclusive_group()
+            target = groups[group]
+        add_setting_flag(target, setting.name)
 
 
-def default_method() -> str:
-    """The method a search uses unless told otherwise (the evidence: docs/statistics.md)."""
-    return "recommended"
-
-
-#: Flags that define the search -> how a given value becomes its SearchConfig setting.
-SEARCH_FLAGS = {
-    "tree": str, "matrix": str, "models": str, "per_task": lambda n: None if n == 0 else n, "pool_seed": int,
-    "data_dir": str, "max_depth": int, "max_models": int, "method": str, "budget": int, "seed": int,
-    "backend": str, "exhaustive": bool, "final_evaluation": bool, "prior": str, "prior_task": str,
-    "prior_keep": float, "tasks": lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
-    "kinds": lambda text: tuple(k.strip() for k in text.split(",") if k.strip()),
-}
-
-#: Flags that may change when a search is resumed (SearchConfig's RUNTIME_ONLY settings).
-RUNTIME_FLAGS = ("max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource", "address",
-                 "allow_code_execution", "cache_dir", "cache_limit", "fetch_concurrency", "fetch_ahead", "lookahead")
+def add_setting_flag(p, name: str) -> None:
+    """The flag of SearchConfig setting `name`: --name-with-dashes VALUE, or for a setting that is on by default
+    --no-name (off), or off by default --name (on). Its value becomes the setting's in `config_from_args`."""
+    setting = _field(name)
+    flag = "--" + name.replace("_", "-")
+    kind = _kind(name)
+    if kind is bool:
+        if setting.default is True:
+            p.add_argument("--no-" + flag[2:], dest=name, action="store_const", const=False,
+                           help=setting.metadata["off"])
+        else:
+            p.add_argument(flag, action="store_const", const=True, help=_setting_help(setting))
+        return
+    p.add_argument(flag, type=kind if kind in (int, float) else None, help=_setting_help(setting))
 
 
 def config_from_args(args: argparse.Namespace):
-    from raygems.runtime.search import SearchConfig
+    from raygems.runtime.config import SearchConfig
 
-    given = {name: convert(getattr(args, name)) for name, convert in SEARCH_FLAGS.items()
-             if getattr(args, name) is not None}
-    runtime = {**runtime_settings(args), "progress": not args.quiet}
+    given = {setting.name: _from_text(setting.name, getattr(args, setting.name)) for setting in fields(SearchConfig)
+             if getattr(args, setting.name, None) is not None and setting.name not in _NOT_FROM_FLAGS}
     if args.resume:
-        return _resume_config(args, given, runtime)
+        return _resume_config(args, given)
     if not (args.tree or args.matrix):
         raise ValueError("give --tree DIR|HUB_ID or --matrix PATH (or --resume with --out)")
-    given.setdefault("method", default_method())
-    return SearchConfig(out=args.out, **given, **runtime)
+    return SearchConfig(**given, progress=not args.quiet)
 
 
-def runtime_settings(args: argparse.Namespace) -> dict:
-    """The runtime settings given on the command line (the others keep their defaults, or saved values)."""
-    given = {name: getattr(args, name) for name in RUNTIME_FLAGS if getattr(args, name) is not None}
-    if args.backend_settings is not None:
+#: SearchConfig settings that no flag of their name sets (--resume and --quiet decide them).
+_NOT_FROM_FLAGS = ("resume", "progress")
+
+
+def _from_text(name: str, value):
+    """A flag's value as its setting's: comma-separated names -> tuple, JSON -> dict, 0 queries per task -> all."""
+    kind = _kind(name)
+    if kind is tuple:
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    if kind is dict:
         try:
-            given["backend_settings"] = json.loads(args.backend_settings)
+            return json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"--backend-settings is not valid JSON: {exc}") from None
-    return given
+            raise ValueError(f"--{name.replace('_', '-')} is not valid JSON: {exc}") from None
+    if name == "per_task" and value == 0:          # --per-task 0: the whole benchmark
+        return None
+    return value
 
 
-def _resume_config(args, given: dict, runtime: dict):
+def _field(name: str):
+    from raygems.runtime.config import SearchConfig
+
+    return next(f for f in fields(SearchConfig) if f.name == name)
+
+
+def _kind(name: str) -> type:
+    """The setting's value type, None aside: str, int, float, bool, tuple or dict."""
+    from raygems.runtime.config import SearchConfig
+
+    hint = typing.get_type_hints(SearchConfig)[name]
+    if typing.get_origin(hint) is types.UnionType:          # `int | None` -> int
+        hint = next(k for k in typing.get_args(hint) if k is not type(None))
+    return typing.get_origin(hint) or hint                  # `tuple[str, ...]` -> tuple
+
+
+def _setting_help(setting) -> str:
+    default = setting.default
+    if default is None or isinstance(default, bool) or default is MISSING:
+        return setting.metadata["doc"].replace("%", "%%")
+    shown = ",".join(default) if isinstance(default, tuple) else default
+    return f"{setting.metadata['doc']} (default {shown})".replace("%", "%%")
+
+
+def _resume_config(args, given: dict):
     """The search saved in --out, with this run's runtime settings. A setting that defines the search may be
     given only with its saved value: continuing a search with other settings would silently run the saved
     ones (or pay for a different search in the same store)."""
     from raygems.errors import UsageError
-    from raygems.runtime.search import SearchConfig, read_saved_search
+    from raygems.runtime.config import RUNTIME_ONLY, SearchConfig
+    from raygems.runtime.search import read_saved_search
 
+    runtime = {name: value for name, value in given.items() if name in RUNTIME_ONLY}
+    given = {name: value for name, value in given.items() if name not in RUNTIME_ONLY}
     saved = read_saved_search(args.out)
     wanted = SearchConfig.from_dict({**saved, **given}).identity()
     differing = sorted(name for name in given if wanted.get(name) != saved.get(name))
@@ -138,7 +142,7 @@ def _resume_config(args, given: dict, runtime: dict):
                             for name in differing)
         raise UsageError(f"--resume continues the search saved in {args.out}, but {details} differ from it; drop "
                          f"them, or start a new search with another --out")
-    return SearchConfig.from_dict({**saved, **runtime, "out": args.out, "resume": True})
+    return SearchConfig.from_dict({**saved, **runtime, "out": args.out, "resume": True, "progress": not args.quiet})
 
 
 def on_interrupt(args: argparse.Namespace) -> str:

@@ -5,8 +5,7 @@ Names are imported on first use, so `import raygems.hub.types` stays light.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raygems.lazy_exports import lazy_exports
 
 _EXPORTS = {
     "ModelRecord": "raygems.hub.types",
@@ -27,9 +26,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'raygems.hub' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from raygems.backends.transformers_backend import TransformersSettings
+from raygems.bandits.registry import DEFAULT_METHOD
 from raygems.errors import UsageError
 from raygems.tasks.prompting import PROMPT_VARIANTS
 
@@ -78,10 +79,6 @@ class Speeds:
             seconds += steps * (self.step_s + self.step_per_sequence_s * rest)
         return seconds
 
-    def call_seconds(self, queries: int, steps: int) -> float:
-        """An actor call without its load."""
-        return self.call_overhead_s + self.decode_seconds(queries, steps) + self.score_per_query_s * queries
-
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -128,7 +125,7 @@ class Work:
     task_names: list[str]
     steps: np.ndarray                          # decode steps per task (a generate batch's longest answer)
     rewards: "object"                          # raygems.plan.rewards.Rewards
-    method: str = "recommended"
+    method: str = DEFAULT_METHOD
     budget: int = 50
     seed: int = 0
     method_options: dict = field(default_factory=dict)

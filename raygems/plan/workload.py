@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from raygems.bandits.registry import DEFAULT_METHOD
 from raygems.errors import UsageError
 from raygems.plan.model import Work
 from raygems.plan.rewards import MatrixRewards, default_accuracies, drawn_rewards
@@ -105,7 +106,7 @@ def checkpoint_sizes(records, hub: bool, workers: int = 8) -> tuple[list[int], d
     return [0 if isinstance(a, str) else int(a) for a in answers], failed
 
 
-def work_for_matrix(matrix, method: str = "recommended", budget: int = 50, seed: int = 0,
+def work_for_matrix(matrix, method: str = DEFAULT_METHOD, budget: int = 50, seed: int = 0,
                     checkpoint_bytes: int = 0, chunk_size: int = 32, final_evaluation: bool = True,
                     **method_options) -> Work:
     """The `Work` of a search of a recorded correctness matrix (`raygems.replay.CorrectnessMatrix`) as if its

@@ -13,12 +13,13 @@ On a multi-node cluster the store directory must be on storage every node can re
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
 
 from raygems.hub.types import ModelRecord
-from raygems.runtime.evaluation import SIMULATED_REPLAY, Evaluator, EvaluatorSpec
+from raygems.runtime.evaluation import MATRIX_BACKENDS, SIMULATED_REPLAY, Evaluator, EvaluatorSpec
 from raygems.runtime.store import ResultStore
 from raygems.tasks.prompting import PROMPT_VARIANTS
 
@@ -53,23 +54,40 @@ class ModelActor:
     """Plain class; `remote_model_actor()` turns it into a Ray actor class."""
 
     def __init__(self, spec: EvaluatorSpec, pool, store_root: str, threads: int = 1):
-        self._limit_threads(threads)
-        self.spec = spec
+        os.environ["OMP_NUM_THREADS"] = str(threads)   # torch is imported later (warm_up, or the first load), not
+        self.threads = threads                         # here: the driver learns the actor's node, and starts
+        self.spec = spec                               # fetching there, as soon as the actor is up
         self.pool = pool
         self.store = ResultStore(store_root)
         self.model: ModelRecord | None = None
         self.evaluator = None
         self.loads = 0
         self.load_seconds = 0.0
+        self._threads_limited = False
 
-    @staticmethod
-    def _limit_threads(threads: int) -> None:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
+    def warm_up(self) -> None:
+        """Import what loading will need (`Backend.warm_up`). The driver calls it right after asking for the
+        actor's node, so the imports overlap the first downloads instead of lengthening the first load. A
+        failure here is only logged: the first load meets it again, as that model's failure."""
+        if self.spec.backend in MATRIX_BACKENDS:      # answers from a matrix: nothing to import
+            return
+        try:
+            from raygems.backends import BACKENDS
+
+            BACKENDS.get(self.spec.backend).warm_up()
+        except Exception as exc:  # noqa: BLE001
+            logging.getLogger(__name__).warning("warm-up of backend %s failed: %s", self.spec.backend, exc)
+        self._limit_threads()
+
+    def _limit_threads(self) -> None:
+        if self._threads_limited:
+            return
+        self._threads_limited = True
         try:
             import torch
 
-            torch.set_num_threads(max(1, threads))
-        except ImportError:  # the replay backend needs no torch
+            torch.set_num_threads(max(1, self.threads))
+        except ImportError:
             pass
 
     def pid(self) -> int:
@@ -92,6 +110,8 @@ class ModelActor:
         if self.model is None:
             raise RuntimeError("no model assigned to this actor")
         start = time.perf_counter()
+        if self.spec.backend not in MATRIX_BACKENDS:
+            self._limit_threads()
         evaluator = build_evaluator(self.spec, self.model, self.pool)
         evaluator.load()
         self.evaluator = evaluator

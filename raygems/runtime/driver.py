@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raygems.bandits import get_method, make_algorithm, repetition_keys
+from raygems.bandits import DEFAULT_METHOD, get_method, make_algorithm, repetition_keys
 from raygems.errors import SetupError
 from raygems.hub.types import ModelRecord
 from raygems.runtime.cost import CostLedger
@@ -45,7 +45,7 @@ from raygems.runtime.store import Failure, ResultStore
 
 @dataclass
 class DriverSettings:
-    method: str = "recommended"
+    method: str = DEFAULT_METHOD
     budget_per_model: int = 50
     seed: int = 0
     method_options: dict[str, Any] = field(default_factory=dict)
@@ -427,6 +427,7 @@ class SearchDriver:
         actor = remote_model_actor().options(**options).remote(self.spec, self._pool_ref, self.store_root, threads)
         self._pid_refs[actor] = actor.pid.remote()
         slot = SlotState(node=actor.node_id.remote(), handle=actor)
+        actor.warm_up.remote()      # the backend's imports, while the first checkpoints are fetched to its node
         self._slot_ids[slot] = len(self._slot_ids)
         self.cost.event("slot", slot=self._slot_ids[slot])
         return slot

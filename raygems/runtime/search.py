@@ -20,7 +20,7 @@ import functools
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,137 +30,14 @@ import pandas as pd
 from raygems.errors import UsageError
 from raygems.hub.types import ModelRecord
 from raygems.popularity import popular_base
+from raygems.runtime.config import DEFAULT_CACHE_DIR, RETIRED_SETTINGS, RUNTIME_ONLY, SearchConfig
 from raygems.runtime.driver import DriverSettings, remote_driver
 from raygems.runtime.evaluation import MATRIX_BACKENDS, EvaluatorSpec
 from raygems.runtime.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
 from raygems.runtime.lock import RunLock
 from raygems.runtime.store import ResultStore
 
-#: Settings that may differ between a run and its resumption without changing the search (`out` too: a run
-#: directory that was moved or copied continues where it is).
-RUNTIME_ONLY = ("out", "address", "max_loaded", "chunk_size", "cpus_per_model", "gpus_per_model", "slot_resource",
-                "progress", "resume", "backend_settings", "allow_code_execution", "cache_dir", "cache_limit",
-                "fetch_concurrency", "fetch_ahead", "lookahead")
-#: Where a hub tree's checkpoints go on each node, unless --cache-dir says otherwise.
-DEFAULT_CACHE_DIR = "~/.cache/raygems/checkpoints"
-#: Settings earlier versions saved in search.json that no longer exist, with the value that left them unused: a
-#: saved search with that value is this version's search without them (`fail`: test hooks, now in
-#: `raygems.runtime.testing`).
-RETIRED_SETTINGS: dict[str, Any] = {"fail": {}}
-#: Settings that name local files or folders: saved as absolute paths, so a search resumes from any directory.
-PATH_SETTINGS = ("tree", "matrix", "models", "data_dir", "prior")
-
-
-@dataclass
-class SearchConfig:
-    """Everything a search depends on. Defaults follow the paper where it says something."""
-
-    out: str = "runs/search"
-    tree: str | None = None                    # local directory laid out like the hub, or a hub base model id
-    matrix: str | None = None                  # replay backend: candidates and answers from a correctness matrix
-    models: str | None = None                  # models table for --matrix (downloads, is_base)
-    tasks: tuple[str, ...] = ("routerbench",)
-    per_task: int | None = 500
-    pool_seed: int = 0
-    data_dir: str | None = None
-    kinds: tuple[str, ...] = ("finetune", "adapter")
-    max_depth: int | None = None
-    max_models: int | None = None
-    method: str = "recommended"            # docs/statistics.md; "ours" is the paper's method
-    budget: int = 50
-    seed: int = 0
-    method_options: dict[str, Any] = field(default_factory=dict)
-    backend: str = "transformers"
-    backend_settings: dict[str, Any] = field(default_factory=dict)
-    max_loaded: int = 2
-    chunk_size: int = 32
-    cpus_per_model: float = 1.0
-    gpus_per_model: float | None = None        # None: 1 / max_loaded of a GPU when the cluster has GPUs, else 0
-    slot_resource: str | None = None
-    final_evaluation: bool = True              # chosen model and popular base on the whole pool
-    exhaustive: bool = False                   # every model on the whole pool (gives best_model)
-    prior: str | None = None                   # a fitted ModelPrior directory
-    prior_task: str | None = None
-    prior_keep: float = 1.0
-    address: str | None = None
-    progress: bool = True
-    resume: bool = False
-    allow_code_execution: bool | None = None   # None: RAYGEMS_ALLOW_CODE_EXECUTION decides (tasks such as mbpp)
-    cache_dir: str | None = None               # hub trees: node-local checkpoint folder (DEFAULT_CACHE_DIR)
-    cache_limit: str | None = None             # hub trees: most bytes it may hold ("500GB"; None: 90% of free)
-    fetch_concurrency: int = 2                 # hub trees: downloads at once per node
-    fetch_ahead: bool = True                   # hub trees: download ahead of the slots (False: when one needs it)
-    lookahead: bool = False                    # fill generate batches with the next round's shared queries
-
-    def __post_init__(self) -> None:
-        if (self.tree is None) == (self.matrix is None):
-            raise ValueError("give exactly one of tree (a directory or hub id) or matrix (replay backend)")
-        if self.matrix is not None and self.backend not in MATRIX_BACKENDS:
-            self.backend = "replay"
-        if self.budget < 1:
-            raise ValueError(f"budget per model must be at least 1, got {self.budget}")
-        if self.max_loaded < 1:
-            raise ValueError(f"max_loaded must be at least 1, got {self.max_loaded}")
-        if self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
-        if not 0 < self.prior_keep <= 1:
-            raise ValueError(f"prior_keep must be in (0, 1], got {self.prior_keep}")
-        if self.max_models is not None and self.max_models < 2:
-            raise ValueError(f"max_models must be at least 2 (a search compares models), got {self.max_models}")
-        if self.per_task is not None and self.per_task < 1:
-            raise ValueError(f"per_task must be at least 1, got {self.per_task}")
-        if self.cache_limit is not None:
-            from raygems.runtime.cache import parse_size
-
-            parse_size(self.cache_limit)
-        if self.fetch_concurrency < 1:
-            raise ValueError(f"fetch_concurrency must be at least 1, got {self.fetch_concurrency}")
-        if self.cpus_per_model < 0:
-            raise ValueError(f"cpus_per_model must be >= 0, got {self.cpus_per_model}")
-        if self.gpus_per_model is not None and self.gpus_per_model < 0:
-            raise ValueError(f"gpus_per_model must be >= 0, got {self.gpus_per_model}")
-        self.tasks = tuple(self.tasks)
-        self.kinds = tuple(self.kinds)
-        for name in PATH_SETTINGS:   # a local path (not a hub id) is kept absolute
-            value = getattr(self, name)
-            if value is not None and Path(value).expanduser().exists():
-                setattr(self, name, str(Path(value).expanduser().resolve()))
-        if self.tree is not None:
-            from raygems.hub.sources import HUB_MODEL_ID
-
-            if not Path(self.tree).is_dir() and not HUB_MODEL_ID.fullmatch(self.tree):
-                raise UsageError(f"--tree {self.tree}: no such directory (and not a hub model id such as 'org/name')")
-        from raygems.bandits import get_method
-
-        get_method(self.method)
-        if self.backend in MATRIX_BACKENDS and self.matrix is None:
-            raise ValueError(f"backend {self.backend!r} answers from a correctness matrix: give matrix, not tree")
-        if self.backend not in MATRIX_BACKENDS:
-            _check_backend(self.backend, self.backend_settings)
-
-    def identity(self) -> dict[str, Any]:
-        """The settings that define the search (runtime-only ones excluded), JSON-ready."""
-        data = json.loads(json.dumps(asdict(self), default=str))
-        return {k: v for k, v in data.items() if k not in RUNTIME_ONLY}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown search setting(s) {unknown}")
-        return cls(**data)
-
-
-def _check_backend(name: str, settings: dict[str, Any]) -> None:
-    """Build the backend once, unloaded (cheap: nothing is imported or loaded), so a misspelt backend or
-    setting fails here, before any checkpoint is downloaded, and not as a failure of every model."""
-    from raygems.backends import get_backend
-
-    try:
-        get_backend(name, **settings)
-    except TypeError as exc:
-        raise ValueError(f"backend {name!r} does not take these settings {sorted(settings)}: {exc}") from None
+__all__ = ["SearchConfig", "SearchResult", "run_search"]
 
 
 @dataclass

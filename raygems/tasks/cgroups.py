@@ -249,11 +249,6 @@ class SandboxGroups:
         hierarchy, group = found
         return _counter(group / ("memory.oom_control" if hierarchy.version == 1 else "memory.events"), "oom_kill")
 
-    def refused_forks(self) -> int:
-        """How many forks (or threads) the process limit refused."""
-        found = self._group("pids")
-        return 0 if found is None else _counter(found[1] / "pids.events", "max")
-
     def remove(self) -> bool:
         """Kill every process still in the groups, then delete them. Never raises: False when a
         group could not be deleted within 5 s (it stays listed, and a later ``remove`` retries)."""

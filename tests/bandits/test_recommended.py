@@ -48,9 +48,13 @@ def run_recorded(matrix, budget, seeds, **options):
 def test_registered_and_the_default_of_raygems_search():
     assert "recommended" in list_methods()
     assert get_method("recommended").cls is RecommendedSearch
-    from raygems.cli.search import default_method
+    from raygems.bandits import DEFAULT_METHOD
+    from raygems.cli import build_parser
+    from raygems.cli.search import config_from_args
 
-    assert default_method() == "recommended"
+    assert DEFAULT_METHOD == "recommended"
+    args = build_parser().parse_args(["search", "--matrix", "m.npy"])
+    assert config_from_args(args).method == "recommended"
 
 
 @pytest.mark.parametrize("with_tasks", [True, False])

@@ -1,0 +1,175 @@
+"""`SearchConfig`: everything a live search depends on, each setting defined once with what it means.
+
+Each field's metadata says what the setting is (`doc`, the help of its command-line flag), whether it may change
+when a search is resumed (`runtime`), and whether `raygems search`/`raygems plan` take it as a flag of its own
+(`flag`). `raygems.cli.search` builds the flags from these fields, so a new setting is one field here.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from raygems.bandits.registry import DEFAULT_METHOD
+from raygems.errors import UsageError
+from raygems.runtime.evaluation import MATRIX_BACKENDS
+
+#: Where a hub tree's checkpoints go on each node, unless --cache-dir says otherwise.
+DEFAULT_CACHE_DIR = "~/.cache/raygems/checkpoints"
+#: Settings earlier versions saved in search.json that no longer exist, with the value that left them unused: a
+#: saved search with that value is this version's search without them (`fail`: test hooks, now in
+#: `raygems.runtime.testing`).
+RETIRED_SETTINGS: dict[str, Any] = {"fail": {}}
+#: Settings that name local files or folders: saved as absolute paths, so a search resumes from any directory.
+PATH_SETTINGS = ("tree", "matrix", "models", "data_dir", "prior")
+
+
+def setting(default: Any = None, *, doc: str, runtime: bool = False, flag: bool = True, off: str | None = None,
+            group: str | None = None, default_factory: Any = None) -> Any:
+    """A SearchConfig field with its meaning.
+
+    doc      what the setting is (a flag's help; a default other than None is added to it)
+    runtime  True: may differ between a run and its resumption without changing the search
+    flag     False: not one of the flags `add_search_arguments` adds (the command adds its own, or none)
+    off      for a setting that is on by default, the help of its --no-... flag
+    group    flags in the same group exclude each other
+    """
+    metadata = {"doc": doc, "runtime": runtime, "flag": flag, "off": off, "group": group}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search depends on. Defaults follow the paper where it says something."""
+
+    out: str = setting("runs/search", doc="output directory", runtime=True, flag=False)
+    tree: str | None = setting(doc="a local directory laid out like the hub, or a base model id on the hub",
+                               group="source")
+    matrix: str | None = setting(doc="a recorded correctness matrix (replay backend: candidates and answers "
+                                     "from it)", group="source")
+    models: str | None = setting(doc="models table for --matrix (downloads, is_base)")
+    tasks: tuple[str, ...] = setting(("routerbench",), doc="comma-separated task names")
+    per_task: int | None = setting(500, doc="queries per task in the pool, 0 for all of them")
+    pool_seed: int = setting(0, doc="seed of the query pool's draw")
+    data_dir: str | None = setting(doc="local benchmark directory (else $RAYGEMS_DATA_DIR, else the hub)")
+    kinds: tuple[str, ...] = setting(("finetune", "adapter"), doc="kinds of descendants to include")
+    max_depth: int | None = setting(doc="deepest generation below the base to include (default: all)")
+    max_models: int | None = setting(doc="keep the most-downloaded N models")
+    method: str = setting(DEFAULT_METHOD, doc="search method (docs/statistics.md; the paper's method is 'ours')")
+    budget: int = setting(50, doc="average queries per model N")
+    seed: int = setting(0, doc="seed of the search's draws")
+    method_options: dict[str, Any] = setting(doc="the method's own settings (its constructor's keyword arguments)",
+                                             flag=False, default_factory=dict)
+    backend: str = setting("transformers", doc="transformers | vllm")
+    backend_settings: dict[str, Any] = setting(doc='the backend\'s settings as JSON, e.g. \'{"batch_size": 64, '
+                                                   '"dtype": "bfloat16"}\'', runtime=True, default_factory=dict)
+    max_loaded: int = setting(2, doc="model actors loaded at once", runtime=True)
+    chunk_size: int = setting(32, doc="queries per actor call and store write", runtime=True)
+    cpus_per_model: float = setting(1.0, doc="CPUs per model actor", runtime=True)
+    gpus_per_model: float | None = setting(
+        doc="GPU fraction per model actor (default: 1/max-loaded if the cluster has GPUs when the search starts, "
+            "else 0; give it on an autoscaling cluster that starts without GPUs)", runtime=True)
+    slot_resource: str | None = setting(doc="custom Ray resource each model actor takes (cluster.yaml: model_slot)",
+                                        runtime=True)
+    final_evaluation: bool = setting(True, doc="evaluate the chosen model and the popular base on the whole pool",
+                                     off="skip evaluating the chosen model and the popular base on the whole pool")
+    exhaustive: bool = setting(False, doc="also evaluate every model on the whole pool (gives best_model)")
+    prior: str | None = setting(doc="a fitted prior (raygems prior fit) to order and prune candidates")
+    prior_task: str | None = setting(doc="the prior's task name (default: the first task)")
+    prior_keep: float = setting(1.0, doc="share of candidates kept by the prior")
+    address: str | None = setting(doc="Ray address (auto: an existing cluster)", runtime=True, flag=False)
+    progress: bool = setting(True, doc="print a progress line", runtime=True, flag=False)
+    resume: bool = setting(False, doc="continue the search saved in --out", runtime=True, flag=False)
+    allow_code_execution: bool | None = setting(
+        doc="let tasks that score by running model-written code (mbpp) run it, in a sandbox (or set "
+            "RAYGEMS_ALLOW_CODE_EXECUTION=1); without it such a search is refused", runtime=True)
+    cache_dir: str | None = setting(doc=f"hub trees: node-local folder for downloaded checkpoints (default "
+                                        f"{DEFAULT_CACHE_DIR} on each node)", runtime=True)
+    cache_limit: str | None = setting(doc="hub trees: the most the checkpoint cache may hold on a node, e.g. 500GB "
+                                          "(default: 90% of its free space); eliminated models' files go first",
+                                      runtime=True)
+    fetch_concurrency: int = setting(2, doc="hub trees: downloads at once per node", runtime=True)
+    fetch_ahead: bool = setting(True, doc="hub trees: download checkpoints ahead of the slots that need them",
+                                off="hub trees: download a checkpoint only when a slot needs it (the serial "
+                                    "design; slower)", runtime=True)
+    lookahead: bool = setting(False, doc="fill each generate batch with the next round's shared queries "
+                                         "(correlated methods such as recommended): fewer reloads and downloads on "
+                                         "GPUs, more pairs paid (docs/cost.md)", runtime=True)
+
+    def __post_init__(self) -> None:
+        if (self.tree is None) == (self.matrix is None):
+            raise ValueError("give exactly one of tree (a directory or hub id) or matrix (replay backend)")
+        if self.matrix is not None and self.backend not in MATRIX_BACKENDS:
+            self.backend = "replay"
+        if self.budget < 1:
+            raise ValueError(f"budget per model must be at least 1, got {self.budget}")
+        if self.max_loaded < 1:
+            raise ValueError(f"max_loaded must be at least 1, got {self.max_loaded}")
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
+        if not 0 < self.prior_keep <= 1:
+            raise ValueError(f"prior_keep must be in (0, 1], got {self.prior_keep}")
+        if self.max_models is not None and self.max_models < 2:
+            raise ValueError(f"max_models must be at least 2 (a search compares models), got {self.max_models}")
+        if self.per_task is not None and self.per_task < 1:
+            raise ValueError(f"per_task must be at least 1, got {self.per_task}")
+        if self.cache_limit is not None:
+            from raygems.runtime.cache import parse_size
+
+            parse_size(self.cache_limit)
+        if self.fetch_concurrency < 1:
+            raise ValueError(f"fetch_concurrency must be at least 1, got {self.fetch_concurrency}")
+        if self.cpus_per_model < 0:
+            raise ValueError(f"cpus_per_model must be >= 0, got {self.cpus_per_model}")
+        if self.gpus_per_model is not None and self.gpus_per_model < 0:
+            raise ValueError(f"gpus_per_model must be >= 0, got {self.gpus_per_model}")
+        self.tasks = tuple(self.tasks)
+        self.kinds = tuple(self.kinds)
+        for name in PATH_SETTINGS:   # a local path (not a hub id) is kept absolute
+            value = getattr(self, name)
+            if value is not None and Path(value).expanduser().exists():
+                setattr(self, name, str(Path(value).expanduser().resolve()))
+        if self.tree is not None:
+            from raygems.hub.sources import HUB_MODEL_ID
+
+            if not Path(self.tree).is_dir() and not HUB_MODEL_ID.fullmatch(self.tree):
+                raise UsageError(f"--tree {self.tree}: no such directory (and not a hub model id such as 'org/name')")
+        from raygems.bandits import get_method
+
+        get_method(self.method)
+        if self.backend in MATRIX_BACKENDS and self.matrix is None:
+            raise ValueError(f"backend {self.backend!r} answers from a correctness matrix: give matrix, not tree")
+        if self.backend not in MATRIX_BACKENDS:
+            _check_backend(self.backend, self.backend_settings)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that define the search (runtime-only ones excluded), JSON-ready."""
+        data = json.loads(json.dumps(asdict(self), default=str))
+        return {k: v for k, v in data.items() if k not in RUNTIME_ONLY}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SearchConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown search setting(s) {unknown}")
+        return cls(**data)
+
+
+#: Settings that may differ between a run and its resumption without changing the search (`out` too: a run
+#: directory that was moved or copied continues where it is).
+RUNTIME_ONLY = tuple(f.name for f in fields(SearchConfig) if f.metadata["runtime"])
+
+
+def _check_backend(name: str, settings: dict[str, Any]) -> None:
+    """Build the backend once, unloaded (cheap: nothing is imported or loaded), so a misspelt backend or
+    setting fails here, before any checkpoint is downloaded, and not as a failure of every model."""
+    from raygems.backends import get_backend
+
+    try:
+        get_backend(name, **settings)
+    except TypeError as exc:
+        raise ValueError(f"backend {name!r} does not take these settings {sorted(settings)}: {exc}") from None
