@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from raygems.bandits.registry import DEFAULT_METHOD
+from raygems.runtime.config import DEFAULT_METHOD
 
 
 def folder_bytes(folder: Path) -> int:
@@ -79,12 +79,12 @@ def run_design(tree_root: Path, bandwidth: float, limit: str, fetch_ahead: bool,
         sampler.join()
     summary = result.summary
     cost = summary["cost"]
-    round_bound = _round_by_round_bound(Path(config.out) / "events.parquet", bandwidth, cost["slots"])
     wall = summary["elapsed_s"]
     busy = cost["slot_busy_fraction"] * cost["slots"] * cost["wall_s"]
     fetch_floor = cost["fetch_bytes"] / bandwidth
     evaluation_floor = busy / cost["slots"]
     bound = max(fetch_floor, evaluation_floor)
+    round_bound = _round_by_round_bound(Path(config.out) / "events.parquet", bandwidth, cost["slots"]) or bound
     return {"design": "fetch ahead" if fetch_ahead else "serial (fetch when a slot needs it)",
             "search_s": wall, "fetch_bytes": cost["fetch_bytes"], "fetch_floor_s": round(fetch_floor, 2),
             "evaluation_floor_s": round(evaluation_floor, 2), "bound_s": round(bound, 2),
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                   "one round: every fetch can overlap evaluation)")
     parser.add_argument("--fetch-concurrency", type=int, default=2, help="downloads at once (default 2)")
     parser.add_argument("--json", dest="json_out")
-    parser.add_argument("--keep", metavar="DIR", help="keep the run directories (events.parquet) in DIR")
+    parser.add_argument("--keep", metavar="DIR", help="keep the run directories (events.parquet) in DIR (a new, "
+                                                      "empty folder)")
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -3,7 +3,6 @@ interface (pure numpy; no I/O, no clocks). See `base.py` for the protocol and `r
 from raygems.bandits.base import BanditAlgorithm, Pulls
 from raygems.bandits.randomness import QueryOrder, repetition_keys
 from raygems.bandits.registry import (
-    DEFAULT_METHOD,
     MethodSpec,
     get_method,
     list_methods,
@@ -21,7 +20,7 @@ from raygems.bandits.schedules import (
 )
 
 __all__ = [
-    "DEFAULT_METHOD", "BanditAlgorithm", "MethodSpec", "Pulls", "QueryOrder", "Round", "aggressive_schedule",
+    "BanditAlgorithm", "MethodSpec", "Pulls", "QueryOrder", "Round", "aggressive_schedule",
     "get_method", "karnin_schedule", "list_methods", "make_algorithm", "ratio_schedule", "register_method",
     "repetition_keys", "schedule_budget", "successive_rejects_schedule", "table4_literal_schedule",
 ]

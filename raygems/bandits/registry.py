@@ -168,9 +168,6 @@ register_method("ours-no-corr", OursNoCorrelation, label="Ours w/o Corr. Samplin
                 **_ELIMINATION)
 register_method("recommended", RecommendedSearch, label="Recommended", accepts_query_groups=True)
 
-#: The method a search uses unless told otherwise (the evidence: docs/statistics.md).
-DEFAULT_METHOD = "recommended"
-
 
 def list_methods() -> list[str]:
     """Registered method names, in the paper's table order."""

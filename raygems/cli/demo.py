@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from raygems.bandits.registry import DEFAULT_METHOD
+from raygems.runtime.config import DEFAULT_METHOD
 
 DEMO_TASKS = ("toy_arith", "toy_choice")
 

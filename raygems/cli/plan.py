@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _methods(text: str | None) -> list[str]:
-    from raygems.bandits import DEFAULT_METHOD, get_method
+    from raygems.bandits import get_method
+    from raygems.runtime.config import DEFAULT_METHOD
     from raygems.plan import EXHAUSTIVE
 
     names = [m.strip() for m in (text or DEFAULT_METHOD).split(",") if m.strip()]

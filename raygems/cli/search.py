@@ -62,7 +62,7 @@ def add_setting_flag(p, name: str) -> None:
     if kind is bool:
         if setting.default is True:
             p.add_argument("--no-" + flag[2:], dest=name, action="store_const", const=False,
-                           help=setting.metadata["off"])
+                           help=setting.metadata["off"].replace("%", "%%"))
         else:
             p.add_argument(flag, action="store_const", const=True, help=_setting_help(setting))
         return

@@ -92,8 +92,10 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     load_fixed = float(np.mean(later["load_s"] - later_bytes / base.load_bandwidth)) if len(later) else \
         base.load_fixed_s
     load_fixed = max(0.0, load_fixed)
-    # a slot's first load (its first call's, which is all load when that checkpoint failed to load)
-    first_loads = [every_call.loc[i, "load_s"] if i in calls.index else every_call.loc[i, "seconds"] - overhead
+    # a slot's first load: its first call beyond generating and scoring (the load, and the wait for the
+    # actor's warm-up imports when they were not done yet; all of it when that checkpoint failed to load)
+    first_loads = [every_call.loc[i, "seconds"] - overhead
+                   - (calls.loc[i, "generate_s"] + calls.loc[i, "score_s"] if i in calls.index else 0.0)
                    for i in firsts]
     first_extra = max(0.0, float(np.mean(first_loads)) - load_fixed) if first_loads else base.first_load_extra_s
     slot_start = _slot_start(events, calls, work, overhead, base)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from raygems.backends.transformers_backend import TransformersSettings
-from raygems.bandits.registry import DEFAULT_METHOD
+from raygems.runtime.config import DEFAULT_METHOD
 from raygems.errors import UsageError
 from raygems.tasks.prompting import PROMPT_VARIANTS
 

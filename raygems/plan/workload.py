@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raygems.bandits.registry import DEFAULT_METHOD
+from raygems.runtime.config import DEFAULT_METHOD
 from raygems.errors import UsageError
 from raygems.plan.model import Work
 from raygems.plan.rewards import MatrixRewards, default_accuracies, drawn_rewards

@@ -75,20 +75,20 @@ class ModelActor:
             from raygems.backends import BACKENDS
 
             BACKENDS.get(self.spec.backend).warm_up()
+            self._limit_threads()
         except Exception as exc:  # noqa: BLE001
             logging.getLogger(__name__).warning("warm-up of backend %s failed: %s", self.spec.backend, exc)
-        self._limit_threads()
 
     def _limit_threads(self) -> None:
+        """torch's threads for this actor, once (torch is imported here if warm_up did not)."""
         if self._threads_limited:
             return
-        self._threads_limited = True
         try:
             import torch
-
-            torch.set_num_threads(max(1, self.threads))
         except ImportError:
-            pass
+            return
+        torch.set_num_threads(max(1, self.threads))
+        self._threads_limited = True
 
     def pid(self) -> int:
         return os.getpid()

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from raygems.bandits.registry import DEFAULT_METHOD
 from raygems.errors import UsageError
-from raygems.runtime.evaluation import MATRIX_BACKENDS
 
+#: The method a search uses unless told otherwise (the evidence: docs/statistics.md).
+DEFAULT_METHOD = "recommended"
 #: Where a hub tree's checkpoints go on each node, unless --cache-dir says otherwise.
 DEFAULT_CACHE_DIR = "~/.cache/raygems/checkpoints"
 #: Settings earlier versions saved in search.json that no longer exist, with the value that left them unused: a
@@ -100,6 +100,8 @@ class SearchConfig:
                                          "GPUs, more pairs paid (docs/cost.md)", runtime=True)
 
     def __post_init__(self) -> None:
+        from raygems.runtime.evaluation import MATRIX_BACKENDS   # (here: the CLI builds its flags from this module)
+
         if (self.tree is None) == (self.matrix is None):
             raise ValueError("give exactly one of tree (a directory or hub id) or matrix (replay backend)")
         if self.matrix is not None and self.backend not in MATRIX_BACKENDS:

@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raygems.bandits import DEFAULT_METHOD, get_method, make_algorithm, repetition_keys
+from raygems.bandits import get_method, make_algorithm, repetition_keys
 from raygems.errors import SetupError
 from raygems.hub.types import ModelRecord
+from raygems.runtime.config import DEFAULT_METHOD
 from raygems.runtime.cost import CostLedger
 from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
 from raygems.runtime.fetch import CheckpointSource, LocalCheckpoints

@@ -48,7 +48,7 @@ def run_recorded(matrix, budget, seeds, **options):
 def test_registered_and_the_default_of_raygems_search():
     assert "recommended" in list_methods()
     assert get_method("recommended").cls is RecommendedSearch
-    from raygems.bandits import DEFAULT_METHOD
+    from raygems.runtime.config import DEFAULT_METHOD
     from raygems.cli import build_parser
     from raygems.cli.search import config_from_args
 
