@@ -17,9 +17,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from raygems.runtime.config import DEFAULT_METHOD
+from raygems.cli.search import add_setting_flag
 
 DEMO_TASKS = ("toy_arith", "toy_choice")
+#: Search settings the demo takes as `raygems search` does (the others are the demo's own).
+SEARCH_SETTINGS = ("method", "seed", "backend", "max_loaded", "address")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -27,15 +29,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--tree-dir", help="where the tiny tree is installed (default ~/.cache/raygems/tiny-tree)")
-    p.add_argument("--method", default=None,
-                   help=f"search method (default {DEFAULT_METHOD}; the paper's method is 'ours')")
     p.add_argument("--budget", type=int, default=20, help="average queries per model N (default 20)")
     p.add_argument("--per-task", type=int, default=100, help="queries per task in the pool (default 100)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="transformers", help="transformers (default) or vllm")
-    p.add_argument("--max-loaded", type=int, default=2)
-    p.add_argument("--address", help="Ray address (default: start a local Ray)")
-    p.add_argument("--quiet", action="store_true")
+    for name in SEARCH_SETTINGS:           # the same flags as `raygems search`, with its defaults
+        add_setting_flag(p, name)
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     return p
 
 
@@ -50,12 +48,11 @@ def run(args: argparse.Namespace) -> int:
     tree = install_tiny_tree(args.tree_dir)
     if not args.quiet:
         print(f"tiny tree: {len(tree.records)} models in {tree.root}", file=sys.stderr)
+    given = {name: getattr(args, name) for name in SEARCH_SETTINGS if getattr(args, name) is not None}
     config = SearchConfig(
-        out=args.out, tree=str(tree.root), tasks=DEMO_TASKS, per_task=args.per_task, method=args.method or
-        DEFAULT_METHOD, budget=args.budget, seed=args.seed, backend=args.backend,
-        backend_settings={"batch_size": 64, "device": "cpu"} if args.backend == "transformers" else {},
-        max_loaded=args.max_loaded, cpus_per_model=1.0, exhaustive=True, address=args.address,
-        progress=not args.quiet)
+        out=args.out, tree=str(tree.root), tasks=DEMO_TASKS, per_task=args.per_task, budget=args.budget, **given,
+        backend_settings={"batch_size": 64, "device": "cpu"} if args.backend in (None, "transformers") else {},
+        cpus_per_model=1.0, exhaustive=True, progress=not args.quiet)
     result = run_search(config)
     print_outcome(result)
     s = result.summary
