@@ -67,7 +67,7 @@ def predict(calibrating: str, target: str, runs: Path, tree_root: Path) -> dict:
     from raygems.hub.serve import HubServer
     from raygems.plan import Cluster, Speeds, simulate
     from raygems.plan.calibrate import calibrate
-    from raygems.plan.workload import work_for_search
+    from raygems.plan.workload import with_facts, work_for_search
     from raygems.runtime.cache import parse_size
 
     with HubServer(DirectoryCatalog(tree_root)) as hub:      # sizes from hub metadata; nothing downloaded
@@ -76,7 +76,7 @@ def predict(calibrating: str, target: str, runs: Path, tree_root: Path) -> dict:
         probe = work_for_search(config)
         sizes = dict(zip(probe.model_ids, probe.sizes.tolist()))
         calibration = calibrate(runs / calibrating, Speeds(), sizes=sizes)
-        work = work_for_search(config, facts=calibration.facts)
+    work = with_facts(probe, calibration.facts)           # as `raygems plan --calibrate-from` does
     speeds = replace(calibration.speeds, download_bandwidth=SETTINGS[target]["bandwidth"])
     cluster = Cluster(nodes=1, gpus_per_node=0, max_loaded=MAX_LOADED, fetch_concurrency=config.fetch_concurrency,
                       cache_limit_bytes=parse_size(CACHE_LIMIT))

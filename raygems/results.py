@@ -36,7 +36,7 @@ from raygems.tasks.prompting import PROMPT_VARIANTS
 __all__ = ["FAILURE_COLUMNS", "KEY", "LEGACY_SCORING_VERSION", "PROMPT_VARIANTS", "REQUIRED_COLUMNS",
            "RESULT_COLUMNS", "SCORE_COLUMNS", "VARIANT_ORDER", "accuracy_table", "arrow_schema",
            "best_variant_counts", "better_variant", "one_revision_per_model", "read_part", "read_parts",
-           "read_results", "served"]
+           "read_results", "served", "tree_revisions"]
 
 #: The key of a result row: a model revision's answer to a query in one prompt variant.
 KEY = ("model_id", "revision", "query_id", "variant")
@@ -237,6 +237,12 @@ def accuracy_table(rows: pd.DataFrame, aggregate: str | None = None, min_queries
     table = pd.concat(frames, ignore_index=True)
     table["accuracy"] = table["correct"] / table["n_queries"]
     return table[["model_id", "revision", "task", "accuracy", "correct", "n_queries", "variant"]]
+
+
+def tree_revisions(tree: pd.DataFrame | None) -> dict[str, str] | None:
+    """The revision per model a tree table names (None without a tree, or a tree without revisions): what
+    `one_revision_per_model` prefers."""
+    return None if tree is None or "revision" not in tree else dict(zip(tree["model_id"], tree["revision"]))
 
 
 def one_revision_per_model(rows: pd.DataFrame, revisions: Mapping[str, str] | None = None) -> pd.DataFrame:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.hub.cards import AGGREGATE_TASKS, DOC_SYMBOLS, DOC_UNAVAILABLE, ModelCard
-from raygems.results import accuracy_table, one_revision_per_model, read_results
+from raygems.results import accuracy_table, one_revision_per_model, read_results, tree_revisions
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,7 @@ def accuracy_from_results(results: pd.DataFrame | str | Path, tree: pd.DataFrame
     rows = read_results(results, columns=())
     if pd.to_numeric(rows["reward"], errors="coerce").isna().all():
         raise ValueError("the result rows hold no rewards")
-    revisions = None if tree is None or "revision" not in tree else dict(zip(tree["model_id"], tree["revision"]))
-    rows = one_revision_per_model(rows, revisions)
+    rows = one_revision_per_model(rows, tree_revisions(tree))
     aggregate = overall if overall and rows["task"].nunique() > 1 else None
     table = accuracy_table(rows, aggregate=aggregate, min_queries=min_queries)
     if (table["task"] != aggregate).sum() == 0:

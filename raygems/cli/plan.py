@@ -84,7 +84,8 @@ def plans_for(config, args: argparse.Namespace, methods: list[str] | None = None
     from raygems.runtime.cache import parse_size
 
     methods = methods or [config.method]
-    checkpoint_bytes = None if args.checkpoint_size is None else parse_size(args.checkpoint_size)
+    checkpoint_bytes = None if args.checkpoint_size is None else parse_size(args.checkpoint_size,
+                                                                            what="--checkpoint-size")
     speeds = Speeds(batch_size=int(config.backend_settings.get("batch_size", Speeds.batch_size)))
     if args.download_bandwidth is not None:
         speeds = replace(speeds, download_bandwidth=_bandwidth(args.download_bandwidth))
@@ -126,6 +127,8 @@ def _bandwidth(text: str) -> float:
 
 
 def print_plans(config, args: argparse.Namespace, methods: list[str] | None = None) -> int:
+    from raygems.runtime.search import format_bytes, format_duration
+
     data = plans_for(config, args, methods)
     if args.json:
         print(json.dumps(data, indent=2, default=str))
@@ -133,15 +136,15 @@ def print_plans(config, args: argparse.Namespace, methods: list[str] | None = No
     setup, speeds = data["setup"], data["speeds"]
     source = f"calibrated from {setup['calibrated_from']}" if setup["calibrated_from"] else "defaults (docs/cost.md)"
     where = "fetched from the hub" if setup["fetched_from_hub"] else "on local disk"
-    print(f"plan: {setup['candidates']} candidates ({_bytes(setup['checkpoint_bytes'])}, {where}), "
+    print(f"plan: {setup['candidates']} candidates ({format_bytes(setup['checkpoint_bytes'])}, {where}), "
           f"{setup['queries']} queries, N = {setup['budget']}; {setup['nodes']} node(s), {setup['gpus']:g} GPU(s), "
           f"{setup['max_loaded']} slot(s)")
-    print(f"speeds: {source}; download {_bytes(speeds['download_bandwidth'])}/s per node, load "
-          f"{_bytes(speeds['load_bandwidth'])}/s, decode step {speeds['step_s'] * 1000:.1f} ms "
+    print(f"speeds: {source}; download {format_bytes(speeds['download_bandwidth'])}/s per node, load "
+          f"{format_bytes(speeds['load_bandwidth'])}/s, decode step {speeds['step_s'] * 1000:.1f} ms "
           f"(+{speeds['step_per_sequence_s'] * 1000:.2f} ms per sequence), batch {speeds['batch_size']}")
     header = ("method", "wall", "GPU-h", "fetched", "peak disk", "loads", "reloads", "rounds", "pairs paid")
-    rows = [(p["method"], _duration(p["wall_s"]), f"{p['gpu_hours']:.2f}", _bytes(p["fetch_bytes"]),
-             _bytes(p["peak_cache_bytes"]), str(p["loads"]), str(p["reloads"]), str(p["rounds"]),
+    rows = [(p["method"], format_duration(p["wall_s"]), f"{p['gpu_hours']:.2f}", format_bytes(p["fetch_bytes"]),
+             format_bytes(p["peak_cache_bytes"]), str(p["loads"]), str(p["reloads"]), str(p["rounds"]),
              str(p["queries_paid"])) for p in data["plans"]]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     for row in [header] + rows:
@@ -149,18 +152,3 @@ def print_plans(config, args: argparse.Namespace, methods: list[str] | None = No
     if setup["answers"] != "matrix":
         print(f"(answers {setup['answers']}: they decide which models survive, not how many)", file=sys.stderr)
     return 0
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"

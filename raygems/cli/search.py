@@ -9,6 +9,7 @@ round's queries to the survivors. Every answer is kept in DIR/store, so a crash 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import types
@@ -101,19 +102,27 @@ def _from_text(name: str, value):
 
 
 def _field(name: str):
-    from raygems.runtime.config import SearchConfig
-
-    return next(f for f in fields(SearchConfig) if f.name == name)
+    return _settings()[name][0]
 
 
 def _kind(name: str) -> type:
     """The setting's value type, None aside: str, int, float, bool, tuple or dict."""
+    return _settings()[name][1]
+
+
+@functools.cache
+def _settings() -> dict[str, tuple]:
+    """SearchConfig's fields by name, each with its value type (annotations evaluated once)."""
     from raygems.runtime.config import SearchConfig
 
-    hint = typing.get_type_hints(SearchConfig)[name]
-    if typing.get_origin(hint) is types.UnionType:          # `int | None` -> int
-        hint = next(k for k in typing.get_args(hint) if k is not type(None))
-    return typing.get_origin(hint) or hint                  # `tuple[str, ...]` -> tuple
+    hints = typing.get_type_hints(SearchConfig)
+    settings = {}
+    for setting in fields(SearchConfig):
+        hint = hints[setting.name]
+        if typing.get_origin(hint) is types.UnionType:      # `int | None` -> int
+            hint = next(k for k in typing.get_args(hint) if k is not type(None))
+        settings[setting.name] = (setting, typing.get_origin(hint) or hint)   # `tuple[str, ...]` -> tuple
+    return settings
 
 
 def _setting_help(setting) -> str:

@@ -105,10 +105,6 @@ class Cluster:
             raise UsageError(f"cache limit must be positive, got {self.cache_limit_bytes}")
 
     @property
-    def slots_per_node(self) -> int:
-        return -(-self.max_loaded // self.nodes)
-
-    @property
     def gpus(self) -> float:
         return self.nodes * self.gpus_per_node
 

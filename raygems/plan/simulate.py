@@ -33,7 +33,7 @@ from raygems.hub.types import ModelRecord
 from raygems.plan.model import Cluster, Speeds, Work
 from raygems.runtime.cache import CheckpointCache, TooLarge
 from raygems.runtime.fetch import CheckpointSource, FetchReport, FetchSettings, FetchStage
-from raygems.runtime.schedule import SlotSchedule, SlotState, with_lookahead
+from raygems.runtime.schedule import SlotSchedule, SlotState, tell_round, with_lookahead
 
 #: The method name of evaluating every candidate on the whole pool (no search).
 EXHAUSTIVE = "exhaustive"
@@ -161,7 +161,6 @@ class SimulatedNode:
         self.free_downloads = concurrency
         self.download_queue: list = []
         self.room_waiters: list = []
-        self.fetched_bytes = 0
 
     # ---------------------------------------------------------------------------------------- control
     def hold(self, model_id: str) -> bool:
@@ -223,7 +222,6 @@ class SimulatedNode:
         fetch.wait_s += self.sim.now - waiting
         yield _Transfer(size)
         fetch.bytes += size
-        self.fetched_bytes += size
         self.cache.completed(model_id, size)
         self._wake()
 
@@ -345,7 +343,6 @@ class Simulation:
         self.stats = {"calls": 0, "loads": 0, "reloads": 0, "load_s": 0.0, "decode_s": 0.0, "busy_s": 0.0,
                       "paid": 0}
         self.rounds = 0
-        self._steps_by_task = np.asarray(work.steps, dtype=np.int64)
 
     # ------------------------------------------------------------------------------------------ clock
     def at(self, when: float, action: Callable[[], None]) -> None:
@@ -396,15 +393,8 @@ class Simulation:
             requests = {arm: [int(q) for q in ids] for arm, ids in pulls.by_arm(0).items()}
             served = with_lookahead(pulls, requests, self._missing, self._lookahead_batch, work.num_queries)
             self._serve(served)
-            successes = np.zeros(len(pulls), dtype=np.int64)
-            newly_failed = []
-            for j, arm in enumerate(pulls.arm.tolist()):
-                if arm in self.failed:
-                    newly_failed.append(arm)
-                    continue
-                successes[j] = work.rewards.correct(arm, requests[arm])
-            algo.tell(successes, failed=newly_failed or None)
-            self.checkpoints.retire(np.flatnonzero(algo.eliminated()[0]).tolist())   # as the driver does
+            eliminated = tell_round(algo, pulls, requests, self.failed, work.rewards.correct)
+            self.checkpoints.retire(eliminated)   # as the driver does
             self.now += self.speeds.round_overhead_s
         return int(algo.recommend()[0]), int(algo.budget), int(algo.budget_used[0])
 
@@ -455,8 +445,7 @@ class Simulation:
         decisions = self.schedule.continue_own()
         if not self.schedule.waiting:
             return decisions
-        capacity = min(self.cluster.max_loaded, self.cluster.nodes * self.cluster.slots_per_node)
-        self.schedule.grow(capacity, self._new_slot)
+        self.schedule.grow(self.cluster.max_loaded, self._new_slot)
         if self.checkpoints.fetches:
             placed: dict[str, int] = {}
             for slot in self.schedule.slots:
@@ -506,7 +495,7 @@ class Simulation:
                 else:
                     clock.loaded = arm
         if failed is None:
-            steps = int(self._steps_by_task[np.unique(self.work.query_tasks[chunk])].max())
+            steps = int(self.work.steps[self.work.query_tasks[chunk]].max())    # the batch's longest task
             decode = self.speeds.decode_seconds(len(chunk), steps)
             self.stats["decode_s"] += decode
             seconds += decode + self.speeds.score_per_query_s * len(chunk)

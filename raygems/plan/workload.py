@@ -35,15 +35,16 @@ class RunFacts:
     steps: dict[str, int] = field(default_factory=dict)
 
 
-def pool_shape(config) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """(task index per query, task names, decode steps per task) of the search's query pool."""
+def pool_shape(config, pool=None) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(task index per query, task names, decode steps per task) of the search's query pool (`pool`, when the
+    caller has it already)."""
     from raygems.runtime.search import _query_pool
     from raygems.tasks.registry import task_class_attribute
     from raygems.tasks.sources import resolve_data_dir
 
     if config.matrix is not None or resolve_data_dir(config.data_dir) is not None \
             or not any(_reads_the_hub(name) for name in config.tasks):
-        pool = _query_pool(config)
+        pool = pool if pool is not None else _query_pool(config)
         frame = pool.queries
         names = list(dict.fromkeys(str(t) for t in frame["task"]))
         if config.matrix is not None:     # a recorded matrix keeps no generation limits: the tasks' own
@@ -143,9 +144,9 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
 
     facts = facts or RunFacts()
     method = method or config.method
-    matrix = None
+    matrix = pool = None
     if config.matrix is not None:
-        listed, _ = _matrix_candidates(config)
+        listed, pool = _matrix_candidates(config)
         from raygems.runtime.search import _load_matrix
 
         matrix = _load_matrix(config.matrix, config.models)
@@ -154,7 +155,7 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
     decision = apply_prior(config, listed)
     candidates = decision.kept
     index = {m.model_id: i for i, m in enumerate(listed)}
-    tasks, names, steps = pool_shape(config)
+    tasks, names, steps = pool_shape(config, pool)
     hub = config.tree is not None and not Path(config.tree).is_dir()
     failures = {arm: "metadata" for arm, m in enumerate(candidates) if m.unreadable}
     adapter_base, base_sizes = {}, {}
@@ -173,8 +174,8 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
 
             outside_sizes, _ = checkpoint_sizes([ModelRecord(model_id=b) for b in outside], hub)
             base_sizes.update(dict(zip(outside, outside_sizes)))
-        base_sizes.update({m.model_id: size for m, size in zip(candidates, sizes) if m.model_id in
-                           set(adapters.values())})
+        bases = set(adapters.values())
+        base_sizes.update({m.model_id: size for m, size in zip(candidates, sizes) if m.model_id in bases})
     rewards = None if matrix is None else MatrixRewards(matrix.values[[index[m.model_id] for m in candidates]])
     work = Work(model_ids=[m.model_id for m in candidates], sizes=np.asarray(sizes, dtype=np.int64),
                 query_tasks=tasks, task_names=names, steps=steps, rewards=rewards, method=config.method,

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.prior.records import validate_records
-from raygems.results import accuracy_table, one_revision_per_model, read_results
+from raygems.results import accuracy_table, one_revision_per_model, read_results, tree_revisions
 
 #: The metric name of raygems' own records: zero-shot prompts, greedy decoding, exact 0/1 scoring.
 RAYGEMS_METRIC = "zero_shot_greedy"
@@ -44,8 +44,7 @@ def records_from_result_store(store_dir_or_df: str | Path | pd.DataFrame,
     if rows.empty:
         raise ValueError("result store: no results")
     tree = None if models_table is None else _table(models_table)
-    revisions = None if tree is None or "revision" not in tree else dict(zip(tree["model_id"], tree["revision"]))
-    scores = accuracy_table(one_revision_per_model(rows, revisions), min_queries=min_queries)
+    scores = accuracy_table(one_revision_per_model(rows, tree_revisions(tree)), min_queries=min_queries)
     records = scores.rename(columns={"accuracy": "score", "variant": "best_variant"})[
         ["model_id", "task", "score", "revision", "best_variant", "n_queries"]].copy()
     records["metric"] = RAYGEMS_METRIC

@@ -39,6 +39,20 @@ def draw_answer(key, arm, position, correct_left, queries_left):
     return 1 if reward_uniform(key, arm, position) < correct_left / queries_left else 0
 
 
+@jit
+def pull_once(key, r, arm, pulls, successes, seen, budget_used, correct_total, num_queries):
+    """One pull of `arm` in repetition `r` of a compiled replay loop: the arm's next answer in its order
+    (`draw_answer`), counted as `BanditAlgorithm.tell` counts it (pulls, successes, budget used) and in `seen`
+    (the correct answers it has given). Returns the answer (0/1)."""
+    start = pulls[r, arm]
+    hit = draw_answer(key, arm, start, correct_total[arm] - seen[r, arm], num_queries - start)
+    seen[r, arm] += hit
+    pulls[r, arm] += 1
+    successes[r, arm] += hit
+    budget_used[r] += 1
+    return hit
+
+
 def draw_answers(keys, arm, position, correct_left, queries_left) -> np.ndarray:
     """`draw_answer` elementwise over arrays (the numpy twin); int64 0/1."""
     u = uniform(keys, STREAM_FAST_REWARD, arm, position, outer=False)
@@ -49,10 +63,10 @@ def answer_pulls(keys, rep, arm, start, count, correct_total, seen, num_queries)
     """Correct answers per entry of a request of independent pulls (entry j: `count[j]` answers of arm `arm[j]`
     from position `start[j]`, repetition `rep[j]` with key `keys[rep[j]]`); `seen` (R, K), the correct answers
     each arm has given, is updated in place."""
-    flat = rep * seen.shape[1] + arm
-    seen_flat = seen.ravel()
-    known = seen_flat[flat]
     if count.max() == 1:  # one answer per entry (index policies, TTTS): a single vectorised draw
+        flat = rep * seen.shape[1] + arm
+        seen_flat = seen.ravel()
+        known = seen_flat[flat]
         hit = draw_answers(keys[rep], arm, start, correct_total[arm] - known, num_queries - start)
         seen_flat[flat] = known + hit
         return hit

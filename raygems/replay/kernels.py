@@ -37,7 +37,7 @@ from raygems.bandits.index_policies import (
     IndexKernelState,
 )
 from raygems.compiled import jit
-from raygems.replay.answers import draw_answer
+from raygems.replay.answers import pull_once
 
 #: counters of the compiled path, process-wide: steps, exact index evaluations, bound-tree rebuilds
 KERNEL_STATS = np.zeros(3, dtype=np.int64)
@@ -260,14 +260,8 @@ def run_index_policy(kind, target, num_queries, keys, tie_priority, correct_tota
                                     table1[t], table2[t], stats)
             if arm < 0:
                 break  # every arm of this repetition is exhausted or failed
-            # ---- the fast environment's answer (answers.answer_pulls, count == 1)
-            start = pulls[r, arm]
-            hit = draw_answer(key, arm, start, correct_total[arm] - seen[r, arm], num_queries - start)
-            seen[r, arm] += hit
-            # ---- BanditAlgorithm.tell
-            pulls[r, arm] += 1
-            successes[r, arm] += hit
-            budget_used[r] += 1
+            # ---- the fast environment's answer (answers.answer_pulls, count == 1) and BanditAlgorithm.tell
+            pull_once(key, r, arm, pulls, successes, seen, budget_used, correct_total, num_queries)
             stats[0] += 1
             # ---- IndexPolicy._update and on_pulled
             n = float(pulls[r, arm])

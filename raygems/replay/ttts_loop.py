@@ -11,7 +11,7 @@ import numpy as np
 from raygems.bandits.ttts import TTTSKernelState
 from raygems.bandits.ttts_sampler import after_pull, choose
 from raygems.compiled import jit
-from raygems.replay.answers import draw_answer
+from raygems.replay.answers import pull_once
 
 
 def advance_ttts(state: TTTSKernelState, target: int, correct_total: np.ndarray, seen: np.ndarray) -> None:
@@ -40,12 +40,7 @@ def run_ttts(target, num_queries, keys, beta_tt, max_redraws, correct_total, see
             if arm < 0:
                 break
             steps[r] += 1
-            start = pulls[r, arm]
-            hit = draw_answer(key, arm, start, correct_total[arm] - seen[r, arm], num_queries - start)
-            seen[r, arm] += hit
-            pulls[r, arm] += 1
-            successes[r, arm] += hit
-            budget_used[r] += 1
+            pull_once(key, r, arm, pulls, successes, seen, budget_used, correct_total, num_queries)
             alpha[r, arm] = prior_alpha[r, arm] + successes[r, arm]
             beta[r, arm] = prior_beta[r, arm] + pulls[r, arm] - successes[r, arm]
             if pulls[r, arm] >= num_queries:

@@ -19,19 +19,9 @@ import time
 from dataclasses import dataclass
 
 from raygems.hub.types import ModelRecord
-from raygems.runtime.evaluation import MATRIX_BACKENDS, SIMULATED_REPLAY, Evaluator, EvaluatorSpec
+from raygems.runtime.evaluation import MATRIX_BACKENDS, EvaluatorSpec
 from raygems.runtime.store import ResultStore
 from raygems.tasks.prompting import PROMPT_VARIANTS
-
-
-def build_evaluator(spec: EvaluatorSpec, model: ModelRecord, pool) -> Evaluator:
-    """The evaluator `spec` asks for: its own (`EvaluatorSpec.build`), or the test double of the replay backend
-    (`raygems.runtime.testing`, backend "simulated-replay"), kept out of the evaluators' module."""
-    if spec.backend == SIMULATED_REPLAY:
-        from raygems.runtime.testing import SimulatedMatrixEvaluator
-
-        return SimulatedMatrixEvaluator(model, pool, spec)
-    return spec.build(model, pool)
 
 
 @dataclass
@@ -112,7 +102,7 @@ class ModelActor:
         start = time.perf_counter()
         if self.spec.backend not in MATRIX_BACKENDS:
             self._limit_threads()
-        evaluator = build_evaluator(self.spec, self.model, self.pool)
+        evaluator = self.spec.build(self.model, self.pool)
         evaluator.load()
         self.evaluator = evaluator
         seconds = time.perf_counter() - start

@@ -163,8 +163,9 @@ def delete_folder(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def parse_size(text: str | int | float) -> int:
-    """Bytes from '500GB', '1.5 TB', '800MiB', '123456' (decimal units are powers of 1000, binary of 1024)."""
+def parse_size(text: str | int | float, what: str = "cache limit") -> int:
+    """Bytes from '500GB', '1.5 TB', '800MiB', '123456' (decimal units are powers of 1000, binary of 1024);
+    `what` names the value in the error."""
     if isinstance(text, (int, float)):
         value = int(text)
     else:
@@ -176,7 +177,7 @@ def parse_size(text: str | int | float) -> int:
         try:
             value = int(float(number) * units[unit])
         except (KeyError, ValueError):
-            raise UsageError(f"cache limit {text!r}: give a size such as 500GB, 1.5TB or 800MiB") from None
+            raise UsageError(f"{what} {text!r}: give a size such as 500GB, 1.5TB or 800MiB") from None
     if value <= 0:
-        raise UsageError(f"cache limit {text!r}: must be positive")
+        raise UsageError(f"{what} {text!r}: must be positive")
     return value

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +39,7 @@ from raygems.runtime.cost import CostLedger
 from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
 from raygems.runtime.fetch import CheckpointSource, LocalCheckpoints
 from raygems.runtime.rewards import RewardBook
-from raygems.runtime.schedule import SlotSchedule, SlotState, with_lookahead
+from raygems.runtime.schedule import SlotSchedule, SlotState, tell_round, with_lookahead
 from raygems.runtime.store import Failure, ResultStore
 
 
@@ -183,15 +182,8 @@ class SearchDriver:
                                        s.lookahead_batch, len(self.query_ids)))
             self.cost.event("round", round=self.progress.round, start=self.cost.since_start(round_started),
                             survivors=len(requests), asked=sum(len(q) for q in requests.values()))
-            successes = np.zeros(len(pulls), dtype=np.int64)
-            newly_failed = []
-            for j, arm in enumerate(pulls.arm.tolist()):
-                if arm in self._failed:
-                    newly_failed.append(arm)
-                    continue
-                successes[j] = self.book.count(arm, requests[arm])
-            algo.tell(successes, failed=newly_failed or None)
-            self.checkpoints.retire(np.flatnonzero(algo.eliminated()[0]).tolist())   # their files go first
+            eliminated = tell_round(algo, pulls, requests, self._failed, self.book.count)
+            self.checkpoints.retire(eliminated)   # their files go first
         chosen = int(algo.recommend()[0])
         self.progress.done = True
         return {

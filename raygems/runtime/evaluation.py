@@ -47,9 +47,14 @@ class EvaluatorSpec:
     allow_code_execution: bool = False     # tasks that score by running model-written code may run it
 
     def build(self, model: ModelRecord, pool) -> "Evaluator":
-        """The replay backend's evaluator, or a generative one (the test double: `raygems.runtime.actors`)."""
+        """The replay backend's evaluator, a generative one, or the replay backend's test double (backend
+        "simulated-replay", kept in `raygems.runtime.testing`)."""
         if self.backend == REPLAY:
             return MatrixEvaluator(model, pool, self)
+        if self.backend == SIMULATED_REPLAY:
+            from raygems.runtime.testing import SimulatedMatrixEvaluator
+
+            return SimulatedMatrixEvaluator(model, pool, self)
         return GenerativeEvaluator(model, pool, self)
 
 

@@ -52,10 +52,6 @@ class RewardBook:
                 self.record(arm, int(query), variant, int(reward))
 
     # --------------------------------------------------------------------------------------------- queries
-    def is_complete(self, arm: int, query: int) -> bool:
-        pair = self._known[arm].get(query)
-        return pair is not None and _UNKNOWN not in pair
-
     def missing(self, arm: int, queries: Iterable[int]) -> list[int]:
         """The queries of `queries` whose answers (both variants) `arm` has not recorded, in order."""
         known = self._known[arm]

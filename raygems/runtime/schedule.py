@@ -8,6 +8,9 @@ follows the same schedule a search does. Per phase (a round, or the final evalua
 2. slots are added up to the cluster's capacity while arms wait for one;
 3. an idle slot (its arm has no work left) takes the first waiting arm whose checkpoint is ready on its node,
    the least recently used idle slot first, so that recently used checkpoints stay resident for the next round.
+
+The round's two other steps, shared the same way: `with_lookahead` (which queries each arm is served) and
+`tell_round` (what the algorithm is told).
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 
 @dataclass(eq=False)
@@ -152,6 +157,22 @@ class SlotSchedule:
         """A slot that died (its actor, or its node)."""
         if slot in self.slots:
             self.slots.remove(slot)
+
+
+def tell_round(algo, pulls, requests: dict[int, list[int]], failed, correct: Callable[[int, list[int]], int]) \
+        -> list[int]:
+    """Tell the algorithm a round's outcome, as the driver and the cost model both do: per pulled arm how many of
+    its `requests` it answered correctly (`correct(arm, queries)`), an arm in `failed` as a failed arm. Returns
+    the arms eliminated so far (their checkpoints may go first)."""
+    successes = np.zeros(len(pulls), dtype=np.int64)
+    newly_failed = []
+    for j, arm in enumerate(pulls.arm.tolist()):
+        if arm in failed:
+            newly_failed.append(arm)
+            continue
+        successes[j] = correct(arm, requests[arm])
+    algo.tell(successes, failed=newly_failed or None)
+    return np.flatnonzero(algo.eliminated()[0]).tolist()
 
 
 def with_lookahead(pulls, requests: dict[int, list[int]], missing: Callable[[int, list[int]], int],

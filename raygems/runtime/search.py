@@ -429,24 +429,26 @@ def _wait(driver, ref, progress: bool, label: str):
 
 def progress_line(label: str, s: dict) -> str:
     """One line of progress from the driver's status."""
-    eta = "" if s.get("eta_s") is None else f"  ETA {_duration(s['eta_s'])}"
+    eta = "" if s.get("eta_s") is None else f"  ETA {format_duration(s['eta_s'])}"
     fetched = ""
     if s.get("fetch_bytes") or s.get("cache_bytes"):
-        fetched = f"  fetched {_bytes(s.get('fetch_bytes', 0))}  cache {_bytes(s.get('cache_bytes', 0))}"
+        fetched = f"  fetched {format_bytes(s.get('fetch_bytes', 0))}  cache {format_bytes(s.get('cache_bytes', 0))}"
         if s.get("cache_limit_bytes"):
-            fetched += f"/{_bytes(s['cache_limit_bytes'])}"
+            fetched += f"/{format_bytes(s['cache_limit_bytes'])}"
     return (f"[{label}] round {s['round']:>2}  survivors {s['survivors']:>5}  "
             f"asked {s['requested']:>7}/{s['budget']}  paid {s['paid']:>7}  reused {s['reused']:>7}  "
             f"failed {s['failed']:>3}  loaded {s['loaded']:>2}{fetched}  {s['throughput_qps']:.1f} q/s  "
-            f"{_duration(s['elapsed_s'])}{eta}")
+            f"{format_duration(s['elapsed_s'])}{eta}")
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """'12m05s', or '3h07m' from an hour on (the progress line, `raygems plan`'s table)."""
     seconds = int(round(seconds))
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def _bytes(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """'512 B', '41.2 GB' (decimal units, as the hub and disks count)."""
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -35,12 +35,11 @@ import functools
 import json
 import math
 import re
-import threading
-import warnings
 from dataclasses import dataclass, field
 from types import CodeType
 
 from raygems.tasks.sandbox import SandboxLimits, SandboxResult, run_program
+from raygems.tasks.scoring import quietly
 
 MAX_RESULT_BYTES = 1024 * 1024      # the channel: every call's value together
 MAX_DEPTH = 100                     # nesting of a value
@@ -59,7 +58,6 @@ _SAFE_OPERATORS = (ast.Add, ast.Sub, ast.Div, ast.FloorDiv, ast.BitAnd, ast.BitO
 _HOST_ONLY = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr,
               ast.JoinedStr, ast.Await, ast.Yield, ast.YieldFrom)
 _HOLE = "_call_"
-_WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings changes process-wide state
 
 
 class UnsupportedTest(ValueError):
@@ -86,13 +84,6 @@ class HostAssert:
     expression: str
     steps: tuple[int, ...]
     code: CodeType = field(repr=False, compare=False)
-
-
-def _quietly(function, *args):
-    """Parse or compile dataset code without its warnings (invalid escapes, ``is`` with a literal)."""
-    with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return function(*args)
 
 
 @dataclass(frozen=True)
@@ -151,7 +142,7 @@ def _module_bindings(statements: list[ast.stmt], names: set[str]) -> None:
 def _vocabulary(source: str) -> tuple[set[str], set[str]]:
     """The names a program defines at module level (not the modules it imports) and the attribute
     names its classes define (methods, class attributes, ``self.x = ...``)."""
-    tree = _quietly(ast.parse, source)
+    tree = quietly(ast.parse, source)
     names: set[str] = set()
     _module_bindings(tree.body, names)
     attributes: set[str] = set()
@@ -238,7 +229,7 @@ def split_asserts(test_code: str, solution: str) -> SplitTests:
     those the setup code defines) are the program's vocabulary. Raises UnsupportedTest (a ValueError)
     for asserts the host cannot decide safely, and for a test with no assert or an assert that does
     not call the program."""
-    tree = _quietly(ast.parse, test_code)
+    tree = quietly(ast.parse, test_code)
     names, attributes = _vocabulary(solution)
     setup_names, setup_attributes = _vocabulary(test_code)
     names |= setup_names
@@ -266,7 +257,7 @@ def split_asserts(test_code: str, solution: str) -> SplitTests:
         steps.extend(Step("eval", "<test>", ast.unparse(call)) for call in splitter.calls)
         text = ast.unparse(expression)
         asserts.append(HostAssert(source.strip(), text, tuple(range(first_step, first_step + len(splitter.calls))),
-                                  _quietly(compile, text, "<host assert>", "eval")))
+                                  quietly(compile, text, "<host assert>", "eval")))
     flush_setup()
     if not asserts:
         raise UnsupportedTest("the test code has no assert")

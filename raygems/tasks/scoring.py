@@ -206,18 +206,23 @@ _CODE_START = re.compile(r"^(?:def |class |import |from |@|async def |[A-Za-z_][
 _PYTHON_TAGS = {"", "python", "python3", "py", "py3"}
 
 
-_WARNINGS_LOCK = threading.Lock()
+_WARNINGS_LOCK = threading.Lock()  # warnings.catch_warnings changes process-wide state
+
+
+def quietly(function, *args):
+    """Parse or compile code without its warnings (invalid escape sequences, ``is`` with a literal): a model's
+    answer, or a dataset's tests."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return function(*args)
 
 
 def _compiles(code: str) -> bool:
-    """Whether ``code`` parses as Python (parse only; nothing runs). Parser warnings about the
-    model's code (invalid escape sequences, ...) are silenced."""
-    with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            ast.parse(code)
-        except (SyntaxError, ValueError, MemoryError, RecursionError):
-            return False
+    """Whether ``code`` parses as Python (parse only; nothing runs)."""
+    try:
+        quietly(ast.parse, code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
     return True
 
 

@@ -14,8 +14,8 @@ from raygems.cli import main
 from raygems.demo.tree_spec import BASE
 from raygems.hub.catalog import DirectoryCatalog
 from raygems.hub.serve import HubServer
-from raygems.populations import generate_tree
 
+from synthetic_matrix import write_matrix
 from tiny_tree_fixture import tiny_tree  # noqa: F401 - fixture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,11 +24,7 @@ KEYS = {"wall_s", "gpu_hours", "fetch_bytes", "peak_cache_bytes", "loads", "relo
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("plan-cli")
-    tree = generate_tree("mistral-7b", num_finetunes=14, num_adapters=2, queries_per_task=10, seed=3)
-    path = tree.matrix.to_parquet(folder / "matrix.parquet")
-    models = folder / "models.parquet"
-    tree.models[["model_id", "downloads", "is_base"]].to_parquet(models, index=False)
+    _, path, models = write_matrix(tmp_path_factory.mktemp("plan-cli"), finetunes=14, adapters=2, per_task=10, seed=3)
     return str(path), str(models)
 
 
@@ -66,6 +62,7 @@ def test_the_table_names_every_method(capsys, matrix):
     (["--method", "recommended,fastest"], "unknown method 'fastest'"),
     (["--calibrate-from", "/nonexistent/run"], "not a finished run with an events log"),
     (["--download-bandwidth", "fast"], "--download-bandwidth 'fast': give bytes per second"),
+    (["--checkpoint-size", "15XB"], "--checkpoint-size '15XB': give a size such as 500GB"),
     (["--nodes", "0"], "nodes, max_loaded and fetch_concurrency must be at least 1"),
 ])
 def test_bad_input_gets_one_line(capsys, matrix, argv, message):

@@ -12,9 +12,10 @@ import pytest
 from raygems.plan import Cluster, Speeds, simulate
 from raygems.plan.calibrate import calibrate
 from raygems.plan.workload import work_for_search
-from raygems.populations import generate_tree
 from raygems.runtime.testing import SIMULATED_REPLAY
 from raygems.runtime import SearchConfig, run_search
+
+from synthetic_matrix import write_matrix
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -23,11 +24,7 @@ DELAY_S = 0.05
 
 @pytest.fixture(scope="module")
 def matrix(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("plan-matrix")
-    tree = generate_tree("mistral-7b", num_finetunes=10, num_adapters=2, queries_per_task=8, seed=5)
-    path = tree.matrix.to_parquet(folder / "matrix.parquet")
-    models = folder / "models.parquet"
-    tree.models[["model_id", "downloads", "is_base"]].to_parquet(models, index=False)
+    _, path, models = write_matrix(tmp_path_factory.mktemp("plan-matrix"), finetunes=10, adapters=2, per_task=8, seed=5)
     return path, models
 
 
