@@ -4,7 +4,10 @@ and with the serial design (a checkpoint is downloaded only when a slot needs it
 empty checkpoint cache under a limit smaller than the tree.
 
     python benchmarks/fetch_overlap.py [--bandwidth 1e6] [--cache-limit 3MB] [--method uniform] [--budget 40]
-        [--fetch-concurrency 2] [--json out.json] [--keep DIR]
+        [--fetch-concurrency 2] [--repeat 1] [--json out.json] [--keep DIR]
+
+`--repeat N` runs the pair N times (alternating the designs, so that a change in the machine's load hits both)
+and reports each run and the median ratio per design: on a 2-core machine one run's ratio moves by +-0.05.
 
 `--method uniform` is one round: every download can overlap evaluation, and the bound below is reachable up to
 the start-up (the first checkpoint must arrive and load before any slot works) and the last checkpoint's
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -32,6 +36,16 @@ import time
 from pathlib import Path
 
 from raygems.runtime.config import DEFAULT_METHOD
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def folder_bytes(folder: Path) -> int:
@@ -45,7 +59,8 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
-def run_design(tree_root: Path, bandwidth: float, limit: str, fetch_ahead: bool, scratch: Path, args) -> dict:
+def run_design(tree_root: Path, bandwidth: float, limit: str, fetch_ahead: bool, scratch: Path, args,
+               repetition: int = 0) -> dict:
     from huggingface_hub import constants
 
     from raygems.demo.tree_spec import BASE
@@ -54,7 +69,8 @@ def run_design(tree_root: Path, bandwidth: float, limit: str, fetch_ahead: bool,
     from raygems.runtime import SearchConfig, run_search
     from raygems.runtime.cache import parse_size
 
-    cache = scratch / ("cache-ahead" if fetch_ahead else "cache-serial")
+    name = ("ahead" if fetch_ahead else "serial") + (f"-{repetition}" if repetition else "")
+    cache = scratch / f"cache-{name}"
     cache.mkdir(parents=True)
     peak = [0]
     stop = threading.Event()
@@ -64,11 +80,12 @@ def run_design(tree_root: Path, bandwidth: float, limit: str, fetch_ahead: bool,
             peak[0] = max(peak[0], folder_bytes(cache))
             time.sleep(0.1)
 
+    load_before = os.getloadavg()[0]
     with HubServer(DirectoryCatalog(tree_root), bandwidth=bandwidth) as hub:
         constants.ENDPOINT = hub.endpoint
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        config = SearchConfig(out=str(scratch / ("run-ahead" if fetch_ahead else "run-serial")), tree=BASE,
+        config = SearchConfig(out=str(scratch / f"run-{name}"), tree=BASE,
                               tasks=("toy_arith", "toy_choice"), per_task=args.per_task, budget=args.budget,
                               method=args.method, fetch_concurrency=args.fetch_concurrency,
                               max_loaded=2, cpus_per_model=1.0, backend_settings={"batch_size": 64, "device": "cpu"},
@@ -86,6 +103,7 @@ def run_design(tree_root: Path, bandwidth: float, limit: str, fetch_ahead: bool,
     bound = max(fetch_floor, evaluation_floor)
     round_bound = _round_by_round_bound(Path(config.out) / "events.parquet", bandwidth, cost["slots"]) or bound
     return {"design": "fetch ahead" if fetch_ahead else "serial (fetch when a slot needs it)",
+            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
             "search_s": wall, "fetch_bytes": cost["fetch_bytes"], "fetch_floor_s": round(fetch_floor, 2),
             "evaluation_floor_s": round(evaluation_floor, 2), "bound_s": round(bound, 2),
             "ratio_to_bound": round(wall / bound, 2), "driver_wall_s": round(cost["wall_s"], 2),
@@ -125,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default=DEFAULT_METHOD, help="search method (default %(default)s; 'uniform' is "
                                                                   "one round: every fetch can overlap evaluation)")
     parser.add_argument("--fetch-concurrency", type=int, default=2, help="downloads at once (default 2)")
+    parser.add_argument("--repeat", type=int, default=1, help="run the pair of designs this many times (1)")
     parser.add_argument("--json", dest="json_out")
     parser.add_argument("--keep", metavar="DIR", help="keep the run directories (events.parquet) in DIR (a new, "
                                                       "empty folder)")
@@ -142,14 +161,24 @@ def main(argv: list[str] | None = None) -> int:
         scratch = args.keep or scratch
         tree = install_tiny_tree(Path(scratch) / "tree")
         load_before = os.getloadavg()
-        for fetch_ahead in (True, False):
-            result = run_design(tree.root, args.bandwidth, args.cache_limit, fetch_ahead, Path(scratch), args)
-            print(json.dumps(result), flush=True)
-            results.append(result)
-    record = {"method": args.method, "fetch_concurrency": args.fetch_concurrency, "bandwidth": args.bandwidth, "cache_limit": args.cache_limit, "per_task": args.per_task,
-              "budget": args.budget, "cpus": os.cpu_count(), "load_before": [round(x, 1) for x in load_before],
-              "load_after": [round(x, 1) for x in os.getloadavg()], "date": time.strftime("%Y-%m-%d %H:%M"),
-              "results": results}
+        for repetition in range(args.repeat):
+            designs = (True, False) if repetition % 2 == 0 else (False, True)
+            for fetch_ahead in designs:
+                result = run_design(tree.root, args.bandwidth, args.cache_limit, fetch_ahead, Path(scratch), args,
+                                    repetition)
+                print(json.dumps(result), flush=True)
+                results.append(result)
+    medians = {}
+    for design in sorted({r["design"] for r in results}):
+        runs = [r for r in results if r["design"] == design]
+        medians[design] = {key: statistics.median(r[key] for r in runs)
+                           for key in ("driver_ratio_to_bound", "ratio_to_bound", "driver_ratio_to_round_bound")}
+    print(json.dumps({"median": medians}), flush=True)
+    record = {"method": args.method, "fetch_concurrency": args.fetch_concurrency, "bandwidth": args.bandwidth,
+              "cache_limit": args.cache_limit, "per_task": args.per_task, "budget": args.budget,
+              "repeat": args.repeat, "cpu": cpu_model(), "cpus": os.cpu_count(),
+              "load_before": [round(x, 1) for x in load_before], "load_after": [round(x, 1) for x in os.getloadavg()],
+              "date": time.strftime("%Y-%m-%d %H:%M"), "median": medians, "results": results}
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(record, indent=2) + "\n")
     return 0

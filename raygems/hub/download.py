@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from raygems.errors import RaygemsError, UsageError
+from raygems.files import fsync_dir, write_bytes
 from raygems.hub.retry import (RETRY_STATUSES, RetryPolicy, call_with_retries, http_status,
                                is_connection_error)
 
@@ -266,7 +267,7 @@ def download(plan: DownloadPlan, dest: Path, *, token: str | None = None,
         fetcher = _Fetcher(plan, dest, token, on_bytes or (lambda n: None), chunk_bytes, retry)
         for file in plan.files:
             fetcher.fetch(file)
-        _write_atomically(dest / MARKER_FILE, json.dumps(_marker(plan), indent=1).encode())
+        write_bytes(dest / MARKER_FILE, json.dumps(_marker(plan), indent=1).encode())
     return DownloadResult(dest, fetcher.downloaded, fetcher.skipped, time.monotonic() - started)
 
 
@@ -284,7 +285,7 @@ def _claim(dest: Path, plan: DownloadPlan) -> None:
             raise UsageError(f"{dest} holds files of {found['repo_id']}@{found['commit']}, not of "
                              f"{plan.repo_id}@{plan.commit}: give each repository and commit a folder of its own")
     if not (dest / STARTED_FILE).exists():
-        _write_atomically(dest / STARTED_FILE, json.dumps(owner).encode())
+        write_bytes(dest / STARTED_FILE, json.dumps(owner).encode())
 
 
 def _marker(plan: DownloadPlan) -> dict[str, Any]:
@@ -341,7 +342,7 @@ class _Fetcher:
             finally:
                 transfer.close()
         os.replace(partial, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         self.skipped += transfer.reused
 
     def _receive(self, transfer: "_Transfer") -> None:
@@ -475,22 +476,3 @@ def _download_error(repo_id: str, exc: BaseException, path: str | None = None) -
     detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     where = f"{path}: " if path else ""
     return DownloadError(repo_id, f"{where}HTTP {status} ({type(exc).__name__}: {detail})", status=status)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + PARTIAL_SUFFIX)
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in `folder` durable."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -32,7 +32,7 @@ from raygems.bandits import make_algorithm, repetition_keys
 from raygems.hub.types import ModelRecord
 from raygems.plan.model import Cluster, Speeds, Work
 from raygems.runtime.cache import CheckpointCache, TooLarge
-from raygems.runtime.fetch import CheckpointSource, FetchReport, FetchSettings, FetchStage
+from raygems.runtime.fetch import CheckpointSource, FetchReport, FetchSettings, FetchStage, slots_by_node
 from raygems.runtime.schedule import SlotSchedule, SlotState, tell_round, with_lookahead
 
 #: The method name of evaluating every candidate on the whole pool (no search).
@@ -447,10 +447,8 @@ class Simulation:
             return decisions
         self.schedule.grow(self.cluster.max_loaded, self._new_slot)
         if self.checkpoints.fetches:
-            placed: dict[str, int] = {}
-            for slot in self.schedule.slots:
-                if slot.node is not None:
-                    placed[slot.node] = placed.get(slot.node, 0) + 1
+            only_node = next(iter(self.nodes)) if len(self.nodes) == 1 else None
+            placed = slots_by_node((slot.node for slot in self.schedule.slots), only_node)
             self.checkpoints.set_slots(placed, idle_slots=len(self.schedule.idle_slots()))
 
         def ready(arm: int, node) -> bool:

@@ -37,7 +37,7 @@ from raygems.hub.types import ModelRecord
 from raygems.runtime.config import DEFAULT_METHOD
 from raygems.runtime.cost import CostLedger
 from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
-from raygems.runtime.fetch import CheckpointSource, LocalCheckpoints
+from raygems.runtime.fetch import CheckpointSource, LocalCheckpoints, slots_by_node
 from raygems.runtime.rewards import RewardBook
 from raygems.runtime.schedule import SlotSchedule, SlotState, tell_round, with_lookahead
 from raygems.runtime.store import Failure, ResultStore
@@ -128,6 +128,8 @@ class SearchDriver:
         self._pool_ref = None
         self._capacity: tuple[float, int] = (0.0, 0)      # (when, slots the cluster holds) for _slot_capacity
         self._slot_ids: dict[SlotState, int] = {}          # slot -> its number in the events log
+        self._only_node: str | None = None                 # _only_slot_node's answer ...
+        self._only_node_asked = False                      # ... once asked
 
     def _load_book(self, only_new: bool = False) -> None:
         """Read result parts into the reward book: all of them when the search starts; later (`only_new`) the
@@ -292,11 +294,7 @@ class SearchDriver:
             return decisions
         self.schedule.grow(self._slot_capacity(), self._new_slot)
         if self.checkpoints.fetches:
-            placed: dict[str, int] = {}
-            for slot in self.schedule.slots:
-                node = self._node_of(slot)
-                if node is not None:
-                    placed[node] = placed.get(node, 0) + 1
+            placed = slots_by_node((self._node_of(slot) for slot in self.schedule.slots), self._only_slot_node())
             self.checkpoints.set_slots(placed, idle_slots=len(self.schedule.idle_slots()))
 
         def ready(arm: int, node) -> bool:
@@ -327,7 +325,7 @@ class SearchDriver:
                 self.checkpoints.release(dispatch.previous)
             model = self.checkpoints.local_record(arm, self._node_of_id(slot.node)) or self.candidates[arm]
             slot.handle.assign.remote(model)   # runs before any later call on this actor (held by `ready`)
-            self.progress.loaded = sum(1 for s in self.schedule.slots if s.arm is not None)
+            self.progress.loaded = self.schedule.loaded()
         ref = slot.handle.evaluate.remote([self.query_ids[q] for q in dispatch.chunk])
         in_flight[ref] = (slot, arm, dispatch.chunk)
         slot.busy_since = time.time()
@@ -388,6 +386,14 @@ class SearchDriver:
         self.cost.add_batch(report)
 
     # -------------------------------------------------------------------------------------------- slots
+    def _slot_needs(self) -> dict[str, float]:
+        """The Ray resources one model actor asks for."""
+        s = self.settings
+        needs = {"CPU": s.cpus_per_model, "GPU": s.gpus_per_model}
+        if s.slot_resource:
+            needs[s.slot_resource] = 1.0
+        return {name: amount for name, amount in needs.items() if amount}
+
     def _slot_capacity(self) -> int:
         """Loaded-model slots: max_loaded, capped by what the cluster holds right now (it may grow or shrink:
         elastic scaling), so that no actor waits forever for resources. Asked of Ray at most every 2 seconds."""
@@ -398,14 +404,27 @@ class SearchDriver:
             return slots
         s = self.settings
         resources = ray.cluster_resources()
-        needs = {"CPU": s.cpus_per_model, "GPU": s.gpus_per_model}
-        if s.slot_resource:
-            needs[s.slot_resource] = 1.0
         # (1e-6: float division, e.g. 1 // 0.2 == 4.0 would lose a slot)
-        capacity = min((int(resources.get(k, 0) / v + 1e-6) for k, v in needs.items() if v), default=s.max_loaded)
+        capacity = min((int(resources.get(k, 0) / v + 1e-6) for k, v in self._slot_needs().items()),
+                       default=s.max_loaded)
         slots = max(1, min(s.max_loaded, capacity))
         self._capacity = (time.monotonic(), slots)
         return slots
+
+    def _only_slot_node(self) -> str | None:
+        """The cluster's only node that can hold a model actor, if there is exactly one (a single machine; a head
+        node without GPUs and one GPU node): fetching for the slots can start there before they are placed.
+        Asked of Ray once per search (a node that joins later is used once slots are placed on it)."""
+        import ray
+
+        if not self._only_node_asked:
+            needs = self._slot_needs()
+            fits = [node["NodeID"] for node in ray.nodes()
+                    if node.get("Alive") and all(node.get("Resources", {}).get(name, 0) + 1e-6 >= amount
+                                                 for name, amount in needs.items())]
+            self._only_node = fits[0] if len(fits) == 1 else None
+            self._only_node_asked = True
+        return self._only_node
 
     def _new_slot(self) -> SlotState:
         from raygems.runtime.actors import remote_model_actor
@@ -445,7 +464,8 @@ class SearchDriver:
         if slot.arm is not None:
             self.checkpoints.release(slot.arm)
         self._capacity = (0.0, 0)        # the cluster may have lost a node: ask again
-        self.progress.loaded = sum(1 for s in self.schedule.slots if s.arm is not None)
+        self._only_node_asked = False
+        self.progress.loaded = self.schedule.loaded()
 
     # ----------------------------------------------------------------------------------------- failures
     def _key(self, arm: int) -> tuple[str, str]:
@@ -464,7 +484,7 @@ class SearchDriver:
         self.checkpoints.release(arm)
         self.checkpoints.retire([arm])
         self.progress.failed = len(self._failed)
-        self.progress.loaded = sum(1 for s in self.schedule.slots if s.arm is not None)
+        self.progress.loaded = self.schedule.loaded()
 
 
 def remote_driver(pin_to_this_node: bool = True):

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from raygems.errors import RaygemsError, UsageError
+from raygems.files import NO_SPACE, DiskFull
 from raygems.hub.types import ModelRecord
 from raygems.runtime.cache import CheckpointCache, TooLarge, delete_folder
-from raygems.runtime.files import NO_SPACE, DiskFull
 
 
 class CheckpointSource:
@@ -119,6 +119,19 @@ class FetchReport:
     failure: str | None = None
     plan_s: float = 0.0           # asking the hub which files (metadata), for the checkpoint and its base
     wait_s: float = 0.0           # waiting for room in the cache
+
+
+def slots_by_node(nodes: Iterable[Any], only_node: str | None = None) -> dict[str, int]:
+    """The slots per node the fetch stage plans its downloads with, given each slot's node (None: not placed
+    yet). A slot counts on its node once the driver knows it; before that, on `only_node`, the only node of the
+    cluster that can hold a slot (when there is exactly one, every slot is placed there), so that the first
+    downloads start while the slots' processes are still starting."""
+    placed: dict[str, int] = {}
+    for node in nodes:
+        node = node if node is not None else only_node
+        if node is not None:
+            placed[node] = placed.get(node, 0) + 1
+    return placed
 
 
 class FetchWorker:

@@ -84,6 +84,10 @@ class SlotSchedule:
         while len(self.slots) < wanted:
             self.slots.append(new_slot())
 
+    def loaded(self) -> int:
+        """Slots that hold a model."""
+        return sum(1 for slot in self.slots if slot.arm is not None)
+
     def idle_slots(self) -> list[SlotState]:
         """Slots with nothing to do, least recently used first."""
         return sorted((s for s in self.slots if not s.busy and s.arm not in self.work), key=lambda s: s.last_used)

@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 
 from raygems.errors import UsageError
+from raygems.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
 from raygems.hub.types import ModelRecord
 from raygems.popularity import popular_base
 from raygems.runtime.config import DEFAULT_CACHE_DIR, RETIRED_SETTINGS, RUNTIME_ONLY, SearchConfig
 from raygems.runtime.driver import DriverSettings, remote_driver
 from raygems.runtime.evaluation import MATRIX_BACKENDS, EvaluatorSpec
-from raygems.runtime.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
 from raygems.runtime.lock import RunLock
 from raygems.runtime.store import ResultStore
 

@@ -6,7 +6,7 @@ Layout of a store directory:
     DIR/failures/part-<time>-<id>.parquet    checkpoints that could not be downloaded, loaded or run
 
 Nothing is ever rewritten in place, so a crash (of an actor or of the driver) loses at most the write in
-flight, and never what was recorded (`raygems.runtime.files`: a full disk raises `DiskFull`, never a torn
+flight, and never what was recorded (`raygems.files`: a full disk raises `DiskFull`, never a torn
 part). A key seen twice (two writers raced) keeps its first row. Open the results in pandas with
 `ResultStore(DIR).results()` or `raygems.results.read_results(DIR)`.
 
@@ -26,9 +26,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from raygems.files import atomic_write
 from raygems.results import (FAILURE_COLUMNS, KEY, PROMPT_VARIANTS, RESULT_COLUMNS, SCORE_COLUMNS, arrow_schema,
                              read_part, read_parts, served)
-from raygems.runtime.files import atomic_write
+
+
+def new_part_name() -> str:
+    """A part's file name: sorted by when it was written, unique across processes (`part-<ns>-<random>.parquet`)."""
+    return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,7 @@ class ResultStore:
         now = time.time()
         columns = {name: [row[name] if name != "recorded_at" else now for row in rows] for name in RESULT_COLUMNS}
         table = pa.table(columns, schema=arrow_schema())
-        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        return atomic_write(self.results_dir / name, lambda tmp: pq.write_table(table, tmp))
+        return atomic_write(self.results_dir / new_part_name(), lambda tmp: pq.write_table(table, tmp))
 
     def write_results(self, frame: pd.DataFrame) -> Path:
         """Append the rows of `frame` as one part (atomically); returns the part's path."""
@@ -96,8 +100,7 @@ class ResultStore:
         self._write(self.failures_dir, frame)
 
     def _write(self, folder: Path, frame: pd.DataFrame) -> Path:
-        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        return atomic_write(folder / name, lambda tmp: frame.to_parquet(tmp, index=False))
+        return atomic_write(folder / new_part_name(), lambda tmp: frame.to_parquet(tmp, index=False))
 
     # -------------------------------------------------------------------------------------------- reading
     def _parts(self, folder: Path) -> list[Path]:
@@ -164,8 +167,7 @@ class ResultStore:
             return parts[0] if parts else None
         every = read_parts(parts).drop_duplicates(list(KEY), keep="first")
         table = _to_arrow(every)
-        name = f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        path = atomic_write(self.results_dir / name, lambda tmp: pq.write_table(table, tmp))
+        path = atomic_write(self.results_dir / new_part_name(), lambda tmp: pq.write_table(table, tmp))
         for part in parts:
             part.unlink()
         with self._lock:

@@ -13,11 +13,11 @@ finished trial, so an interrupted sweep keeps what it finished.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from raygems.files import write_parquet
 from raygems.sweep.trainable import CELL_KEYS, SUMMARY_METRICS
 
 RESULTS_FILE = "results.parquet"
@@ -82,13 +82,6 @@ def merge(old: pd.DataFrame, new: pd.DataFrame, columns) -> pd.DataFrame:
     return merged.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def save(out_dir: str | Path, results: pd.DataFrame, per_rep: pd.DataFrame) -> None:
     """Merge new rows into the files under `out_dir` (rows with the same cell key are replaced).
 
@@ -102,8 +95,8 @@ def save(out_dir: str | Path, results: pd.DataFrame, per_rep: pd.DataFrame) -> N
         for column in ("rep", "arm", "rank"):
             reps[column] = reps[column].astype("int32")
         reps["accuracy"] = reps["accuracy"].astype("float32")
-        write_atomically(reps, out_dir / PER_REP_FILE)
+        write_parquet(out_dir / PER_REP_FILE, reps)
     merged = merge(load_results(out_dir), results, RESULT_COLUMNS)
     for column in INT_COLUMNS:
         merged[column] = merged[column].astype("int64")
-    write_atomically(merged, out_dir / RESULTS_FILE)
+    write_parquet(out_dir / RESULTS_FILE, merged)

@@ -54,35 +54,45 @@ def test_a_slot_that_must_take_back_an_arm_reloads_it():
 
 
 def test_fetch_ahead_overlaps_the_second_download_with_the_first_evaluation():
-    # slot placed at 1; downloads one at a time (concurrency 1) at 1 B/s: arm 0 [1, 11], arm 1 [11, 21];
-    # the slot: arm 0 [11, 14.5] (one call of 4 queries), arm 1 [21, 24.5]
+    # one node: downloads start at 0, while the slot starts (placed at 1); one at a time (concurrency 1) at
+    # 1 B/s: arm 0 [0, 10], arm 1 [10, 20]; the slot: arm 0 [10, 13.5] (one call of 4 queries), arm 1 [20, 23.5]
     sim = evaluate_all(work(chunk=4, fetch=True), Cluster(max_loaded=1, fetch_concurrency=1))
-    assert sim.now == pytest.approx(24.5)
+    assert sim.now == pytest.approx(23.5)
     status = sim.checkpoints.status()
     assert status["fetch_bytes"] == 20 and status["peak_cache_bytes"] == 20
 
 
+def test_with_several_nodes_downloads_wait_for_the_slots_placement():
+    # two nodes, one slot: which node holds it is known when it is placed (at 1): arm 0 [1, 11], arm 1 [11, 21];
+    # the slot: arm 0 [11, 14.5], arm 1 [21, 24.5]
+    sim = evaluate_all(work(chunk=4, fetch=True), Cluster(nodes=2, max_loaded=1, fetch_concurrency=1))
+    assert sim.now == pytest.approx(24.5)
+    assert [event["launched"] for event in sim.checkpoints.events] == pytest.approx([1.0, 11.0])
+
+
 def test_concurrent_downloads_share_the_link():
-    # both downloads start at 1 and share 1 B/s: both done at 21; then 3.5 + 3.5
+    # both downloads start at 0 and share 1 B/s: both done at 20; then 3.5 + 3.5
     sim = evaluate_all(work(chunk=4, fetch=True), Cluster(max_loaded=1, fetch_concurrency=2))
-    assert sim.now == pytest.approx(28.0)
+    assert sim.now == pytest.approx(27.0)
 
 
 def test_the_serial_design_downloads_only_for_an_idle_slot():
-    # one fetch per idle slot, counted when the driver last looked: at 1 the slot is idle (arm 0 [1, 11]); when
-    # that fetch completes the count is still 1 (the slot takes arm 0 just after), so arm 1 follows [11, 21],
-    # not two at once: arm 0 evaluated [11, 14.5], arm 1 [21, 24.5] (FetchStage's own behaviour)
+    # one fetch per idle slot, counted when the driver last looked: at 0 the slot (not placed yet, on the only
+    # node) is idle (arm 0 [0, 10]); when that fetch completes the count is still 1 (the slot takes arm 0 just
+    # after), so arm 1 follows [10, 20], not two at once: arm 0 evaluated [10, 13.5], arm 1 [20, 23.5]
+    # (FetchStage's own behaviour)
     sim = evaluate_all(work(chunk=4, fetch=True), Cluster(max_loaded=1, fetch_concurrency=2, fetch_ahead=False))
-    assert sim.now == pytest.approx(24.5)
+    assert sim.now == pytest.approx(23.5)
     launched = [event["launched"] for event in sim.checkpoints.events]
-    assert launched == pytest.approx([1.0, 11.0])
+    assert launched == pytest.approx([0.0, 10.0])
 
 
 def test_a_small_cache_deletes_a_released_checkpoint_to_make_room():
-    # 15 bytes hold one 10-byte checkpoint: arm 1 waits for room until the slot is done with arm 0 (14.5),
-    # which is then deleted; arm 1 downloads [14.5, 24.5] and is evaluated [24.5, 28]
+    # 15 bytes hold one 10-byte checkpoint: arm 0 downloads [0, 10] and is evaluated [10, 13.5]; arm 1 waits for
+    # room until the slot is done with arm 0, which is then deleted; arm 1 downloads [13.5, 23.5] and is
+    # evaluated [23.5, 27]
     sim = evaluate_all(work(chunk=4, fetch=True), Cluster(max_loaded=1, fetch_concurrency=2, cache_limit_bytes=15))
-    assert sim.now == pytest.approx(28.0)
+    assert sim.now == pytest.approx(27.0)
     node = sim.nodes["node-0"]
     assert node.cache.evicted == ["org/m0"] and node.cache.peak_bytes == 10
     assert sim.checkpoints.events[1]["wait_s"] == pytest.approx(13.5)

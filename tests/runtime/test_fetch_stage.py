@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from raygems.demo.tree_spec import BASE
@@ -13,6 +14,7 @@ from raygems.hub.catalog import DirectoryCatalog
 from raygems.hub.download import select_checkpoint_files
 from raygems.hub.serve import HubServer
 from raygems.runtime import SearchConfig, run_search
+from raygems.runtime.fetch import slots_by_node
 
 from tiny_tree_fixture import tiny_tree  # noqa: F401 - fixture
 
@@ -52,6 +54,17 @@ def test_a_hub_tree_is_fetched_under_the_cache_limit_and_chooses_as_a_local_tree
         assert sorted(names) == sorted(select_checkpoint_files(names)) and "README.md" not in names
     used = sum(p.stat().st_size for p in (tmp_path / "cache").rglob("*") if p.is_file() and ".raygems" not in p.name)
     assert used <= limit
+    # one node: the first downloads start while the model actors' processes start, not after they are placed
+    events = pd.read_parquet(tmp_path / "hub" / "events.parquet")
+    first_placed = events.loc[events["kind"] == "slot_placed", "t"].min()
+    assert events.loc[events["kind"] == "fetch", "launched"].min() < first_placed
+
+
+def test_unplaced_slots_count_on_the_only_node_that_can_hold_them():
+    assert slots_by_node(["a", None, "b", "a"]) == {"a": 2, "b": 1}          # several nodes: placed ones only
+    assert slots_by_node([None, None], only_node="a") == {"a": 2}
+    assert slots_by_node(["a", None], only_node="a") == {"a": 2}
+    assert slots_by_node([None]) == {}
 
 
 def test_a_checkpoint_that_cannot_be_fetched_fails_that_model_only(tiny_tree, hub, tmp_path):  # noqa: F811

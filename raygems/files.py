@@ -1,9 +1,10 @@
-"""Writing the files of a run directory safely: every file appears whole or not at all, and a full disk is reported
-as what it is.
+"""Writing files safely: every file appears whole or not at all, and a full disk is reported as what it is. Used for
+a run directory's files (the live search), a sweep's tables and a download's marker files.
 
 Each write goes to a temporary name in the same folder (`.<name>.<random>.tmp`), is flushed to disk (fsync), and
-is renamed over the final name (atomic on POSIX file systems). A crash leaves at most a temporary file, which
-`remove_stale_temporaries` deletes on the next start; a reader never sees half a file.
+is renamed over the final name (atomic on POSIX file systems); the folder is then flushed too, so that the rename
+itself survives a crash of the machine. A crash leaves at most a temporary file, which `remove_stale_temporaries`
+deletes on the next start; a reader never sees half a file.
 
 A write that fails because the disk (or a quota) is full raises `DiskFull`, a `SetupError`: the search stops with
 one line naming the folder and its free space. It is never counted as a model's failure, and `--resume`
@@ -49,6 +50,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         with open(temporary, "rb") as handle:   # the bytes are on disk before the rename makes them visible
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+        fsync_dir(path.parent)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         if exc.errno in NO_SPACE:
@@ -58,6 +60,22 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the renames in `folder` durable (a file system that cannot flush a folder, EINVAL, is left as it is)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+    finally:
+        os.close(descriptor)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def write_json(path: Path, data) -> Path:
