@@ -27,17 +27,28 @@ NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 TEMPORARY_SUFFIX = ".tmp"
 
 
-class DiskFull(SetupError):
-    """No room left where a run writes its files."""
+#: What a full disk's message tells a search to do (a sweep says its own: `raygems.sweep.store`).
+RUN_AGAIN = "run again with --resume"
 
-    def __init__(self, folder: Path):
-        try:
-            free = f"{shutil.disk_usage(folder).free / 1e9:.2f} GB free"
-        except OSError:
-            free = "free space unknown"
-        super().__init__(f"no space left to write in {folder} ({free}): free some space, then run again with "
-                         f"--resume; everything recorded so far is kept")
+
+class DiskFull(SetupError):
+    """No room left where a run writes its files. `again`: how to continue once there is room."""
+
+    def __init__(self, folder: Path, again: str = RUN_AGAIN, message: str | None = None):
+        if message is None:
+            try:
+                free = f"{shutil.disk_usage(folder).free / 1e9:.2f} GB free"
+            except OSError:
+                free = "free space unknown"
+            message = (f"no space left to write in {folder} ({free}): free some space, then {again}; everything "
+                       f"recorded so far is kept")
+        super().__init__(message)
         self.folder = folder
+        self.again = again
+
+    def __reduce__(self):
+        """Pickled as it is (a model actor's full disk reaches the driver with the free space where it happened)."""
+        return type(self), (self.folder, self.again, str(self))
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -62,13 +73,18 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
+#: errno values of a file system that cannot flush a folder (some FUSE, CIFS and network file systems).
+CANNOT_FLUSH_FOLDER = (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS)
+
+
 def fsync_dir(folder: Path) -> None:
-    """Make the renames in `folder` durable (a file system that cannot flush a folder, EINVAL, is left as it is)."""
+    """Make the renames in `folder` durable; on a file system that cannot flush a folder, they stay as durable as
+    it makes them."""
     descriptor = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     except OSError as exc:
-        if exc.errno != errno.EINVAL:
+        if exc.errno not in CANNOT_FLUSH_FOLDER:
             raise
     finally:
         os.close(descriptor)
@@ -88,12 +104,15 @@ def write_parquet(path: Path, frame) -> Path:
     return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
-def remove_stale_temporaries(folder: Path) -> int:
-    """Delete the temporary files that interrupted writes left under `folder` (recursively); returns how many.
-    Only for a folder no other process is writing to (the run's lock holder calls it)."""
+def remove_stale_temporaries(folder: Path, of: str | None = None) -> int:
+    """Delete the temporary files that interrupted writes left under `folder` (recursively), or only those of the
+    file named `of` in `folder`; returns how many. Only for a folder no other process is writing to (the run's
+    lock holder calls it)."""
+    folder = Path(folder)
     if not folder.is_dir():
         return 0
-    stale = [p for p in folder.rglob(f".*{TEMPORARY_SUFFIX}") if p.is_file()]
+    found = folder.glob(f".{of}.*{TEMPORARY_SUFFIX}") if of is not None else folder.rglob(f".*{TEMPORARY_SUFFIX}")
+    stale = [p for p in found if p.is_file()]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)

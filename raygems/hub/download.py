@@ -26,6 +26,7 @@ asks for the rest with `Range: bytes=<have>-`.
   broke resumes at once with a fresh retry budget). Anything that is the model's own failure (repository,
   revision or file gone, access refused, sizes or digests that do not match, no loadable weights) raises
   `DownloadError`; so does a hub that still answers 429/5xx after the retries (`DownloadError.transient`).
+  A full disk raises `raygems.files.DiskFull`: not the model's failure either.
 
 Every LFS file is checked, however large (no size threshold): the sha256 is computed on the bytes as they pass
 through memory, so it costs CPU but no second read of a 15 GB file, and the weights are the files whose silent
@@ -51,7 +52,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from raygems.errors import RaygemsError, UsageError
-from raygems.files import fsync_dir, write_bytes
+from raygems.files import NO_SPACE, DiskFull, fsync_dir, remove_stale_temporaries, write_bytes
 from raygems.hub.retry import (RETRY_STATUSES, RetryPolicy, call_with_retries, http_status,
                                is_connection_error)
 
@@ -252,7 +253,8 @@ def download(plan: DownloadPlan, dest: Path, *, token: str | None = None,
     """Fetch `plan`'s files into `dest` (dest/<path in repo>), resuming partial files left by an earlier call,
     then write the marker. `on_bytes(n)` is called for every chunk of n bytes received. Raises `DownloadError`
     (the folder stays incomplete; the caller may delete it) or `HubUnreachable`; `UsageError` (a ValueError)
-    when `dest` holds files of another repository or commit."""
+    when `dest` holds files of another repository or commit; `raygems.files.DiskFull` when the disk is full
+    (what arrived is kept: the next call resumes)."""
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
     started = time.monotonic()
@@ -262,11 +264,18 @@ def download(plan: DownloadPlan, dest: Path, *, token: str | None = None,
         fcntl.flock(lock, fcntl.LOCK_EX)
         if is_complete(dest, plan):
             return DownloadResult(dest, 0, plan.total_bytes, time.monotonic() - started)
+        for name in (STARTED_FILE, MARKER_FILE):         # what a killed download's writes left behind
+            remove_stale_temporaries(dest, of=name)
         _claim(dest, plan)
         (dest / MARKER_FILE).unlink(missing_ok=True)          # from another plan: the folder is about to change
         fetcher = _Fetcher(plan, dest, token, on_bytes or (lambda n: None), chunk_bytes, retry)
-        for file in plan.files:
-            fetcher.fetch(file)
+        try:
+            for file in plan.files:
+                fetcher.fetch(file)
+        except OSError as exc:
+            if exc.errno in NO_SPACE:       # the disk, not the checkpoint: the partial file is kept for a resume
+                raise DiskFull(dest) from None
+            raise
         write_bytes(dest / MARKER_FILE, json.dumps(_marker(plan), indent=1).encode())
     return DownloadResult(dest, fetcher.downloaded, fetcher.skipped, time.monotonic() - started)
 

@@ -130,6 +130,7 @@ class SearchDriver:
         self._slot_ids: dict[SlotState, int] = {}          # slot -> its number in the events log
         self._only_node: str | None = None                 # _only_slot_node's answer ...
         self._only_node_asked = False                      # ... once asked
+        self._a_slot_was_placed = False                    # from then on, fetches follow the placed slots only
 
     def _load_book(self, only_new: bool = False) -> None:
         """Read result parts into the reward book: all of them when the search starts; later (`only_new`) the
@@ -294,7 +295,9 @@ class SearchDriver:
             return decisions
         self.schedule.grow(self._slot_capacity(), self._new_slot)
         if self.checkpoints.fetches:
-            placed = slots_by_node((self._node_of(slot) for slot in self.schedule.slots), self._only_slot_node())
+            nodes = [self._node_of(slot) for slot in self.schedule.slots]
+            self._a_slot_was_placed = self._a_slot_was_placed or any(node is not None for node in nodes)
+            placed = slots_by_node(nodes, None if self._a_slot_was_placed else self._only_slot_node())
             self.checkpoints.set_slots(placed, idle_slots=len(self.schedule.idle_slots()))
 
         def ready(arm: int, node) -> bool:
@@ -414,7 +417,8 @@ class SearchDriver:
     def _only_slot_node(self) -> str | None:
         """The cluster's only node that can hold a model actor, if there is exactly one (a single machine; a head
         node without GPUs and one GPU node): fetching for the slots can start there before they are placed.
-        Asked of Ray once per search (a node that joins later is used once slots are placed on it)."""
+        Asked of Ray once, and used only until the first slot is placed: from then on the driver knows where its
+        slots are, and a node that leaves or joins later changes nothing here."""
         import ray
 
         if not self._only_node_asked:
@@ -464,7 +468,6 @@ class SearchDriver:
         if slot.arm is not None:
             self.checkpoints.release(slot.arm)
         self._capacity = (0.0, 0)        # the cluster may have lost a node: ask again
-        self._only_node_asked = False
         self.progress.loaded = self.schedule.loaded()
 
     # ----------------------------------------------------------------------------------------- failures

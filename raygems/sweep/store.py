@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from raygems.files import write_parquet
+from raygems.files import DiskFull, remove_stale_temporaries, write_parquet
 from raygems.sweep.trainable import CELL_KEYS, SUMMARY_METRICS
 
 RESULTS_FILE = "results.parquet"
+#: How a sweep continues after a full disk: the same command skips the cells already saved.
+RUN_AGAIN = "run the same sweep again (it skips the cells already saved)"
 PER_REP_FILE = "per_rep.parquet"
 #: Column order of results.parquet: the issue's columns first, then the rest of the identity and statistics.
 RESULT_COLUMNS = ("method", "budget", "schedule", "tree", "mean_rank", "std_rank", "mean_accuracy", "p_top3",
@@ -88,6 +90,15 @@ def save(out_dir: str | Path, results: pd.DataFrame, per_rep: pd.DataFrame) -> N
     The per-repetition rows are written first: `results.parquet` decides what a resumed sweep skips, so a
     crash between the two writes reruns the cells instead of leaving them without their repetitions."""
     out_dir = Path(out_dir)
+    try:
+        _save(out_dir, results, per_rep)
+    except DiskFull as full:
+        raise DiskFull(full.folder, again=RUN_AGAIN) from None
+
+
+def _save(out_dir: Path, results: pd.DataFrame, per_rep: pd.DataFrame) -> None:
+    for name in (PER_REP_FILE, RESULTS_FILE):      # what a killed sweep's writes left behind
+        remove_stale_temporaries(out_dir, of=name)
     if not per_rep.empty:
         reps = merge(load_per_rep(out_dir), per_rep, PER_REP_COLUMNS)
         for column in ("seed", "reps", "budget"):

@@ -4,6 +4,7 @@ after a killed process (Range requests in the server's log), digests, redirects,
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import http.client
 import json
@@ -24,9 +25,11 @@ import pytest
 from recorded_hub_helpers import hub_online  # noqa: F401 - fixture
 
 from raygems.errors import HubUnreachable, UsageError
+from raygems.files import DiskFull
+from raygems.hub import download as download_module
 from raygems.hub.catalog import DirectoryCatalog
-from raygems.hub.download import (MARKER_FILE, PARTIAL_SUFFIX, DownloadError, DownloadPlan, PlannedFile, download,
-                                  is_complete, plan_download, select_checkpoint_files)
+from raygems.hub.download import (MARKER_FILE, PARTIAL_SUFFIX, STARTED_FILE, DownloadError, DownloadPlan, PlannedFile,
+                                  download, is_complete, plan_download, select_checkpoint_files)
 from raygems.hub.retry import RetryPolicy
 from raygems.hub.serve import HubServer
 from raygems.hub.sources import LOCAL_HUB_FILE
@@ -214,6 +217,31 @@ def test_downloads_only_the_planned_files_byte_identical(hub, hub_dir, tmp_path)
     assert gets(hub)[len(PLANNED):] == [("tokenizer.json", None, 200)]
     assert third.bytes_downloaded == len(served(hub_dir, "tokenizer.json"))
     assert third.bytes_skipped == plan.total_bytes - third.bytes_downloaded
+    assert_identical(hub_dir, dest) and is_complete(dest, plan)
+
+
+def test_temporaries_a_killed_download_left_are_deleted_and_a_full_disk_is_disk_full(hub, hub_dir, tmp_path,
+                                                                                      monkeypatch):
+    plan = plan_download(REPO_ID, endpoint=hub.endpoint, retry=FAST)
+    dest = tmp_path / "model"
+    dest.mkdir()
+    left = [dest / f".{MARKER_FILE}.1a2b3c4d.tmp", dest / f".{STARTED_FILE}.5e6f7a8b.tmp"]
+    for path in left:
+        path.write_bytes(b"half a marker")
+    real_write = download_module._Transfer.write
+
+    def disk_full_halfway(transfer, chunk):
+        if transfer.file.path == BIG and transfer.have:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(transfer, chunk)
+
+    monkeypatch.setattr(download_module._Transfer, "write", disk_full_halfway)
+    with pytest.raises(DiskFull, match=f"no space left to write in {dest} .*--resume"):
+        download(plan, dest)
+    assert not any(path.exists() for path in left)
+    assert (dest / (BIG + PARTIAL_SUFFIX)).stat().st_size > 0          # what arrived is kept for the next call
+    monkeypatch.setattr(download_module._Transfer, "write", real_write)
+    assert download(plan, dest).bytes_skipped > 0
     assert_identical(hub_dir, dest) and is_complete(dest, plan)
 
 
