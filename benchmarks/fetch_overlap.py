@@ -35,17 +35,8 @@ import threading
 import time
 from pathlib import Path
 
+from raygems.demo.builder.build import cpu_model
 from raygems.runtime.config import DEFAULT_METHOD
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def folder_bytes(folder: Path) -> int:

@@ -136,21 +136,15 @@ def _order(trees, methods, naive=None):
 
 
 def _machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from raygems.demo.builder.build import cpu_model
+
     try:
         import numba
 
         numba_version = numba.__version__
     except ImportError:
         numba_version = None
-    return {"cpu_model": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": numba_version,
             "compiled_kernels": HAVE_NUMBA, "platform": platform.platform()}
 

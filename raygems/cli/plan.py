@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _methods(text: str | None) -> list[str]:
     from raygems.bandits import get_method
-    from raygems.runtime.config import DEFAULT_METHOD
     from raygems.plan import EXHAUSTIVE
+    from raygems.runtime.config import DEFAULT_METHOD
 
     names = [m.strip() for m in (text or DEFAULT_METHOD).split(",") if m.strip()]
     for name in names:

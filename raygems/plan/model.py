@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from raygems.backends.transformers_backend import TransformersSettings
-from raygems.runtime.config import DEFAULT_METHOD
 from raygems.errors import UsageError
+from raygems.runtime.config import DEFAULT_METHOD
 from raygems.tasks.prompting import PROMPT_VARIANTS
 
 #: Bytes of a 7B checkpoint in bf16 (the paper's 400 7B checkpoints are ~6 TB).

@@ -337,7 +337,8 @@ class Simulation:
         else:
             self.checkpoints = CheckpointSource(candidates)
         self.clocks: dict[SlotState, _SlotClock] = {}
-        self.a_slot_was_placed = False      # before, on one node, fetches start there at once (as the driver's)
+        # until a slot is placed, on one node, fetches start there at once (as the driver's)
+        self.only_node = next(iter(self.nodes)) if len(self.nodes) == 1 else None
         self.answered = np.zeros((work.num_arms, work.num_queries), dtype=bool)
         self.failed: dict[int, str] = {}
         self._loaded_before: set[int] = set()
@@ -449,9 +450,9 @@ class Simulation:
         self.schedule.grow(self.cluster.max_loaded, self._new_slot)
         if self.checkpoints.fetches:
             nodes = [slot.node for slot in self.schedule.slots]
-            self.a_slot_was_placed = self.a_slot_was_placed or any(node is not None for node in nodes)
-            only_node = next(iter(self.nodes)) if len(self.nodes) == 1 and not self.a_slot_was_placed else None
-            placed = slots_by_node(nodes, only_node)
+            if any(node is not None for node in nodes):
+                self.only_node = None
+            placed = slots_by_node(nodes, self.only_node)
             self.checkpoints.set_slots(placed, idle_slots=len(self.schedule.idle_slots()))
 
         def ready(arm: int, node) -> bool:

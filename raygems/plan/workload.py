@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from raygems.runtime.config import DEFAULT_METHOD
 from raygems.errors import UsageError
 from raygems.plan.model import Work
 from raygems.plan.rewards import MatrixRewards, default_accuracies, drawn_rewards
+from raygems.runtime.config import DEFAULT_METHOD
 
 
 #: Decode steps of a task raygems does not know (a matrix's own task names).

@@ -129,8 +129,7 @@ class SearchDriver:
         self._capacity: tuple[float, int] = (0.0, 0)      # (when, slots the cluster holds) for _slot_capacity
         self._slot_ids: dict[SlotState, int] = {}          # slot -> its number in the events log
         self._only_node: str | None = None                 # _only_slot_node's answer ...
-        self._only_node_asked = False                      # ... once asked
-        self._a_slot_was_placed = False                    # from then on, fetches follow the placed slots only
+        self._only_node_asked = False                      # ... once asked (None from the first placement on)
 
     def _load_book(self, only_new: bool = False) -> None:
         """Read result parts into the reward book: all of them when the search starts; later (`only_new`) the
@@ -296,8 +295,9 @@ class SearchDriver:
         self.schedule.grow(self._slot_capacity(), self._new_slot)
         if self.checkpoints.fetches:
             nodes = [self._node_of(slot) for slot in self.schedule.slots]
-            self._a_slot_was_placed = self._a_slot_was_placed or any(node is not None for node in nodes)
-            placed = slots_by_node(nodes, None if self._a_slot_was_placed else self._only_slot_node())
+            if any(node is not None for node in nodes):    # from now on, fetches follow the placed slots only
+                self._only_node, self._only_node_asked = None, True
+            placed = slots_by_node(nodes, self._only_slot_node())
             self.checkpoints.set_slots(placed, idle_slots=len(self.schedule.idle_slots()))
 
         def ready(arm: int, node) -> bool:

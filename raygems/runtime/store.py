@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raygems.files import atomic_write
+from raygems.files import atomic_write, write_parquet
 from raygems.results import (FAILURE_COLUMNS, KEY, PROMPT_VARIANTS, RESULT_COLUMNS, SCORE_COLUMNS, arrow_schema,
                              read_part, read_parts, served)
 
@@ -100,7 +100,7 @@ class ResultStore:
         self._write(self.failures_dir, frame)
 
     def _write(self, folder: Path, frame: pd.DataFrame) -> Path:
-        return atomic_write(folder / new_part_name(), lambda tmp: frame.to_parquet(tmp, index=False))
+        return write_parquet(folder / new_part_name(), frame)
 
     # -------------------------------------------------------------------------------------------- reading
     def _parts(self, folder: Path) -> list[Path]:
