@@ -40,13 +40,14 @@ from raygems.runtime.config import DEFAULT_METHOD
 
 
 def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder`; what is deleted while it looks (the cache evicts) is skipped."""
     total = 0
-    for path in folder.rglob("*"):
-        try:
-            if path.is_file():
-                total += path.stat().st_size
-        except FileNotFoundError:   # deleted while we looked
-            pass
+    for parent, _, names in os.walk(folder):      # os.walk skips a folder that vanished under it
+        for name in names:
+            try:
+                total += os.stat(os.path.join(parent, name)).st_size
+            except FileNotFoundError:
+                pass
     return total
 
 

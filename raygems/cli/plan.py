@@ -22,7 +22,7 @@ from dataclasses import fields, replace
 SPEED_FLAGS = {
     "load_bandwidth": "load_bandwidth", "step_s": "step_s", "step_per_sequence_s": "step_per_sequence_s",
     "slot_start_s": "slot_start_s", "first_load_s": "first_load_extra_s", "fetch_latency_s": "fetch_latency_s",
-    "call_overhead_s": "call_overhead_s",
+    "call_overhead_s": "call_overhead_s", "warm_up_s": "warm_up_s",
 }
 
 

@@ -9,6 +9,8 @@ From RUN_DIR/events.parquet (`raygems.runtime.cost`), summary.json, search.json,
   until its longest answer stops);
 * loads: the mean load of a slot's later loads (less its bytes over `load_bandwidth`, when the sizes are
   known) is `load_fixed_s`; a slot's first load costs `first_load_extra_s` more (imports, device set-up);
+* `warm_up_s`: the mean of the actors' warm-up imports (each reports its own with its first batch), which a
+  slot's first call waits for;
 * `call_overhead_s`: the mean of (call seconds as the driver saw them - load - generate - score);
 * `slot_start_s`: the mean time from a slot's creation to its placement (runs that fetch), else to its first
   call's start;
@@ -92,12 +94,7 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     load_fixed = float(np.mean(later["load_s"] - later_bytes / base.load_bandwidth)) if len(later) else \
         base.load_fixed_s
     load_fixed = max(0.0, load_fixed)
-    # a slot's first load: its first call beyond generating and scoring (the load, and the wait for the
-    # actor's warm-up imports when they were not done yet; all of it when that checkpoint failed to load)
-    first_loads = [every_call.loc[i, "seconds"] - overhead
-                   - (calls.loc[i, "generate_s"] + calls.loc[i, "score_s"] if i in calls.index else 0.0)
-                   for i in firsts]
-    first_extra = max(0.0, float(np.mean(first_loads)) - load_fixed) if first_loads else base.first_load_extra_s
+    warm_up, first_extra, first_loads = _warm_up_and_first_load(every_call, calls, firsts, overhead, load_fixed, base)
     slot_start = _slot_start(events, calls, work, overhead, base)
     queries = float(calls["queries"].sum())
     score = float(calls["score_s"].sum()) / queries if queries else base.score_per_query_s
@@ -110,10 +107,10 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     fetched = fetches[fetches["bytes"] > 0] if len(fetches) else fetches
     latency = float(np.mean(fetched["plan_s"])) if len(fetched) else base.fetch_latency_s
     speeds = replace(base, step_s=step_s, step_per_sequence_s=per_sequence, load_fixed_s=load_fixed,
-                     first_load_extra_s=first_extra, call_overhead_s=overhead, slot_start_s=slot_start,
+                     first_load_extra_s=first_extra, call_overhead_s=overhead, slot_start_s=slot_start, warm_up_s=warm_up,
                      score_per_query_s=score, driver_event_s=float(driver), round_overhead_s=max(0.0, round_overhead),
                      fetch_latency_s=latency, batch_size=batch_size)
-    measured.update({"loads": int((calls["load_s"] > 0).sum()), "first_loads": len(first_loads),
+    measured.update({"loads": int((calls["load_s"] > 0).sum()), "first_loads": first_loads,
                      "fetches": int(len(fetched)),
                      "rounds": int(len(rounds)), "wall_s": cost.get("wall_s")})
     return Calibration(speeds, _facts(summary, run_dir, steps), measured)
@@ -146,6 +143,28 @@ def _fit_decode(calls: pd.DataFrame, batch_size: int, variants: int, measured: d
     measured["decode_fit"] = {"calls": int(len(target)), "generate_s": round(float(target.sum()), 3),
                               "relative_error": round(float(np.abs(predicted - target).sum() / target.sum()), 3)}
     return float(step_s), float(per_sequence)
+
+
+def _warm_up_and_first_load(every_call: pd.DataFrame, calls: pd.DataFrame, firsts, overhead: float,
+                            load_fixed: float, base: Speeds) -> tuple[float, float, int]:
+    """`warm_up_s` (the mean over slots of what their actors reported), `first_load_extra_s`, and how many first
+    loads gave it. With the warm-up reported, a slot's first load is its first successful call's load as the
+    actor timed it (the wait for the warm-up is the warm-up's, and depends on how long the first download
+    took); in older runs, its first call beyond generating and scoring (the load, the wait for the warm-up
+    when it was not done, all of it when that checkpoint failed to load)."""
+    reported = every_call.dropna(subset=["warm_up_s"]) if "warm_up_s" in every_call else every_call.iloc[:0]
+    warm_up = float(reported.groupby("slot")["warm_up_s"].max().mean()) if len(reported) else 0.0
+    if len(reported):
+        first_ok = calls.sort_values("submitted").groupby("slot").head(1)
+        loads = first_ok.loc[first_ok["load_s"] > 0, "load_s"]
+        if len(loads):
+            return warm_up, max(0.0, float(loads.mean()) - load_fixed), int(len(loads))
+    first_calls = [every_call.loc[i, "seconds"] - overhead
+                   - (calls.loc[i, "generate_s"] + calls.loc[i, "score_s"] if i in calls.index else 0.0)
+                   for i in firsts]
+    if not first_calls:
+        return warm_up, base.first_load_extra_s, 0
+    return warm_up, max(0.0, float(np.mean(first_calls)) - load_fixed - warm_up), len(first_calls)
 
 
 def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, work: pd.Series, overhead: float, base: Speeds) -> float:

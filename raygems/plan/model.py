@@ -15,7 +15,8 @@ The time of one actor call (a chunk of queries on one slot), as the simulation c
             (steps: the most decode steps any task of the call takes, `Work.steps`)
   + score_per_query_s x queries
 
-A slot is ready `slot_start_s` after it is created (a model actor process starting). A fetch costs
+A slot is ready `slot_start_s` after it is created (a model actor process starting); its first call waits
+`warm_up_s` more (the backend's imports, which overlap the first downloads). A fetch costs
 `fetch_latency_s` (metadata, one request per file) and its bytes over the node's download link, which every
 fetch on the node shares (`download_bandwidth`). The driver handles one event at a time (`driver_event_s`)
 and spends `round_overhead_s` between rounds (ask, tell, counting).
@@ -46,6 +47,7 @@ class Speeds:
     load_fixed_s: float = 0.0              # per load, whatever its size
     first_load_extra_s: float = 15.0       # a slot's first load
     slot_start_s: float = 10.0             # a model actor from creation to ready
+    warm_up_s: float = 0.0                 # then its backend's imports, before its first call
     call_overhead_s: float = 0.05          # per actor call
     step_s: float = 0.065                  # one decode step of a generate batch
     step_per_sequence_s: float = 0.0       # and per sequence in the batch (GPU: ~0; CPU: most of it)

@@ -297,7 +297,8 @@ class _SlotClock:
     """What the simulation knows of a slot's model actor."""
 
     node: str
-    ready_at: float
+    ready_at: float               # placed: the driver knows its node
+    warm_until: float             # and its warm-up (the backend's imports) done: calls can start
     loaded: int | None = None     # the arm whose checkpoint is loaded (None: nothing)
     loads: int = 0
 
@@ -467,7 +468,8 @@ class Simulation:
             counts[self.clocks[slot].node] += 1
         node = min(counts, key=lambda name: (counts[name], name))
         slot = SlotState(node=None)
-        self.clocks[slot] = _SlotClock(node=node, ready_at=self.now + self.speeds.slot_start_s)
+        ready_at = self.now + self.speeds.slot_start_s
+        self.clocks[slot] = _SlotClock(node=node, ready_at=ready_at, warm_until=ready_at + self.speeds.warm_up_s)
         if self.checkpoints.fetches:            # the driver waits for its node
             self.at(self.clocks[slot].ready_at, lambda: self.visible(slot))
         else:
@@ -479,7 +481,7 @@ class Simulation:
         clock = self.clocks[slot]
         if dispatch.load and dispatch.previous is not None:
             self.checkpoints.release(dispatch.previous)
-        start = max(self.now, clock.ready_at)
+        start = max(self.now, clock.warm_until)
         seconds = self.speeds.call_overhead_s
         load_s, failed = 0.0, None
         stage = self.work.failures.get(arm)

@@ -38,6 +38,7 @@ class BatchReport:
     record_s: float
     prompt_tokens: int
     completion_tokens: int
+    warm_up_s: float = 0.0     # the actor's warm-up imports, in its first report after them (else 0)
 
 
 class ModelActor:
@@ -53,21 +54,21 @@ class ModelActor:
         self.evaluator = None
         self.loads = 0
         self.load_seconds = 0.0
+        self.warm_up_s = 0.0               # reported once, with the next batch (the cost model's `warm_up_s`)
         self._threads_limited = False
 
     def warm_up(self) -> None:
         """Import what loading will need (`Backend.warm_up`). The driver calls it right after asking for the
         actor's node, so the imports overlap the first downloads instead of lengthening the first load. A
         failure here is only logged: the first load meets it again, as that model's failure."""
-        if self.spec.backend in MATRIX_BACKENDS:      # answers from a matrix: nothing to import
-            return
+        started = time.perf_counter()
         try:
-            from raygems.backends import BACKENDS
-
-            BACKENDS.get(self.spec.backend).warm_up()
-            self._limit_threads()
+            self.spec.warm_up()
+            if self.spec.backend not in MATRIX_BACKENDS:      # answers from a matrix: no torch
+                self._limit_threads()
         except Exception as exc:  # noqa: BLE001
             logging.getLogger(__name__).warning("warm-up of backend %s failed: %s", self.spec.backend, exc)
+        self.warm_up_s = time.perf_counter() - started
 
     def _limit_threads(self) -> None:
         """torch's threads for this actor, once (torch is imported here if warm_up did not)."""
@@ -121,6 +122,7 @@ class ModelActor:
         by_key = {(row["query_id"], row["variant"]): row["reward"] for row in rows}
         timing = getattr(self.evaluator, "last_timing", {})
         first = [row for row in rows if row["variant"] == PROMPT_VARIANTS[0]]   # token counts: one variant's
+        warm_up_s, self.warm_up_s = self.warm_up_s, 0.0
         return BatchReport(
             queries=len(query_ids),
             rewards=[tuple(int(by_key[(q, v)]) for v in PROMPT_VARIANTS) for q in query_ids],
@@ -128,7 +130,7 @@ class ModelActor:
             generate_s=float(timing.get("generate_s", evaluated - started)), score_s=float(timing.get("score_s", 0.0)),
             record_s=record_s,
             prompt_tokens=sum(int(row["prompt_tokens"]) for row in first),
-            completion_tokens=sum(int(row["completion_tokens"]) for row in first))
+            completion_tokens=sum(int(row["completion_tokens"]) for row in first), warm_up_s=warm_up_s)
 
     def unload(self) -> None:
         if self.evaluator is not None:

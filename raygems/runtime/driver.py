@@ -370,7 +370,7 @@ class SearchDriver:
             return
         self.cost.event("call", **call, load_s=report.load_s, generate_s=report.generate_s, score_s=report.score_s,
                         record_s=report.record_s, prompt_tokens=report.prompt_tokens,
-                        completion_tokens=report.completion_tokens)
+                        completion_tokens=report.completion_tokens, warm_up_s=report.warm_up_s)
         self.schedule.finished(slot, report.queries)
         if not os.path.exists(os.path.join(self.store.results_dir, report.part)):
             raise SetupError(

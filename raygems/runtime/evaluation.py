@@ -57,6 +57,19 @@ class EvaluatorSpec:
             return SimulatedMatrixEvaluator(model, pool, self)
         return GenerativeEvaluator(model, pool, self)
 
+    def warm_up(self) -> None:
+        """Import what loading will need (`Backend.warm_up`): nothing for a matrix; the test double waits its
+        `warm_up_s` setting."""
+        if self.backend == REPLAY:
+            return
+        if self.backend == SIMULATED_REPLAY:
+            from raygems.runtime.testing import simulated_warm_up
+
+            simulated_warm_up(self.settings)
+            return
+        from raygems.backends import BACKENDS
+
+        BACKENDS.get(self.backend).warm_up()
 
 
 class EvaluationError(Exception):

@@ -4,6 +4,7 @@
 records say backend "replay"), and reads two test hooks from its backend settings:
 
 * `delay_s`: seconds each batch takes, as if generating (tests kill actors, nodes and the driver mid-round);
+* `warm_up_s`: seconds a model actor's warm-up takes, as if importing a backend;
 * `fail`: `{model_id: [stage, reason]}`: checkpoints that fail at stage "fetch", "load" or "generate" with that
   reason, as broken uploads do.
 
@@ -18,7 +19,12 @@ import time
 
 from raygems.runtime.evaluation import SIMULATED_REPLAY, EvaluationError, MatrixEvaluator
 
-__all__ = ["SIMULATED_REPLAY", "SimulatedMatrixEvaluator"]
+__all__ = ["SIMULATED_REPLAY", "SimulatedMatrixEvaluator", "simulated_warm_up"]
+
+
+def simulated_warm_up(settings: dict) -> None:
+    """A model actor's warm-up, as if importing a backend: `warm_up_s` seconds."""
+    time.sleep(float(settings.get("warm_up_s", 0.0)))
 
 
 class SimulatedMatrixEvaluator(MatrixEvaluator):

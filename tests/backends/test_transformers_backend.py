@@ -170,3 +170,29 @@ def test_folder_layout_of_a_loaded_adapter_needs_no_tokenizer(tiny_tree):
     backend.load(adapter)
     assert backend.tokenizer is not None and backend.tokenizer.eos_token == "<|im_end|>"
     backend.unload()
+
+
+@pytest.mark.parametrize("held_in_a_cycle", [False, True])
+def test_unload_frees_the_weights_and_collects_garbage_only_when_a_cycle_holds_them(tiny_tree, monkeypatch,
+                                                                                    held_in_a_cycle):
+    """A full garbage collection costs ~0.2 s in a worker that imported torch and transformers: unload runs one
+    only when reference counting did not free the model (here: a cycle holds it)."""
+    import gc
+    import weakref
+
+    collections = []
+    collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or collect(*args))
+    for model_id in ("tiny-org/tiny-base", "loraworks/tiny-base-lora-arith"):   # a full model, an adapter
+        backend = TransformersBackend()
+        backend.load(tiny_tree.record(model_id))
+        collections.clear()
+        weights = [weakref.ref(p) for p in backend.model.parameters()] + [weakref.ref(backend.model)]
+        if held_in_a_cycle:
+            cycle = [backend.model]
+            cycle.append(cycle)
+            del cycle
+        backend.unload()
+        assert backend.model is None
+        assert all(ref() is None for ref in weights), model_id   # freed before unload returned
+        assert len(collections) == (1 if held_in_a_cycle else 0), model_id

@@ -20,6 +20,7 @@ from synthetic_matrix import write_matrix
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 DELAY_S = 0.05
+WARM_UP_S = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def config(matrix, out, **overrides) -> SearchConfig:
     path, models = matrix
     settings = dict(out=str(out), matrix=str(path), models=str(models), method="recommended", budget=4, seed=2,
                     max_loaded=1, cpus_per_model=0.25, chunk_size=8, progress=False, final_evaluation=True,
-                    backend=SIMULATED_REPLAY, backend_settings={"delay_s": DELAY_S})
+                    backend=SIMULATED_REPLAY, backend_settings={"delay_s": DELAY_S, "warm_up_s": WARM_UP_S})
     settings.update(overrides)
     return SearchConfig(**settings)
 
@@ -87,6 +88,16 @@ def test_calibration_measures_the_runs_speeds(matrix, live, tmp_path):
     assert calibration.measured["calls"] > 0 and calibration.measured["loads"] >= 12
     for value in (speeds.call_overhead_s, speeds.load_fixed_s, speeds.slot_start_s, speeds.driver_event_s):
         assert 0 <= value < 30
+    # each actor reports its warm-up once; the first call's load is timed without the wait for it
+    events = pd.read_parquet(Path(out) / "events.parquet")
+    reported = events.loc[(events["kind"] == "call") & (events["warm_up_s"] > 0), "warm_up_s"]
+    assert len(reported) == (events["kind"] == "slot").sum()
+    assert WARM_UP_S <= speeds.warm_up_s < WARM_UP_S + 0.2
+    calls = events[events["kind"] == "call"].sort_values("submitted")
+    first = calls.iloc[0]                               # sent at once, it waited for the actor and its warm-up
+    assert first["warm_up_s"] > 0 and first["load_s"] > 0
+    assert speeds.load_fixed_s + speeds.first_load_extra_s == pytest.approx(first["load_s"])
+    assert first["returned"] - first["submitted"] > first["load_s"] + WARM_UP_S
     assert np.isfinite(list(calibration.facts.accuracies.values())).all()
     work = work_for_search(config(matrix, tmp_path / "unused"), facts=calibration.facts)
     plan = simulate(work, Cluster(max_loaded=1), speeds)

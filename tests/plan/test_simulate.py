@@ -2,6 +2,8 @@
 serial design), a small cache that must delete a checkpoint to make room, decoding by batch size."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -51,6 +53,12 @@ def test_a_slot_that_must_take_back_an_arm_reloads_it():
     # the arm it still holds continues without a load: 1 s start, 3.5 + 3.5, then 3.5 again
     sim._serve({0: [0, 1, 2, 3]})          # everything recorded: nothing to do
     assert sim.now == pytest.approx(11.5)
+
+
+def test_a_slots_first_call_waits_for_its_warm_up():
+    # as test_one_slot_takes_the_arms_in_order_and_loads_each_once, the first call starting at 1 + 3 instead of 1
+    sim = evaluate_all(work(), Cluster(max_loaded=1), replace(SPEEDS, warm_up_s=3.0))
+    assert sim.now == pytest.approx(14.0)
 
 
 def test_fetch_ahead_overlaps_the_second_download_with_the_first_evaluation():
