@@ -136,6 +136,7 @@ class TransformersBackend(Backend):
         self._dtype = None
         self._shell: _Shell | None = None          # fast path: the built module kept across checkpoints
         self._decoder = None                        # fast path: StaticDecoder (caches, compile settings)
+        self._dropped: list[weakref.ref] = []       # a failed load's weights, looked at by the next drop
         self._fast_active = False                   # the loaded checkpoint runs on the fast path
         self.last_load: dict[str, Any] = {}         # how the last load went ("swap", "full", ...; seconds)
 
@@ -172,34 +173,47 @@ class TransformersBackend(Backend):
                 base = self._wrap_with_adapter(base, files, model_id)
             self._tokenizer = self._load_tokenizer(files.tokenizer_dir, model_id)
         except BaseException:
-            watched = _weak_refs(base)
+            # the exception's frames still hold `base`: the next unload looks at it, once the exception is gone
+            self._dropped += _weak_refs(base)
             del base
-            self._free(watched)
+            self._forget_checkpoint()
             raise
         self._model, self._record, self._files = base, model, files
         self.last_load = {"how": "full", "seconds": time.perf_counter() - started}
 
     def unload(self) -> None:
-        """Forget the loaded checkpoint; its weights are freed before this returns. On the fast path the built
+        """Forget the loaded checkpoint and let its weights go (`_drop_checkpoint`). On the fast path the built
         module stays (weights and compiled decoding, ready for the next checkpoint of its architecture);
         `release()` frees it too."""
-        kept = self._shell.module if self._shell is not None else None
-        self._free(_weak_refs(self._model, keep=kept))
+        self._drop_checkpoint(_weak_refs(self._model, keep=self._kept_module))
 
     def release(self) -> None:
         """Free everything: the checkpoint, and on the fast path the kept module and its caches."""
-        watched = _weak_refs(self._model) + _weak_refs(self._shell.module if self._shell is not None else None)
+        self._release()
+
+    def _release(self, reused=None) -> None:
+        """`release()`, except that `reused` (a module the caller goes on using) is not expected to go."""
+        watched = _weak_refs(self._model, keep=reused) + _weak_refs(self._kept_module, keep=reused)
         self._shell = None
         if self._decoder is not None:
             self._decoder.clear()
         self._decoder = None
-        self._free(watched)
+        self._drop_checkpoint(watched)
 
-    def _free(self, watched: list[weakref.ref]) -> None:
-        """Drop the checkpoint; collect garbage only when some of the `watched` weights outlive it (held by a
-        reference cycle): reference counting frees a model at once, and a full collection costs ~0.2 s in a
-        worker that has imported torch and transformers, paid on every model switch if it always ran."""
+    @property
+    def _kept_module(self):
+        """The fast path's built module, kept across checkpoints (None: none)."""
+        return self._shell.module if self._shell is not None else None
+
+    def _drop_checkpoint(self, watched: list[weakref.ref]) -> None:
+        """Forget the checkpoint. Its weights go with the last reference to them: reference counting frees a
+        model at once, so a garbage collection (~0.2 s in a worker that has imported torch and transformers, on
+        every model switch if it always ran) runs only when some of the `watched` objects (the dropped weights,
+        and a failed load's) are still alive, held by a reference cycle. Then the GPU's cached blocks go too."""
+        watched, self._dropped = self._dropped + watched, []
         self._forget_checkpoint()
+        if not watched:
+            return
         if any(ref() is not None for ref in watched):
             gc.collect()
         import torch
@@ -229,7 +243,7 @@ class TransformersBackend(Backend):
         model_id = model.model_id
         folder = files.weights_dir
         key = architecture_key(read_config(folder, model_id))
-        self._forget_checkpoint()
+        self.unload()
         shell = self._shell if self._shell is not None and self._shell.key == key else None
         lora: LoraUpdate | None = None
         if shell is not None and files.is_adapter:
@@ -287,7 +301,7 @@ class TransformersBackend(Backend):
 
     def _load_peft_adapter(self, base, model: ModelRecord, files: CheckpointFiles) -> str:
         """An adapter that cannot be merged here: peft wraps `base` (no kept module, dynamic cache)."""
-        self.release()
+        self._release(reused=base)
         self._model = self._wrap_with_adapter(base, files, model.model_id)
         self._tokenizer = self._load_tokenizer(files.tokenizer_dir, model.model_id)
         self._record, self._files = model, files

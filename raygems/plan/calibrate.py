@@ -9,7 +9,7 @@ From RUN_DIR/events.parquet (`raygems.runtime.cost`), summary.json, search.json,
   until its longest answer stops);
 * loads: the mean load of a slot's later loads (less its bytes over `load_bandwidth`, when the sizes are
   known) is `load_fixed_s`; a slot's first load costs `first_load_extra_s` more (imports, device set-up);
-* `warm_up_s`: the mean of the actors' warm-up imports (each reports its own with its first batch), which a
+* `warm_up_s`: the mean of the actors' warm-up imports (each reports its own with its first successful batch), which a
   slot's first call waits for;
 * `call_overhead_s`: the mean of (call seconds as the driver saw them - load - generate - score);
 * `slot_start_s`: the mean time from a slot's creation to its placement (runs that fetch), else to its first
@@ -90,12 +90,18 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     overhead_sample = calls[~calls.index.isin(firsts)]
     overhead = float(np.mean((overhead_sample["seconds"] - work.loc[overhead_sample.index]).clip(lower=0))) \
         if len(overhead_sample) else base.call_overhead_s
-    later_bytes = np.asarray([(sizes or {}).get(models.get(a, ""), 0) for a in later["arm"]], dtype=float)
-    load_fixed = float(np.mean(later["load_s"] - later_bytes / base.load_bandwidth)) if len(later) else \
-        base.load_fixed_s
+
+    def reading_s(arms) -> np.ndarray:
+        """Seconds to read these arms' checkpoints at `load_bandwidth` (0 where the sizes are not known)."""
+        return np.asarray([(sizes or {}).get(models.get(a, ""), 0) for a in arms], dtype=float) / base.load_bandwidth
+
+    load_fixed = float(np.mean(later["load_s"] - reading_s(later["arm"]))) if len(later) else base.load_fixed_s
     load_fixed = max(0.0, load_fixed)
-    warm_up, first_extra, first_loads = _warm_up_and_first_load(every_call, calls, firsts, overhead, load_fixed, base)
-    slot_start = _slot_start(events, calls, work, overhead, base)
+    warm_ups = _warm_ups(every_call)
+    warm_up = float(warm_ups.mean()) if len(warm_ups) else 0.0
+    first_extra, first_loads = _first_load_extra(every_call, calls, firsts, overhead, load_fixed, warm_ups,
+                                                 reading_s, base)
+    slot_start = _slot_start(events, calls, work, overhead, warm_ups, base)
     queries = float(calls["queries"].sum())
     score = float(calls["score_s"].sum()) / queries if queries else base.score_per_query_s
     cost = summary.get("cost", {})
@@ -107,8 +113,8 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     fetched = fetches[fetches["bytes"] > 0] if len(fetches) else fetches
     latency = float(np.mean(fetched["plan_s"])) if len(fetched) else base.fetch_latency_s
     speeds = replace(base, step_s=step_s, step_per_sequence_s=per_sequence, load_fixed_s=load_fixed,
-                     first_load_extra_s=first_extra, call_overhead_s=overhead, slot_start_s=slot_start, warm_up_s=warm_up,
-                     score_per_query_s=score, driver_event_s=float(driver), round_overhead_s=max(0.0, round_overhead),
+                     first_load_extra_s=first_extra, call_overhead_s=overhead, slot_start_s=slot_start,
+                     warm_up_s=warm_up, score_per_query_s=score, driver_event_s=float(driver), round_overhead_s=max(0.0, round_overhead),
                      fetch_latency_s=latency, batch_size=batch_size)
     measured.update({"loads": int((calls["load_s"] > 0).sum()), "first_loads": first_loads,
                      "fetches": int(len(fetched)),
@@ -145,38 +151,47 @@ def _fit_decode(calls: pd.DataFrame, batch_size: int, variants: int, measured: d
     return float(step_s), float(per_sequence)
 
 
-def _warm_up_and_first_load(every_call: pd.DataFrame, calls: pd.DataFrame, firsts, overhead: float,
-                            load_fixed: float, base: Speeds) -> tuple[float, float, int]:
-    """`warm_up_s` (the mean over slots of what their actors reported), `first_load_extra_s`, and how many first
-    loads gave it. With the warm-up reported, a slot's first load is its first successful call's load as the
-    actor timed it (the wait for the warm-up is the warm-up's, and depends on how long the first download
-    took); in older runs, its first call beyond generating and scoring (the load, the wait for the warm-up
-    when it was not done, all of it when that checkpoint failed to load)."""
-    reported = every_call.dropna(subset=["warm_up_s"]) if "warm_up_s" in every_call else every_call.iloc[:0]
-    warm_up = float(reported.groupby("slot")["warm_up_s"].max().mean()) if len(reported) else 0.0
-    if len(reported):
-        first_ok = calls.sort_values("submitted").groupby("slot").head(1)
-        loads = first_ok.loc[first_ok["load_s"] > 0, "load_s"]
-        if len(loads):
-            return warm_up, max(0.0, float(loads.mean()) - load_fixed), int(len(loads))
-    first_calls = [every_call.loc[i, "seconds"] - overhead
+def _warm_ups(every_call: pd.DataFrame) -> pd.Series:
+    """Each slot's warm-up as its actor reported it (with its first successful batch); empty for runs from
+    before actors reported it, and without the slots whose every call failed."""
+    if "warm_up_s" not in every_call:
+        return pd.Series(dtype=float)
+    return every_call.dropna(subset=["warm_up_s"]).groupby("slot")["warm_up_s"].max()
+
+
+def _first_load_extra(every_call: pd.DataFrame, calls: pd.DataFrame, firsts, overhead: float, load_fixed: float,
+                      warm_ups: pd.Series, reading_s, base: Speeds) -> tuple[float, int]:
+    """`first_load_extra_s` (what a slot's first load costs beyond a later one of the same size) and how many
+    first loads gave it. With the warm-ups reported: the slots' first calls that loaded, as their actors timed
+    the load (the wait for the warm-up is the warm-up's, and how long it is depends on the first download).
+    Otherwise: the first calls beyond generating and scoring (the load, the wait for the warm-up when it was not
+    done, all of it when that checkpoint failed to load), less the slot's warm-up when it is known."""
+    first_ok = calls.loc[calls.index.intersection(firsts)]
+    first_ok = first_ok[first_ok["load_s"] > 0]
+    if len(warm_ups) and len(first_ok):
+        loads = first_ok["load_s"] - reading_s(first_ok["arm"])
+        return max(0.0, float(loads.mean()) - load_fixed), int(len(first_ok))
+    first_calls = [every_call.loc[i, "seconds"] - overhead - warm_ups.get(every_call.loc[i, "slot"], 0.0)
                    - (calls.loc[i, "generate_s"] + calls.loc[i, "score_s"] if i in calls.index else 0.0)
+                   - float(reading_s([every_call.loc[i, "arm"]])[0])
                    for i in firsts]
     if not first_calls:
-        return warm_up, base.first_load_extra_s, 0
-    return warm_up, max(0.0, float(np.mean(first_calls)) - load_fixed - warm_up), len(first_calls)
+        return base.first_load_extra_s, 0
+    return max(0.0, float(np.mean(first_calls)) - load_fixed), len(first_calls)
 
 
-def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, work: pd.Series, overhead: float, base: Speeds) -> float:
+def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, work: pd.Series, overhead: float, warm_ups: pd.Series,
+                base: Speeds) -> float:
     """From a slot's creation to its placement (a run that fetches waits for it), else to when its first call,
-    sent at once, could start (the call's time less its own work)."""
+    sent at once, could start (the call's time less its own work and the actor's warm-up, which it waited
+    for and the plan charges apart)."""
     slots = events[events["kind"] == "slot"].set_index("slot")["t"]
     placed = events[events["kind"] == "slot_placed"]
     if len(placed):
         return float(np.mean([t - slots.get(s, t) for s, t in zip(placed["slot"], placed["t"])]))
     firsts = calls.sort_values("submitted").groupby("slot").head(1)
     starts = [row.returned - slots.get(row.slot, row.submitted) - work.loc[i] - overhead
-              for i, row in firsts.iterrows()]
+              - warm_ups.get(row.slot, 0.0) for i, row in firsts.iterrows()]
     return max(0.0, float(np.mean(starts))) if starts else base.slot_start_s
 
 

@@ -38,7 +38,7 @@ class BatchReport:
     record_s: float
     prompt_tokens: int
     completion_tokens: int
-    warm_up_s: float = 0.0     # the actor's warm-up imports, in its first report after them (else 0)
+    warm_up_s: float = 0.0     # the actor's warm-up imports, in its first successful report after them (else 0)
 
 
 class ModelActor:

@@ -277,7 +277,8 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
                               arm_priority=priority,
                               lookahead_batch=_lookahead_batch(config))
     store_root = str((out / "store").resolve())
-    driver = remote_driver().remote(candidates, pool, store_root, spec, settings, _checkpoint_source(config, candidates))
+    checkpoints = _checkpoint_source(config, candidates)
+    driver = remote_driver().remote(candidates, pool, store_root, spec, settings, checkpoints)
     try:
         waiting_started, cpu_started = time.time(), time.process_time()
         outcome = _unwrapped(lambda: _wait(driver, driver.run.remote(), config.progress, "search"))

@@ -172,27 +172,89 @@ def test_folder_layout_of_a_loaded_adapter_needs_no_tokenizer(tiny_tree):
     backend.unload()
 
 
+@pytest.fixture
+def collections(tiny_tree, monkeypatch):
+    """The garbage collections run meanwhile (automatic ones off: one could free a test's cycle too early).
+    A process's first load (without `warm_up`) imports torch._dynamo through transformers' generation code, and
+    `torch.fx.wrap` leaves its own frame in a reference cycle there, holding every frame under it and so the
+    first model until a collection: one load is done before counting."""
+    import gc
+
+    TransformersBackend().load(tiny_tree.record("tiny-org/tiny-base"))
+    gc.collect()
+    runs = []
+    collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *args: runs.append(args) or collect(*args))
+    gc.disable()
+    yield runs
+    gc.enable()
+
+
+def _weights(module) -> list:
+    import weakref
+
+    return [weakref.ref(p) for p in module.parameters()] + [weakref.ref(module)]
+
+
+def _hold_in_a_cycle(thing) -> None:
+    cycle = [thing]
+    cycle.append(cycle)
+
+
 @pytest.mark.parametrize("held_in_a_cycle", [False, True])
-def test_unload_frees_the_weights_and_collects_garbage_only_when_a_cycle_holds_them(tiny_tree, monkeypatch,
+def test_unload_frees_the_weights_and_collects_garbage_only_when_a_cycle_holds_them(tiny_tree, collections,
                                                                                     held_in_a_cycle):
     """A full garbage collection costs ~0.2 s in a worker that imported torch and transformers: unload runs one
     only when reference counting did not free the model (here: a cycle holds it)."""
-    import gc
-    import weakref
-
-    collections = []
-    collect = gc.collect
-    monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or collect(*args))
     for model_id in ("tiny-org/tiny-base", "loraworks/tiny-base-lora-arith"):   # a full model, an adapter
         backend = TransformersBackend()
         backend.load(tiny_tree.record(model_id))
         collections.clear()
-        weights = [weakref.ref(p) for p in backend.model.parameters()] + [weakref.ref(backend.model)]
+        weights = _weights(backend.model)
         if held_in_a_cycle:
-            cycle = [backend.model]
-            cycle.append(cycle)
-            del cycle
+            _hold_in_a_cycle(backend.model)
         backend.unload()
         assert backend.model is None
         assert all(ref() is None for ref in weights), model_id   # freed before unload returned
         assert len(collections) == (1 if held_in_a_cycle else 0), model_id
+
+
+@pytest.mark.parametrize("held_in_a_cycle", [False, True])
+def test_a_failed_loads_weights_are_freed_by_the_next_unload(tiny_tree, collections, monkeypatch, held_in_a_cycle):
+    """While its exception lives, a failed load's model cannot be freed; the next unload looks at it again."""
+    backend = TransformersBackend()
+    loaded = []
+    load_full_model = backend._load_full_model
+
+    def load_and_remember(*args):
+        model = load_full_model(*args)
+        loaded.extend(_weights(model))
+        if held_in_a_cycle:
+            _hold_in_a_cycle(model)
+        return model
+
+    def broken_tokenizer(*args):
+        raise OSError("tokenizer unreadable")
+
+    monkeypatch.setattr(backend, "_load_full_model", load_and_remember)
+    monkeypatch.setattr(backend, "_load_tokenizer", broken_tokenizer)
+    with pytest.raises(OSError, match="tokenizer unreadable"):
+        backend.load(tiny_tree.record("tiny-org/tiny-base"))
+    assert backend.model is None and loaded
+    collections.clear()
+    backend.unload()
+    assert all(ref() is None for ref in loaded)
+    assert len(collections) == (1 if held_in_a_cycle else 0)
+
+
+def test_the_fast_path_keeps_its_module_through_unload_and_frees_it_on_release(tiny_tree, collections):
+    backend = TransformersBackend(fast_decode="static", compile="off")
+    backend.load(tiny_tree.record("tiny-org/tiny-base"))
+    weights = _weights(backend.model)
+    collections.clear()
+    backend.unload()
+    assert backend.model is None and all(ref() is not None for ref in weights)   # kept for the next checkpoint
+    backend.load(tiny_tree.record("quietmath/tiny-arith-pro"))                    # swapped into it
+    assert weights[-1]() is backend.model
+    backend.release()
+    assert all(ref() is None for ref in weights) and not collections

@@ -98,6 +98,11 @@ def test_calibration_measures_the_runs_speeds(matrix, live, tmp_path):
     assert first["warm_up_s"] > 0 and first["load_s"] > 0
     assert speeds.load_fixed_s + speeds.first_load_extra_s == pytest.approx(first["load_s"])
     assert first["returned"] - first["submitted"] > first["load_s"] + WARM_UP_S
+    # sent at the slot's creation: the actor's start and its warm-up, each charged once by the plan
+    created = events.loc[events["kind"] == "slot", "t"].iloc[0]
+    waited = first["returned"] - created - first["load_s"] - first["generate_s"] - first["score_s"] - \
+        speeds.call_overhead_s
+    assert speeds.slot_start_s + speeds.warm_up_s == pytest.approx(waited)
     assert np.isfinite(list(calibration.facts.accuracies.values())).all()
     work = work_for_search(config(matrix, tmp_path / "unused"), facts=calibration.facts)
     plan = simulate(work, Cluster(max_loaded=1), speeds)
