@@ -119,6 +119,9 @@ class TransformersBackend(Backend):
     """Batched greedy generation with transformers; see the module docstring for the design."""
 
     name = "transformers"
+    #: A load failed in this process since the last checkpoint drop (of any backend object): the next drop
+    #: collects garbage (`_drop_checkpoint`).
+    _load_failed = False
 
     def __init__(self, device: str = "auto", dtype: str = "auto", batch_size: int = 32,
                  use_stop_strings: bool = True, fast_decode: str = "off", compile: str = "auto",
@@ -136,7 +139,6 @@ class TransformersBackend(Backend):
         self._dtype = None
         self._shell: _Shell | None = None          # fast path: the built module kept across checkpoints
         self._decoder = None                        # fast path: StaticDecoder (caches, compile settings)
-        self._dropped: list[weakref.ref] = []       # a failed load's weights, looked at by the next drop
         self._fast_active = False                   # the loaded checkpoint runs on the fast path
         self.last_load: dict[str, Any] = {}         # how the last load went ("swap", "full", ...; seconds)
 
@@ -149,6 +151,13 @@ class TransformersBackend(Backend):
         from transformers import GenerationMixin, PreTrainedModel  # noqa: F401
 
     def load(self, model: ModelRecord) -> None:
+        try:
+            self._load(model)
+        except BaseException:
+            TransformersBackend._load_failed = True    # see _drop_checkpoint
+            raise
+
+    def _load(self, model: ModelRecord) -> None:
         started = time.perf_counter()
         files = locate(model)
         model_id = model.model_id
@@ -173,8 +182,6 @@ class TransformersBackend(Backend):
                 base = self._wrap_with_adapter(base, files, model_id)
             self._tokenizer = self._load_tokenizer(files.tokenizer_dir, model_id)
         except BaseException:
-            # the exception's frames still hold `base`: the next unload looks at it, once the exception is gone
-            self._dropped += _weak_refs(base)
             del base
             self._forget_checkpoint()
             raise
@@ -189,11 +196,7 @@ class TransformersBackend(Backend):
 
     def release(self) -> None:
         """Free everything: the checkpoint, and on the fast path the kept module and its caches."""
-        self._release()
-
-    def _release(self, reused=None) -> None:
-        """`release()`, except that `reused` (a module the caller goes on using) is not expected to go."""
-        watched = _weak_refs(self._model, keep=reused) + _weak_refs(self._kept_module, keep=reused)
+        watched = _weak_refs(self._model) + _weak_refs(self._kept_module)
         self._shell = None
         if self._decoder is not None:
             self._decoder.clear()
@@ -208,13 +211,16 @@ class TransformersBackend(Backend):
     def _drop_checkpoint(self, watched: list[weakref.ref]) -> None:
         """Forget the checkpoint. Its weights go with the last reference to them: reference counting frees a
         model at once, so a garbage collection (~0.2 s in a worker that has imported torch and transformers, on
-        every model switch if it always ran) runs only when some of the `watched` objects (the dropped weights,
-        and a failed load's) are still alive, held by a reference cycle. Then the GPU's cached blocks go too."""
-        watched, self._dropped = self._dropped + watched, []
+        every model switch if it always ran) runs only when some of the `watched` objects (the dropped weights)
+        are still alive, held by a reference cycle, or when a load failed since the last drop in this process:
+        what a failed load built can sit in cycles with its exception's frames, out of reach of any reference
+        kept here, and the runtime loads the next checkpoint on a new backend object. Then the GPU's cached
+        blocks go too."""
+        failed, TransformersBackend._load_failed = TransformersBackend._load_failed, False
         self._forget_checkpoint()
-        if not watched:
+        if not watched and not failed:
             return
-        if any(ref() is not None for ref in watched):
+        if failed or any(ref() is not None for ref in watched):
             gc.collect()
         import torch
 
@@ -301,7 +307,7 @@ class TransformersBackend(Backend):
 
     def _load_peft_adapter(self, base, model: ModelRecord, files: CheckpointFiles) -> str:
         """An adapter that cannot be merged here: peft wraps `base` (no kept module, dynamic cache)."""
-        self._release(reused=base)
+        self.release()
         self._model = self._wrap_with_adapter(base, files, model.model_id)
         self._tokenizer = self._load_tokenizer(files.tokenizer_dir, model.model_id)
         self._record, self._files = model, files

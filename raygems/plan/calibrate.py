@@ -9,11 +9,11 @@ From RUN_DIR/events.parquet (`raygems.runtime.cost`), summary.json, search.json,
   until its longest answer stops);
 * loads: the mean load of a slot's later loads (less its bytes over `load_bandwidth`, when the sizes are
   known) is `load_fixed_s`; a slot's first load costs `first_load_extra_s` more (imports, device set-up);
-* `warm_up_s`: the mean of the actors' warm-up imports (each reports its own with its first successful batch), which a
-  slot's first call waits for;
+* `warm_up_s`: the mean of the actors' warm-up imports (each reports its own with its first successful batch),
+  which a slot's first call waits for;
 * `call_overhead_s`: the mean of (call seconds as the driver saw them - load - generate - score);
 * `slot_start_s`: the mean time from a slot's creation to its placement (runs that fetch), else to its first
-  call's start;
+  call's start less the actor's warm-up;
 * `score_per_query_s`, `driver_event_s` (the driver's handling time per event), `round_overhead_s` (the mean
   gap between rounds), `fetch_latency_s` (the mean time a fetch spent asking the hub which files).
 
@@ -101,7 +101,7 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     warm_up = float(warm_ups.mean()) if len(warm_ups) else 0.0
     first_extra, first_loads = _first_load_extra(every_call, calls, firsts, overhead, load_fixed, warm_ups,
                                                  reading_s, base)
-    slot_start = _slot_start(events, calls, work, overhead, warm_ups, base)
+    slot_start = _slot_start(events, calls, firsts, work, overhead, warm_ups, base)
     queries = float(calls["queries"].sum())
     score = float(calls["score_s"].sum()) / queries if queries else base.score_per_query_s
     cost = summary.get("cost", {})
@@ -114,8 +114,8 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     latency = float(np.mean(fetched["plan_s"])) if len(fetched) else base.fetch_latency_s
     speeds = replace(base, step_s=step_s, step_per_sequence_s=per_sequence, load_fixed_s=load_fixed,
                      first_load_extra_s=first_extra, call_overhead_s=overhead, slot_start_s=slot_start,
-                     warm_up_s=warm_up, score_per_query_s=score, driver_event_s=float(driver), round_overhead_s=max(0.0, round_overhead),
-                     fetch_latency_s=latency, batch_size=batch_size)
+                     warm_up_s=warm_up, score_per_query_s=score, driver_event_s=float(driver),
+                     round_overhead_s=max(0.0, round_overhead), fetch_latency_s=latency, batch_size=batch_size)
     measured.update({"loads": int((calls["load_s"] > 0).sum()), "first_loads": first_loads,
                      "fetches": int(len(fetched)),
                      "rounds": int(len(rounds)), "wall_s": cost.get("wall_s")})
@@ -161,35 +161,38 @@ def _warm_ups(every_call: pd.DataFrame) -> pd.Series:
 
 def _first_load_extra(every_call: pd.DataFrame, calls: pd.DataFrame, firsts, overhead: float, load_fixed: float,
                       warm_ups: pd.Series, reading_s, base: Speeds) -> tuple[float, int]:
-    """`first_load_extra_s` (what a slot's first load costs beyond a later one of the same size) and how many
-    first loads gave it. With the warm-ups reported: the slots' first calls that loaded, as their actors timed
-    the load (the wait for the warm-up is the warm-up's, and how long it is depends on the first download).
-    Otherwise: the first calls beyond generating and scoring (the load, the wait for the warm-up when it was not
-    done, all of it when that checkpoint failed to load), less the slot's warm-up when it is known."""
-    first_ok = calls.loc[calls.index.intersection(firsts)]
-    first_ok = first_ok[first_ok["load_s"] > 0]
-    if len(warm_ups) and len(first_ok):
-        loads = first_ok["load_s"] - reading_s(first_ok["arm"])
-        return max(0.0, float(loads.mean()) - load_fixed), int(len(first_ok))
-    first_calls = [every_call.loc[i, "seconds"] - overhead - warm_ups.get(every_call.loc[i, "slot"], 0.0)
+    """`first_load_extra_s` (what a slot's first load costs beyond a later one of the same size, less the bytes
+    read) and how many loads gave it. With the warm-ups reported: the slots' first calls that loaded, as their
+    actors timed the load (the wait for the warm-up is the warm-up's, and how long it is depends on the first
+    download); where every slot's first call failed, each slot's first successful load. In older runs: the
+    first calls beyond generating and scoring (the load, the wait for the warm-up when it was not done, all of
+    it when that checkpoint failed to load)."""
+    if len(warm_ups):
+        loaded = calls[calls["load_s"] > 0]
+        first = loaded.loc[loaded.index.intersection(firsts)]
+        if not len(first):
+            first = loaded.sort_values("submitted").groupby("slot").head(1)
+        if not len(first):
+            return base.first_load_extra_s, 0
+        return max(0.0, float((first["load_s"] - reading_s(first["arm"])).mean()) - load_fixed), int(len(first))
+    first_calls = [every_call.loc[i, "seconds"] - overhead - float(reading_s([every_call.loc[i, "arm"]])[0])
                    - (calls.loc[i, "generate_s"] + calls.loc[i, "score_s"] if i in calls.index else 0.0)
-                   - float(reading_s([every_call.loc[i, "arm"]])[0])
                    for i in firsts]
     if not first_calls:
         return base.first_load_extra_s, 0
     return max(0.0, float(np.mean(first_calls)) - load_fixed), len(first_calls)
 
 
-def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, work: pd.Series, overhead: float, warm_ups: pd.Series,
-                base: Speeds) -> float:
+def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, firsts, work: pd.Series, overhead: float,
+                warm_ups: pd.Series, base: Speeds) -> float:
     """From a slot's creation to its placement (a run that fetches waits for it), else to when its first call,
-    sent at once, could start (the call's time less its own work and the actor's warm-up, which it waited
-    for and the plan charges apart)."""
+    sent at once, could start: the call's time less its own work and the actor's warm-up, which it waited for
+    and the plan charges apart (slots whose first call failed say nothing: how long it loaded is unknown)."""
     slots = events[events["kind"] == "slot"].set_index("slot")["t"]
     placed = events[events["kind"] == "slot_placed"]
     if len(placed):
         return float(np.mean([t - slots.get(s, t) for s, t in zip(placed["slot"], placed["t"])]))
-    firsts = calls.sort_values("submitted").groupby("slot").head(1)
+    firsts = calls.loc[calls.index.intersection(firsts)]
     starts = [row.returned - slots.get(row.slot, row.submitted) - work.loc[i] - overhead
               - warm_ups.get(row.slot, 0.0) for i, row in firsts.iterrows()]
     return max(0.0, float(np.mean(starts))) if starts else base.slot_start_s

@@ -220,31 +220,46 @@ def test_unload_frees_the_weights_and_collects_garbage_only_when_a_cycle_holds_t
 
 
 @pytest.mark.parametrize("held_in_a_cycle", [False, True])
-def test_a_failed_loads_weights_are_freed_by_the_next_unload(tiny_tree, collections, monkeypatch, held_in_a_cycle):
-    """While its exception lives, a failed load's model cannot be freed; the next unload looks at it again."""
-    backend = TransformersBackend()
-    loaded = []
-    load_full_model = backend._load_full_model
+@pytest.mark.parametrize("failure", ["missing tensor", "adapter", "tokenizer"])
+def test_after_a_failed_load_the_next_checkpoint_drop_collects_once(tiny_tree, collections, monkeypatch, failure,
+                                                                     held_in_a_cycle):
+    """What a failed load built can sit in reference cycles with its exception's frames, out of reach of the
+    backend; and the runtime loads the next checkpoint on a new backend object. So the next load, on any backend
+    object, collects once: the failed load's weights are gone before the next checkpoint's are read."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
 
-    def load_and_remember(*args):
-        model = load_full_model(*args)
-        loaded.extend(_weights(model))
+    built = []
+    from_pretrained = AutoModelForCausalLM.from_pretrained
+
+    def remember(*args, **kwargs):
+        model, info = from_pretrained(*args, **kwargs)
+        built.extend(_weights(model))
         if held_in_a_cycle:
             _hold_in_a_cycle(model)
-        return model
+        return model, info
 
-    def broken_tokenizer(*args):
-        raise OSError("tokenizer unreadable")
+    def broken(*args, **kwargs):
+        raise OSError("unreadable")
 
-    monkeypatch.setattr(backend, "_load_full_model", load_and_remember)
-    monkeypatch.setattr(backend, "_load_tokenizer", broken_tokenizer)
-    with pytest.raises(OSError, match="tokenizer unreadable"):
-        backend.load(tiny_tree.record("tiny-org/tiny-base"))
-    assert backend.model is None and loaded
+    model_id = {"missing tensor": "hastyuploads/tiny-sft-missing-tensor",
+                "adapter": "loraworks/tiny-base-lora-arith", "tokenizer": "tiny-org/tiny-base"}[failure]
+    with monkeypatch.context() as patch:
+        patch.setattr(AutoModelForCausalLM, "from_pretrained", remember)
+        if failure == "adapter":
+            patch.setattr(PeftModel, "from_pretrained", broken)
+        if failure == "tokenizer":
+            patch.setattr(TransformersBackend, "_load_tokenizer", broken)
+        with pytest.raises((CheckpointError, OSError)):
+            TransformersBackend().load(tiny_tree.record(model_id))
+    failed = list(built)
+    assert failed
     collections.clear()
-    backend.unload()
-    assert all(ref() is None for ref in loaded)
-    assert len(collections) == (1 if held_in_a_cycle else 0)
+    TransformersBackend().load(tiny_tree.record("quietmath/tiny-arith-pro"))   # a new object, as in the runtime
+    assert all(ref() is None for ref in failed)
+    assert len(collections) == 1
+    TransformersBackend().load(tiny_tree.record("quietmath/tiny-arith-pro"))   # and only once
+    assert len(collections) == 1
 
 
 def test_the_fast_path_keeps_its_module_through_unload_and_frees_it_on_release(tiny_tree, collections):
