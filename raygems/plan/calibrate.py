@@ -192,9 +192,9 @@ def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, firsts, work: pd.Seri
     placed = events[events["kind"] == "slot_placed"]
     if len(placed):
         return float(np.mean([t - slots.get(s, t) for s, t in zip(placed["slot"], placed["t"])]))
-    firsts = calls.loc[calls.index.intersection(firsts)]
+    first_ok = calls.loc[calls.index.intersection(firsts)]
     starts = [row.returned - slots.get(row.slot, row.submitted) - work.loc[i] - overhead
-              - warm_ups.get(row.slot, 0.0) for i, row in firsts.iterrows()]
+              - warm_ups.get(row.slot, 0.0) for i, row in first_ok.iterrows()]
     return max(0.0, float(np.mean(starts))) if starts else base.slot_start_s
 
 

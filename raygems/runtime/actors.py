@@ -64,15 +64,15 @@ class ModelActor:
         started = time.perf_counter()
         try:
             self.spec.warm_up()
-            if self.spec.backend not in MATRIX_BACKENDS:      # answers from a matrix: no torch
-                self._limit_threads()
+            self._limit_threads()
         except Exception as exc:  # noqa: BLE001
             logging.getLogger(__name__).warning("warm-up of backend %s failed: %s", self.spec.backend, exc)
         self.warm_up_s = time.perf_counter() - started
 
     def _limit_threads(self) -> None:
-        """torch's threads for this actor, once (torch is imported here if warm_up did not)."""
-        if self._threads_limited:
+        """torch's threads for this actor, once (torch is imported here if warm_up did not); nothing for a
+        matrix backend, which does not use torch."""
+        if self._threads_limited or self.spec.backend in MATRIX_BACKENDS:
             return
         try:
             import torch
@@ -101,8 +101,7 @@ class ModelActor:
         if self.model is None:
             raise RuntimeError("no model assigned to this actor")
         start = time.perf_counter()
-        if self.spec.backend not in MATRIX_BACKENDS:
-            self._limit_threads()
+        self._limit_threads()
         evaluator = self.spec.build(self.model, self.pool)
         evaluator.load()
         self.evaluator = evaluator

@@ -17,10 +17,10 @@
 `events()` is the run's events log (`DIR/events.parquet`), one row per happening, times in seconds since the
 driver started (`t`, `submitted`, `returned`, `launched`, `completed`): a `call` per actor call (arm, slot,
 query indices, load/generate/score/record seconds, tokens; `warm_up_s`: the actor's warm-up imports, in its
-first successful report only; `failed`: the stage when the checkpoint failed), a `slot` when a model actor is created and a
-`slot_placed` when the driver learned its node (runs that fetch wait for it), a `round` per search round and a
-`phase` per final evaluation (`start`; `t` is the end; survivors, pairs asked), a `fetch` per finished fetch
-(bytes, seconds, plan_s, wait_s). The cost model (`raygems plan --calibrate-from DIR`) reads its speeds from it.
+first successful report only; `failed`: the stage when the checkpoint failed), a `slot` when a model actor is
+created and a `slot_placed` when the driver learned its node (runs that fetch wait for it), a `round` per search
+round and a `phase` per final evaluation (`start`; `t` is the end; survivors, pairs asked), a `fetch` per
+finished fetch (bytes, seconds, plan_s, wait_s). The cost model (`raygems plan --calibrate-from DIR`) reads its speeds from it.
 """
 from __future__ import annotations
 

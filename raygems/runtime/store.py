@@ -69,7 +69,6 @@ class ResultStore:
         """Append result rows (dicts with every column of RESULT_COLUMNS but `recorded_at`) as one part, built
         with pyarrow directly (no pandas: this is every model actor's write per batch); returns the part's path."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if not rows:
             raise ValueError("no result rows to write")
@@ -79,7 +78,7 @@ class ResultStore:
         now = time.time()
         columns = {name: [row[name] if name != "recorded_at" else now for row in rows] for name in RESULT_COLUMNS}
         table = pa.table(columns, schema=arrow_schema())
-        return atomic_write(self.results_dir / new_part_name(), lambda tmp: pq.write_table(table, tmp))
+        return self._write_table(table)
 
     def write_results(self, frame: pd.DataFrame) -> Path:
         """Append the rows of `frame` as one part (atomically); returns the part's path."""
@@ -98,6 +97,12 @@ class ResultStore:
     def put_failure(self, failure: Failure) -> None:
         frame = pd.DataFrame([{**failure.__dict__, "recorded_at": time.time()}]).astype(FAILURE_COLUMNS)
         self._write(self.failures_dir, frame)
+
+    def _write_table(self, table) -> Path:
+        """An arrow table of results as a new part (atomically)."""
+        import pyarrow.parquet as pq
+
+        return atomic_write(self.results_dir / new_part_name(), lambda tmp: pq.write_table(table, tmp))
 
     def _write(self, folder: Path, frame: pd.DataFrame) -> Path:
         return write_parquet(folder / new_part_name(), frame)
@@ -160,14 +165,12 @@ class ResultStore:
     def compact(self) -> Path | None:
         """Merge all result parts into one (atomically: the merged file is visible before old parts go). Rows of
         an older scorer are kept (they are kept on disk, only not served)."""
-        import pyarrow.parquet as pq
-
         parts = self._parts(self.results_dir)
         if len(parts) <= 1:
             return parts[0] if parts else None
         every = read_parts(parts).drop_duplicates(list(KEY), keep="first")
         table = _to_arrow(every)
-        path = atomic_write(self.results_dir / new_part_name(), lambda tmp: pq.write_table(table, tmp))
+        path = self._write_table(table)
         for part in parts:
             part.unlink()
         with self._lock:
