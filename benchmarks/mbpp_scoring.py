@@ -110,14 +110,14 @@ def measure_attacks() -> dict:
     report = {"limits": dataclasses.asdict(DEFAULT_LIMITS), "guarantees": list(sandbox.expected_guarantees()),
               "idle drift over 2 s": {"memory_mb": round(idle.memory_drop_mb, 1),
                                       "disk_mb": round(idle.disk_drop_mb, 1)}}
-    real_filter = sandbox.user_namespace_filter
+    real_filter = sandbox.syscall_filter
     for name, (code, with_filter) in attacks.items():
-        sandbox.user_namespace_filter = real_filter if with_filter else (lambda: None)
+        sandbox.syscall_filter = real_filter if with_filter else (lambda: None)
         try:
             with HostWatch() as watch:
                 result = sandbox.run_program(code, allow=True, limits=DEFAULT_LIMITS)
         finally:
-            sandbox.user_namespace_filter = real_filter
+            sandbox.syscall_filter = real_filter
         report[name] = {"reason": result.reason, "seconds": round(result.seconds, 2),
                         "stdout": result.stdout.strip()[-120:], "peak_memory_mb": result.peak_memory_mb,
                         "host_memory_drop_mb": round(watch.memory_drop_mb, 1),

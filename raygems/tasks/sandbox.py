@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raygems.tasks.cgroups import SandboxGroups, available_controllers
-from raygems.tasks.seccomp import user_namespace_filter
+from raygems.tasks.seccomp import syscall_filter
 
 ENV_FLAG = "RAYGEMS_ALLOW_CODE_EXECUTION"
 NOBODY_UID = 65534
@@ -73,7 +73,9 @@ SCRATCH_DISK_LIMIT = "scratch-disk-limit"    # writes go to a tmpfs of disk_mb, 
 TREE_MEMORY_LIMIT = "tree-memory-limit"      # memory_mb for every process of the tree together
 TREE_PROCESS_LIMIT = "tree-process-limit"    # max_processes for the tree, not per user
 NO_USER_NAMESPACES = "no-user-namespaces"    # creating a user namespace fails
-ALL_GUARANTEES = (ISOLATED_FILES, SCRATCH_DISK_LIMIT, TREE_MEMORY_LIMIT, TREE_PROCESS_LIMIT, NO_USER_NAMESPACES)
+NO_KERNEL_KEYRING = "no-kernel-keyring"      # add_key, request_key and keyctl fail: nothing outlives the sandbox there
+ALL_GUARANTEES = (ISOLATED_FILES, SCRATCH_DISK_LIMIT, TREE_MEMORY_LIMIT, TREE_PROCESS_LIMIT, NO_USER_NAMESPACES,
+                  NO_KERNEL_KEYRING)
 
 
 class CodeExecutionDisabled(RuntimeError):
@@ -143,8 +145,8 @@ class SandboxResult:
     ``channel``: what the program wrote to its channel (at most ``channel_bytes``;
     ``channel_overflow`` when it tried to write more). ``peak_memory_mb``: the most the whole tree held
     at once (None without a memory cgroup). ``guarantees``: which of ``ISOLATED_FILES``,
-    ``SCRATCH_DISK_LIMIT``, ``TREE_MEMORY_LIMIT``, ``TREE_PROCESS_LIMIT`` and ``NO_USER_NAMESPACES``
-    held for this run (network, PID namespace, wall time and per-process limits always do).
+    ``SCRATCH_DISK_LIMIT``, ``TREE_MEMORY_LIMIT``, ``TREE_PROCESS_LIMIT``, ``NO_USER_NAMESPACES`` and
+    ``NO_KERNEL_KEYRING`` held for this run (network, PID namespace, wall time and per-process limits always do).
     """
 
     passed: bool
@@ -226,6 +228,26 @@ def _ancestors(path: Path) -> list[Path]:
     return list(reversed(path.parents))[1:]  # without "/"
 
 
+def _run_reaped(command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """Run ``command`` to the end under the reaper (``_REAPER``), so that every process it leaves behind,
+    such as the init of a PID namespace killed with its parent, is collected there instead of becoming a
+    zombie handed to the host's init."""
+    executable, _ = _interpreter()
+    start_read, start_write = os.pipe()
+    try:
+        os.write(start_write, b"1")
+        os.close(start_write)
+        start_write = -1
+        return subprocess.run([executable, "-I", "-S", "-B", "-c", _REAPER, str(os.getpid()), str(start_read),
+                               shutil.which(command[0]) or command[0], *command[1:]],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s,
+                              pass_fds=(start_read,))
+    finally:
+        os.close(start_read)
+        if start_write >= 0:
+            os.close(start_write)
+
+
 @functools.lru_cache(maxsize=1)
 def available_isolation() -> str:
     """"bwrap" or "unshare", whichever works here (probed once per process)."""
@@ -240,7 +262,7 @@ def available_isolation() -> str:
         if shutil.which(command[0]) is None:
             errors.append(f"{command[0]} is not installed")
             continue
-        probe = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        probe = _run_reaped(command, timeout_s=30)
         if probe.returncode == 0:
             return name
         errors.append(f"{command[0]} failed: {probe.stderr.decode(errors='replace').strip()[:200]}")
@@ -258,8 +280,8 @@ def _guarantees(isolation: str, controllers: tuple[str, ...]) -> tuple[str, ...]
         held.append(TREE_MEMORY_LIMIT)
     if "pids" in controllers:
         held.append(TREE_PROCESS_LIMIT)
-    if isolation == "bwrap" and user_namespace_filter() is not None:
-        held.append(NO_USER_NAMESPACES)
+    if isolation == "bwrap" and syscall_filter() is not None:
+        held += [NO_USER_NAMESPACES, NO_KERNEL_KEYRING]
     return tuple(held)
 
 
@@ -534,7 +556,7 @@ def run_program(code: str, timeout_s: float = 10.0, memory_mb: int = 1024, allow
         channel = _Channel(channel_read, channel_bytes)
         child_fds.append(channel_write)
         sandbox_globals["SANDBOX_CHANNEL_FD"] = channel_write
-    seccomp_filter = user_namespace_filter() if isolation == "bwrap" else None
+    seccomp_filter = syscall_filter() if isolation == "bwrap" else None
     seccomp_fd = _pipe_with(seccomp_filter) if seccomp_filter is not None else None
     if seccomp_fd is not None:
         child_fds.append(seccomp_fd)

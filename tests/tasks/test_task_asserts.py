@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from raygems.tasks.asserts import (MAX_DEPTH, MAX_RESULT_BYTES, UnsupportedTest, check_program, split_asserts,
-                                   verdict)
+from raygems.tasks.asserts import (MAX_DEPTH, MAX_RESULT_BYTES, MAX_VALUE_ELEMENTS, UnsupportedTest, check_program,
+                                   split_asserts, verdict)
 from raygems.tasks.sandbox import SandboxLimits, SandboxResult
 
 SOLUTION = """\
@@ -131,6 +131,26 @@ RIGHT = records({"step": 1, "value": ["str", "b"]},
 ])
 def test_the_host_reads_the_channel_strictly(channel, reason):
     assert verdict(TWO, sandbox_result(channel)).reason == reason
+
+
+def colliding_ints(count: int) -> list:
+    """`count` distinct ints with one hash (k * (2**61 - 1)): a set of them costs the host O(count**2)."""
+    return [["int", f"{k * ((1 << 61) - 1):x}"] for k in range(1, count + 1)]
+
+
+def test_values_chosen_to_collide_in_a_set_are_refused_before_the_host_hashes_them():
+    """A program forging one value of 38,000 colliding ints made the host spend 6.4 s of CPU on one
+    `set` (raygems issue 13's red team); past MAX_VALUE_ELEMENTS elements the values are refused unread."""
+    sets = split("assert f(1) == {1}")
+    flood = verdict(sets, sandbox_result(records({"step": 1, "value": ["set", colliding_ints(38_000)]})))
+    assert flood.reason == "bad-result" and str(MAX_VALUE_ELEMENTS) in flood.detail
+    # the limit is on all calls' values together, at any depth: two halves over it are refused too
+    half = ["list", colliding_ints(MAX_VALUE_ELEMENTS // 2 + 1)]
+    assert verdict(TWO, sandbox_result(records({"step": 1, "value": half}, {"step": 2, "value": half}))).reason \
+        == "bad-result"
+    # up to the limit a value arrives whole (a wrong answer here, so assert-failed, not bad-result)
+    within = records({"step": 1, "value": ["set", colliding_ints(MAX_VALUE_ELEMENTS - 1)]})
+    assert verdict(sets, sandbox_result(within)).reason == "assert-failed"
 
 
 def test_the_first_failing_assert_decides_and_a_sandbox_stop_is_reported():

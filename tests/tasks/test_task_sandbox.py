@@ -238,10 +238,10 @@ def test_forked_processes_share_one_memory_limit(sandbox_tmp, memory_mb, child_m
 
 
 def test_the_seccomp_filter_exists_for_x86_64_and_aarch64_only():
-    from raygems.tasks.seccomp import user_namespace_filter
+    from raygems.tasks.seccomp import syscall_filter
 
-    assert len(user_namespace_filter("x86_64")) == 15 * 8 and len(user_namespace_filter("aarch64")) == 13 * 8
-    assert user_namespace_filter("riscv64") is None
+    assert len(syscall_filter("x86_64")) == 21 * 8 and len(syscall_filter("aarch64")) == 19 * 8
+    assert syscall_filter("riscv64") is None
 
 
 def test_no_user_namespaces_inside(sandbox_tmp):
@@ -252,11 +252,55 @@ def test_no_user_namespaces_inside(sandbox_tmp):
     assert "unshare -Urm: 1" in result.stdout
 
 
+KEYRING = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+ADD_KEY, KEYCTL = (248, 250) if os.uname().machine == "x86_64" else (217, 219)
+added = libc.syscall(ADD_KEY, b"user", b"raygems-sandbox-test", b"x" * 100, 100, -4)   # @u, nobody's keyring
+print("add_key", added, os.strerror(ctypes.get_errno()))
+ring = libc.syscall(KEYCTL, 0, -4, 0)                                              # KEYCTL_GET_KEYRING_ID
+print("keyctl", ring, os.strerror(ctypes.get_errno()))
+"""
+
+
+def test_the_kernel_keyring_is_out_of_reach(sandbox_tmp):
+    """Keys in nobody's keyring would outlive the sandbox: a later program could read what an earlier one
+    left there."""
+    needs(sandbox.NO_KERNEL_KEYRING)
+    result = run_contained(KEYRING, sandbox_tmp)
+    assert result.passed, result
+    assert "add_key -1 Operation not permitted" in result.stdout, result.stdout
+    assert "keyctl -1 Operation not permitted" in result.stdout, result.stdout
+
+
+def test_probing_the_isolation_leaves_no_process_behind(tmp_path):
+    """The probe's bwrap kills its PID namespace's init when it exits; that init is reaped by the probe's
+    reaper, not handed to the machine's init as a zombie. Run in a fresh process that is a subreaper itself,
+    so that anything the probe orphaned would come back to it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import ctypes, os, time\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)\n"   # PR_SET_CHILD_SUBREAPER
+        "from raygems.tasks.sandbox import available_isolation\n"
+        "print(available_isolation())\n"
+        "time.sleep(0.5)\n"
+        "try:\n"
+        "    print('left behind', os.waitpid(-1, os.WNOHANG))\n"
+        "except ChildProcessError:\n"
+        "    print('nothing left')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.splitlines()[-1] == "nothing left", done.stdout
+
+
 def test_without_the_seccomp_filter_the_memory_cgroup_still_holds_a_nested_tmpfs(sandbox_tmp, monkeypatch):
     """Defence in depth: with user namespaces allowed (filter off) the tmpfs is mounted, but its pages
     are charged to the sandbox's memory cgroup: the 3 GiB stop at memory_mb."""
     needs(sandbox.TREE_MEMORY_LIMIT)
-    monkeypatch.setattr(sandbox, "user_namespace_filter", lambda: None)
+    monkeypatch.setattr(sandbox, "syscall_filter", lambda: None)
     result = run_contained(NESTED_NAMESPACE, sandbox_tmp, memory_mb=90, timeout_s=8.0)
     assert "mounted" in result.stdout and "wrote" not in result.stdout, result
     assert result.peak_memory_mb <= 90 and not result.passed
