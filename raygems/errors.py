@@ -34,3 +34,10 @@ class HubUnreachable(SetupError):
             f"in the hub layout (docs/architecture.md) and --data-dir a folder of benchmark files "
             f"(or set RAYGEMS_DATA_DIR); see docs/tasks.md")
         self.reason = reason
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """`exc` named in one line, as a failure reason or inside an error message: its type and the first line of
+    its message (at most `limit` characters), e.g. "OSError: [Errno 28] No space left on device"."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raygems.errors import SetupError
+from raygems.errors import SetupError, one_line
 from raygems.tasks.prompting import PROMPT_VARIANTS
 
 __all__ = ["FAILURE_COLUMNS", "KEY", "LEGACY_SCORING_VERSION", "PROMPT_VARIANTS", "REQUIRED_COLUMNS",
@@ -109,7 +109,7 @@ def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
                 frame[column] = None
         return frame.astype({c: t for c, t in RESULT_COLUMNS.items() if c in frame.columns})
     except (OSError, ValueError, TypeError) as exc:   # arrow's errors derive from these
-        raise SetupError(f"{path} is not a result part raygems can read ({_first_line(exc)}); move it out of the "
+        raise SetupError(f"{path} is not a result part raygems can read ({one_line(exc)}); move it out of the "
                          f"store and run again") from None
 
 
@@ -124,7 +124,7 @@ def read_parts(paths: list[Path]) -> pd.DataFrame:
         try:
             table = pq.read_table(path)
         except (OSError, ValueError) as exc:
-            raise SetupError(f"{path} is not a result part raygems can read ({_first_line(exc)})") from None
+            raise SetupError(f"{path} is not a result part raygems can read ({one_line(exc)})") from None
         if "scoring_version" not in table.column_names:
             table = table.append_column("scoring_version", pa.array([LEGACY_SCORING_VERSION] * len(table), pa.string()))
         tables.append(table.select(list(RESULT_COLUMNS)).cast(arrow_schema()))
@@ -162,9 +162,6 @@ def _check_columns(available: Iterable[str], where: str) -> None:
         raise ValueError(f"{where}: missing column(s) {missing}; have {sorted(available)}")
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # ----------------------------------------------------------------------------------------------- accuracy

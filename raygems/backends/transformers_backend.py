@@ -43,6 +43,7 @@ from raygems.backends.checkpoint import (
 )
 from raygems.backends.static_decoding import StaticDecoder
 from raygems.backends.weight_swap import LoraUpdate, architecture_key, copy_weights, merge_lora, plan_copy, read_lora
+from raygems.errors import one_line
 from raygems.hub.types import ModelRecord
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -275,7 +276,7 @@ class TransformersBackend(Backend):
                 merge_lora(shell.module, lora)
             except Exception as exc:
                 shell.source = None
-                raise CheckpointError(f"cannot merge adapter: {type(exc).__name__}: {_first_line(exc)}",
+                raise CheckpointError(f"cannot merge adapter: {one_line(exc)}",
                                       model_id) from exc
             shell.merged = frozenset(lora.parameters)
         shell.module.generation_config = self._checkpoint_generation_config(folder, model_id)
@@ -300,7 +301,7 @@ class TransformersBackend(Backend):
         try:
             copy_weights(shell.module, plan)
         except Exception as exc:
-            raise CheckpointError(f"cannot load weights: {type(exc).__name__}: {_first_line(exc)}",
+            raise CheckpointError(f"cannot load weights: {one_line(exc)}",
                                   model_id) from exc
         shell.source, shell.merged = folder, frozenset()
         return True
@@ -323,7 +324,7 @@ class TransformersBackend(Backend):
             try:
                 return GenerationConfig.from_model_config(AutoConfig.from_pretrained(str(folder)))
             except Exception as exc:
-                raise CheckpointError(f"cannot read config: {type(exc).__name__}: {_first_line(exc)}",
+                raise CheckpointError(f"cannot read config: {one_line(exc)}",
                                       model_id) from exc
 
     @property
@@ -424,7 +425,7 @@ class TransformersBackend(Backend):
                 if decoder is None or not decoder.compile:
                     raise
                 # a compiler problem must not fail every checkpoint: go on without compiling
-                reason = f"{type(exc).__name__}: {_first_line(exc)}"
+                reason = one_line(exc)
                 logging.getLogger(__name__).warning("compiled generation failed (%s); decoding eagerly from now on",
                                                     reason)
                 decoder.disable_compile(reason)
@@ -432,7 +433,7 @@ class TransformersBackend(Backend):
         except torch.cuda.OutOfMemoryError:
             raise
         except Exception as exc:
-            raise CheckpointError(f"generation failed: {type(exc).__name__}: {_first_line(exc)}",
+            raise CheckpointError(f"generation failed: {one_line(exc)}",
                                   self._record.model_id if self._record else None) from exc
         prompt_width = encoded["input_ids"].shape[1]
         prompt_tokens = encoded["attention_mask"][:rows].sum(dim=1).tolist()
@@ -545,7 +546,7 @@ class TransformersBackend(Backend):
         except CheckpointError:
             raise
         except Exception as exc:   # the architecture was checked before (read_config): these are the weights
-            raise CheckpointError(f"cannot load weights: {type(exc).__name__}: {_first_line(exc)}",
+            raise CheckpointError(f"cannot load weights: {one_line(exc)}",
                                   model_id) from exc
         finally:
             for logger, level in zip(loggers, previous):
@@ -562,7 +563,7 @@ class TransformersBackend(Backend):
         try:
             model = PeftModel.from_pretrained(base, str(files.model_dir), adapter_name=name)
         except Exception as exc:
-            raise CheckpointError(f"cannot load adapter: {type(exc).__name__}: {_first_line(exc)}",
+            raise CheckpointError(f"cannot load adapter: {one_line(exc)}",
                                   model_id) from exc
         self._adapter_name = name
         return model.to(self._device).eval()
@@ -575,7 +576,7 @@ class TransformersBackend(Backend):
         try:
             self._model.load_adapter(str(files.model_dir), adapter_name=name)
         except Exception as exc:
-            raise CheckpointError(f"cannot load adapter: {type(exc).__name__}: {_first_line(exc)}",
+            raise CheckpointError(f"cannot load adapter: {one_line(exc)}",
                                   model_id) from exc
         self._model.set_adapter(name)
         if self._adapter_name is not None:
@@ -592,7 +593,7 @@ class TransformersBackend(Backend):
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
         except Exception as exc:
-            raise CheckpointError(f"cannot load tokenizer: {type(exc).__name__}: {_first_line(exc)}",
+            raise CheckpointError(f"cannot load tokenizer: {one_line(exc)}",
                                   model_id) from exc
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
@@ -628,6 +629,3 @@ def _adapter_name(folder: Path) -> str:
     return "adapter_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""

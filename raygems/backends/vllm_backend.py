@@ -31,6 +31,7 @@ from raygems.backends.checkpoint import (
     locate,
     read_config,
 )
+from raygems.errors import one_line
 from raygems.hub.types import ModelRecord
 
 
@@ -178,7 +179,7 @@ class VLLMBackend(Backend):
         try:
             outputs = self._llm.generate(prompts, params, use_tqdm=False, lora_request=self._lora)
         except Exception as exc:
-            raise CheckpointError(f"generation failed: {type(exc).__name__}: {_first_line(exc)}",
+            raise CheckpointError(f"generation failed: {one_line(exc)}",
                                   self._record.model_id if self._record else None) from exc
         seconds = (time.perf_counter() - started) / len(requests)
         return [Generation(text=out.outputs[0].text, prompt_tokens=len(out.prompt_token_ids),
@@ -210,7 +211,7 @@ class VLLMBackend(Backend):
         try:
             self._llm = LLM(**args)
         except Exception as exc:
-            raise CheckpointError(f"vLLM cannot load the model: {type(exc).__name__}: {_first_line(exc)}",
+            raise CheckpointError(f"vLLM cannot load the model: {one_line(exc)}",
                                   model_id) from exc
         self._engine_dir, self._engine_args = folder, args
         self._tokenizer = self._llm.get_tokenizer()
@@ -262,6 +263,3 @@ def _device_type() -> str:
         return "unknown"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""

@@ -120,6 +120,20 @@ class MethodSpec:
         """Whether survivors share their queries (one query order per repetition) with these options."""
         return bool({**self.preset, **(options or {})}.get("correlated", self.cls.correlated))
 
+    def with_inputs(self, options: dict[str, Any] | None = None, *, downloads=None, is_base=None,
+                    query_groups=None, arm_priority=None) -> dict[str, Any]:
+        """`options` completed with the inputs this method declares it takes (`INPUT_OPTIONS`), from what the
+        caller knows of the models and queries: every caller (replay, live search, plan) builds a method's
+        options here. An input given as None is left out; one already in `options` wins."""
+        known = {"downloads": downloads, "is_base": is_base, "query_groups": query_groups,
+                 "arm_priority": arm_priority}
+        merged = dict(options or {})
+        for flag, names in INPUT_OPTIONS.items():
+            for name in names:
+                if getattr(self, flag) and known.get(name) is not None:
+                    merged.setdefault(name, np.asarray(known[name]))
+        return merged
+
     def make(self, num_arms: int, num_queries: int, budget_per_model: int, seeds, **options) -> BanditAlgorithm:
         return self.cls(num_arms, num_queries, budget_per_model, seeds, **{**self.preset, **options})
 

@@ -56,9 +56,10 @@ def add_speed_arguments(p: argparse.ArgumentParser, prefix: str = "") -> None:
 
 def run(args: argparse.Namespace) -> int:
     from raygems.cli.search import config_from_args
+    from raygems.plan import EXHAUSTIVE
 
     methods = _methods(args.method)
-    spending = [m for m in methods if m != "exhaustive"]
+    spending = [m for m in methods if m != EXHAUSTIVE]
     args.method = spending[0] if spending else None
     config = config_from_args(args)
     return print_plans(config, args, methods)

@@ -122,7 +122,7 @@ class Work:
     query_tasks: np.ndarray                    # task index per query of the pool
     task_names: list[str]
     steps: np.ndarray                          # decode steps per task (a generate batch's longest answer)
-    rewards: "object"                          # raygems.plan.rewards.Rewards
+    rewards: "object"                          # raygems.plan.rewards.MatrixRewards
     method: str = DEFAULT_METHOD
     budget: int = 50
     seed: int = 0
@@ -131,6 +131,8 @@ class Work:
     final_evaluation: bool = True
     exhaustive: bool = False
     popular_base: int = 0
+    downloads: list[int] | None = None         # per candidate (methods that take the models table: best-base)
+    is_base: list[bool] | None = None          # per candidate: an official release of the root
     fetch: bool = False                        # checkpoints come from the hub through the fetch stage
     adapter_base: dict[int, str] = field(default_factory=dict)    # arm -> id of the base fetched beside it
     base_sizes: dict[str, int] = field(default_factory=dict)      # sizes of those bases

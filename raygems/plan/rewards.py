@@ -22,9 +22,6 @@ class MatrixRewards:
     def correct(self, arm: int, queries) -> int:
         return int(self.values[arm, np.asarray(queries, dtype=np.int64)].sum())
 
-    def accuracy(self) -> np.ndarray:
-        return self.values.mean(axis=1)
-
 
 def default_accuracies(num_arms: int, seed: int = 0) -> np.ndarray:
     """Accuracies skewed like the paper's trees: 0.78 minus a Gamma(1.5, 0.1) gap (mean gap 0.15)."""

@@ -547,7 +547,7 @@ class Simulation:
         wall = self.now
         slots = max(1, len(self.schedule.slots))
         status = self.checkpoints.status()
-        fetches = getattr(self.checkpoints, "events", [])
+        fetches = self.checkpoints.events
         fetch_bytes = int(status.get("fetch_bytes", 0))
         gpus_per_slot = cluster.gpus / max(1, cluster.max_loaded)
         return PlanResult(

@@ -132,7 +132,7 @@ def work_for_matrix(matrix, method: str = DEFAULT_METHOD, budget: int = 50, seed
                 steps=np.asarray(steps, dtype=np.int64), rewards=MatrixRewards(matrix.values), method=method,
                 budget=budget, seed=seed, method_options=dict(method_options), chunk_size=chunk_size,
                 final_evaluation=final_evaluation, popular_base=popular_base_of(records),
-                fetch=checkpoint_bytes > 0)
+                downloads=flags["downloads"], is_base=flags["is_base"], fetch=checkpoint_bytes > 0)
 
 
 def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int | None = None,
@@ -181,7 +181,8 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
                 query_tasks=tasks, task_names=names, steps=steps, rewards=rewards, method=config.method,
                 budget=config.budget, seed=config.seed, chunk_size=config.chunk_size,
                 final_evaluation=config.final_evaluation, exhaustive=config.exhaustive,
-                popular_base=popular_base_of(candidates), fetch=fetch, adapter_base=adapter_base,
+                popular_base=popular_base_of(candidates), downloads=[m.downloads for m in candidates],
+                is_base=[m.is_base for m in candidates], fetch=fetch, adapter_base=adapter_base,
                 base_sizes=base_sizes, failures=failures, arm_priority=decision.priority,
                 beliefs=dict(decision.method_options))
     return for_method(with_facts(work, facts), config, method or config.method)
@@ -203,14 +204,15 @@ def with_facts(work: Work, facts: RunFacts) -> Work:
 
 
 def for_method(work: Work, config, method: str) -> Work:
-    """`work` searched by `method`, with the options the driver would give it (a prior's tie-break priority
-    where the method takes one; its beliefs only for the configured method, as `apply_prior` made them)."""
+    """`work` searched by `method`, with the options the driver would give it: the inputs the method takes
+    (`MethodSpec.with_inputs`: the models table, query groups, a prior's tie-break priority); the configured
+    options and a prior's beliefs only for the configured method (another method runs with its defaults)."""
     from raygems.bandits import get_method
     from raygems.plan.simulate import EXHAUSTIVE
 
-    options = {k: v for k, v in config.method_options.items() if k != "prior_strength"}
-    if method == config.method:
-        options.update(work.beliefs)
-    if method != EXHAUSTIVE and work.arm_priority is not None and get_method(method).accepts_arm_priority:
-        options.setdefault("arm_priority", np.asarray(work.arm_priority, dtype=float))
+    options = {**config.algorithm_options, **work.beliefs} if method == config.method else {}
+    if method != EXHAUSTIVE:
+        options = get_method(method).with_inputs(
+            options, downloads=work.downloads, is_base=work.is_base, query_groups=work.query_tasks,
+            arm_priority=None if work.arm_priority is None else np.asarray(work.arm_priority, dtype=float))
     return replace(work, method=method, method_options=options)

@@ -91,9 +91,7 @@ class SyntheticTree:
 
     def summary(self) -> dict[str, float]:
         acc = self.matrix.accuracies
-        models = self.models
-        base = models.index[models["is_base"]].to_numpy()
-        popular = int(base[np.argmax(models.loc[base, "downloads"].to_numpy())])
+        popular = self.matrix.popular_base()
         ranks = self.matrix.ranks()
         return {
             "K": self.matrix.num_models, "Q": self.matrix.num_queries,

@@ -69,15 +69,15 @@ def method_options(matrix: CorrectnessMatrix, method: str, options: dict[str, An
     task label of every query (methods that accept query groups, e.g. recommended: stratified query blocks)."""
     spec = get_method(method)
     merged = dict(options or {})
+    downloads = is_base = None
     if spec.needs_models_table and "downloads" not in merged:
         if matrix.models is None or "downloads" not in matrix.models.columns:
             raise MatrixError(f"method {method!r} needs a models table with a 'downloads' column (--models PATH)")
-        merged["downloads"] = matrix.models["downloads"].to_numpy(dtype=float)
+        downloads = matrix.models["downloads"].to_numpy(dtype=float)
         if "is_base" in matrix.models.columns:
-            merged["is_base"] = matrix.models["is_base"].fillna(False).to_numpy(dtype=bool)
-    if spec.accepts_query_groups and "query_groups" not in merged and matrix.tasks is not None:
-        merged["query_groups"] = np.asarray(matrix.tasks)   # task label per query (stratified query blocks)
-    return merged
+            is_base = matrix.models["is_base"].fillna(False).to_numpy(dtype=bool)
+    query_groups = None if matrix.tasks is None else np.asarray(matrix.tasks)   # stratified query blocks
+    return spec.with_inputs(merged, downloads=downloads, is_base=is_base, query_groups=query_groups)
 
 
 #: What a replay holds per repetition, in 8-byte words: the algorithm's (R, K) state and its temporaries (at most

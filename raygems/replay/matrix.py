@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raygems.errors import one_line
 from raygems.popularity import popular_base
 
 LONG_COLUMNS = ("model_id", "query_id", "correct")
@@ -174,19 +175,16 @@ def _read_table(path: Path, reader):
     try:
         return reader(path)
     except (OSError, ValueError) as exc:   # not a table (arrow and pandas raise subclasses of these)
-        raise MatrixError(f"{path}: not a readable table ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise MatrixError(f"{path}: not a readable table ({one_line(exc)})") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def _from_npy(path: Path) -> CorrectnessMatrix:
     try:
         values = np.load(path, allow_pickle=False)
     except (EOFError, OSError, ValueError) as exc:   # empty, truncated, not a .npy, or an object (pickled) array
-        raise MatrixError(f"{path}: not a readable .npy array ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise MatrixError(f"{path}: not a readable .npy array ({one_line(exc)})") from None
     if not isinstance(values, np.ndarray):
         raise MatrixError(f"{path}: holds several arrays (.npz); a correctness matrix is one 2-D array")
     index_path = path.parent / "index.json"
@@ -200,7 +198,7 @@ def _from_npy(path: Path) -> CorrectnessMatrix:
         try:
             index = json.loads(index_path.read_text())
         except ValueError as exc:
-            raise MatrixError(f"{index_path}: not valid JSON ({_first_line(exc)})") from None
+            raise MatrixError(f"{index_path}: not valid JSON ({one_line(exc)})") from None
         if not isinstance(index, dict):
             raise MatrixError(f"{index_path}: expected an object with 'models' and 'item_ids', got "
                               f"{type(index).__name__}")

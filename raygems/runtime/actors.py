@@ -119,7 +119,7 @@ class ModelActor:
         part = self.store.put_rows(rows)
         record_s = time.perf_counter() - evaluated
         by_key = {(row["query_id"], row["variant"]): row["reward"] for row in rows}
-        timing = getattr(self.evaluator, "last_timing", {})
+        timing = self.evaluator.last_timing
         first = [row for row in rows if row["variant"] == PROMPT_VARIANTS[0]]   # token counts: one variant's
         warm_up_s, self.warm_up_s = self.warm_up_s, 0.0
         return BatchReport(

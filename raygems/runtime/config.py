@@ -23,6 +23,8 @@ DEFAULT_CACHE_DIR = "~/.cache/raygems/checkpoints"
 RETIRED_SETTINGS: dict[str, Any] = {"fail": {}}
 #: Settings that name local files or folders: saved as absolute paths, so a search resumes from any directory.
 PATH_SETTINGS = ("tree", "matrix", "models", "data_dir", "prior")
+#: Settings in `method_options` that belong to the prior (`raygems.runtime.search.apply_prior`), not the method.
+PRIOR_OPTIONS = ("prior_strength",)
 
 
 def setting(default: Any = None, *, doc: str, runtime: bool = False, flag: bool = True, off: str | None = None,
@@ -141,11 +143,21 @@ class SearchConfig:
                 raise UsageError(f"--tree {self.tree}: no such directory (and not a hub model id such as 'org/name')")
         from raygems.bandits import get_method
 
-        get_method(self.method)
+        spec = get_method(self.method)
+        unknown = sorted(k for k in self.algorithm_options if not spec.accepts(k))
+        if unknown:
+            raise ValueError(f"method {self.method!r} takes no option(s) {unknown} "
+                             f"(it takes: {', '.join(sorted(spec.options)) or 'none'})")
         if self.backend in MATRIX_BACKENDS and self.matrix is None:
             raise ValueError(f"backend {self.backend!r} answers from a correctness matrix: give matrix, not tree")
         if self.backend not in MATRIX_BACKENDS:
             _check_backend(self.backend, self.backend_settings)
+
+    @property
+    def algorithm_options(self) -> dict[str, Any]:
+        """`method_options` less the prior's own setting (`prior_strength`, which `apply_prior` reads): what
+        goes to the method's constructor."""
+        return {k: v for k, v in self.method_options.items() if k not in PRIOR_OPTIONS}
 
     def identity(self) -> dict[str, Any]:
         """The settings that define the search (runtime-only ones excluded), JSON-ready."""

@@ -32,12 +32,12 @@ import numpy as np
 import pandas as pd
 
 from raygems.bandits import get_method, make_algorithm, repetition_keys
-from raygems.errors import SetupError
+from raygems.errors import SetupError, one_line
 from raygems.hub.types import ModelRecord
 from raygems.runtime.config import DEFAULT_METHOD
 from raygems.runtime.cost import CostLedger
 from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
-from raygems.runtime.fetch import CheckpointSource, LocalCheckpoints, slots_by_node
+from raygems.runtime.fetch import CheckpointSource, slots_by_node
 from raygems.runtime.rewards import RewardBook
 from raygems.runtime.schedule import SlotSchedule, SlotState, tell_round, with_lookahead
 from raygems.runtime.store import Failure, ResultStore
@@ -105,7 +105,7 @@ class SearchDriver:
         self.store_root = str(store_root)
         self.spec = spec
         self.settings = settings
-        self.checkpoints = checkpoints or LocalCheckpoints()
+        self.checkpoints = checkpoints or CheckpointSource()
         self.progress = Progress()
         self.cost = CostLedger()
         self.book = RewardBook(self.query_ids, [pool.task_of(q) for q in self.query_ids], len(self.candidates))
@@ -166,9 +166,10 @@ class SearchDriver:
         if self._known_parts is None:
             self._load_book()
         s = self.settings
-        options = dict(s.method_options)
-        if s.arm_priority is not None and get_method(s.method).accepts_arm_priority:
-            options.setdefault("arm_priority", np.asarray(s.arm_priority, dtype=float))
+        options = get_method(s.method).with_inputs(
+            s.method_options, downloads=[m.downloads for m in self.candidates],
+            is_base=[m.is_base for m in self.candidates], query_groups=[self.pool.task_of(q) for q in self.query_ids],
+            arm_priority=None if s.arm_priority is None else np.asarray(s.arm_priority, dtype=float))
         algo = make_algorithm(s.method, len(self.candidates), len(self.pool), s.budget_per_model,
                               repetition_keys(s.seed, 1), **options)
         self.progress.start_phase("search", int(algo.budget))
@@ -239,7 +240,7 @@ class SearchDriver:
 
     def cost_events(self) -> list[dict]:
         """The events log (`raygems.runtime.cost`): every actor call, slot, round and fetch, with times."""
-        return self.cost.events(getattr(self.checkpoints, "events", []))
+        return self.cost.events(self.checkpoints.events)
 
     # ----------------------------------------------------------------------------------------- serving
     def _serve(self, requests: dict[int, list[int]]) -> None:
@@ -354,7 +355,7 @@ class SearchDriver:
                 failure, persist = Failure(*self._key(arm), cause.stage, cause.reason), True
             else:   # not the checkpoint's own failure (a bug, out of memory, ...): a rerun tries again
                 inner = cause or exc
-                failure = Failure(*self._key(arm), "evaluate", f"{type(inner).__name__}: {_first_line(inner)}")
+                failure = Failure(*self._key(arm), "evaluate", one_line(inner))
                 persist = False
             self._fail(arm, failure, persist=persist, in_flight=len(chunk))
             return
@@ -510,6 +511,3 @@ def _is_ref(value) -> bool:
     return isinstance(value, ray.ObjectRef)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else ""

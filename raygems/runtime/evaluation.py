@@ -86,6 +86,8 @@ class EvaluationError(Exception):
 class Evaluator(ABC):
     def __init__(self, model: ModelRecord, pool, spec: EvaluatorSpec):
         self.model, self.pool, self.spec = model, pool, spec
+        #: The last `evaluate` call's seconds by part ("generate_s", "score_s"); empty when not measured.
+        self.last_timing: dict[str, float] = {}
 
     @abstractmethod
     def load(self) -> None:
@@ -145,6 +147,8 @@ class MatrixEvaluator(Evaluator):
 
 class GenerativeEvaluator(Evaluator):
     """A real checkpoint behind a generation backend."""
+
+    backend = None   # the generation backend (`raygems.backends.Backend`) once `load` has made it
 
     def load(self) -> None:
         from raygems.backends import CheckpointError
@@ -213,7 +217,6 @@ class GenerativeEvaluator(Evaluator):
         return rows
 
     def unload(self) -> None:
-        backend = getattr(self, "backend", None)
-        if backend is not None:
-            backend.unload()
+        if self.backend is not None:
+            self.backend.unload()
 

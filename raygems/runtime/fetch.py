@@ -38,6 +38,7 @@ class CheckpointSource:
 
     def __init__(self, candidates: list[ModelRecord] | None = None):
         self.candidates = candidates
+        self.events: list[dict] = []   # one record per finished fetch, for the run's events log (none here)
 
     def want(self, arms: list[int]) -> None:
         pass
@@ -72,10 +73,6 @@ class CheckpointSource:
 
     def shutdown(self) -> None:
         pass
-
-
-#: The local case has nothing to add to the interface.
-LocalCheckpoints = CheckpointSource
 
 
 # ---------------------------------------------------------------------------------------------- hub trees
@@ -312,7 +309,6 @@ class FetchStage(CheckpointSource):
         self.totals = {"fetch_bytes": 0, "fetch_s": 0.0, "cache_bytes": 0, "peak_cache_bytes": 0,
                        "cache_limit_bytes": 0}
         self._cache_by_node: dict[str, tuple[int, int]] = {}
-        self.events: list[dict] = []
 
     def clock(self) -> float:
         return time.time()

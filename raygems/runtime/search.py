@@ -269,8 +269,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
     spec = EvaluatorSpec(backend=config.backend, settings=dict(config.backend_settings), tree=config.tree,
                          matrix=config.matrix, allow_code_execution=allow_code_execution)
     settings = DriverSettings(method=config.method, budget_per_model=config.budget, seed=config.seed,
-                              method_options={**{k: v for k, v in config.method_options.items()
-                                                 if k != "prior_strength"}, **decision.method_options},
+                              method_options={**config.algorithm_options, **decision.method_options},
                               max_loaded=config.max_loaded,
                               chunk_size=config.chunk_size, cpus_per_model=config.cpus_per_model,
                               gpus_per_model=_gpus_per_model(config), slot_resource=config.slot_resource,

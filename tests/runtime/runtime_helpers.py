@@ -10,6 +10,9 @@ from synthetic_matrix import write_matrix  # noqa: F401 - the runtime tests impo
 
 def raw_result_keys(out: Path) -> pd.DataFrame:
     """Every row ever written (all parts, no de-duplication): a pair paid twice shows up twice here."""
+    columns = ["model_id", "revision", "query_id", "variant"]
     parts = sorted((out / "store" / "results").glob("part-*.parquet"))
+    if not parts:   # nothing paid (a method that spends no budget)
+        return pd.DataFrame(columns=columns)
     frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
-    return frame[["model_id", "revision", "query_id", "variant"]]
+    return frame[columns]

@@ -41,7 +41,7 @@ def assert_nothing_paid_twice(out: Path) -> None:
     assert not keys.duplicated().any(), keys[keys.duplicated()].head()
 
 
-@pytest.mark.parametrize("method", ["recommended", "ours", "sequential-halving", "ucb-e"])
+@pytest.mark.parametrize("method", ["recommended", "ours", "sequential-halving", "ucb-e", "best-base"])
 def test_live_search_chooses_what_the_offline_replay_chooses(recorded, tmp_path, method):
     tree = recorded[0]
     budget = 8 if method != "ucb-e" else 3

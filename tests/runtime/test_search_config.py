@@ -27,6 +27,7 @@ def recorded(tmp_path_factory):
     ({"gpus_per_model": -0.5}, "gpus_per_model must be >= 0"),
     ({"per_task": 0}, "per_task must be at least 1"),
     ({"backend": "simulated-replay"}, "answers from a correctness matrix"),
+    ({"method": "sequential-halving", "method_options": {"late_eta": 1.3}}, r"takes no option\(s\) \['late_eta'\]"),
 ])
 def test_bad_settings_are_refused_with_the_bad_value(settings, message):
     with pytest.raises(ValueError, match=message):
