@@ -50,6 +50,16 @@ def test_json_has_a_plan_per_method_with_the_cost_keys(capsys, matrix):
     assert plans["recommended"]["budget_used"] <= 4 * 16 < plans["exhaustive"]["queries_paid"]
 
 
+def test_best_base_is_planned_from_the_models_table(capsys, matrix):
+    """best-base evaluates nothing in the search: its plan pays only the final evaluation of the base it picks."""
+    data = plan_json(capsys, ["--matrix", matrix[0], "--models", matrix[1], "--budget", "4",
+                              "--method", "best-base,recommended"])
+    plans = {p["method"]: p for p in data["plans"]}
+    assert plans["best-base"]["rounds"] == 0 and plans["best-base"]["budget_used"] == 0
+    assert plans["best-base"]["queries_paid"] == data["setup"]["queries"]     # the chosen model, on the whole pool
+    assert plans["best-base"]["wall_s"] < plans["recommended"]["wall_s"]
+
+
 def test_the_table_names_every_method(capsys, matrix):
     assert main(["plan", "--matrix", matrix[0], "--models", matrix[1], "--budget", "4",
                  "--method", "ours,uniform"]) == 0

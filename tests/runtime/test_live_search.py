@@ -41,12 +41,16 @@ def assert_nothing_paid_twice(out: Path) -> None:
     assert not keys.duplicated().any(), keys[keys.duplicated()].head()
 
 
-@pytest.mark.parametrize("method", ["recommended", "ours", "sequential-halving", "ucb-e", "best-base"])
-def test_live_search_chooses_what_the_offline_replay_chooses(recorded, tmp_path, method):
+@pytest.mark.parametrize("method, options", [
+    ("recommended", {}), ("ours", {}), ("sequential-halving", {}), ("ucb-e", {}),
+    ("best-base", {}),                       # the models table's downloads and is_base reach the method
+    ("recommended", {"stratify": True}),     # and so do the queries' task labels
+])
+def test_live_search_chooses_what_the_offline_replay_chooses(recorded, tmp_path, method, options):
     tree = recorded[0]
     budget = 8 if method != "ucb-e" else 3
-    result = run_search(config(recorded, tmp_path, method=method, budget=budget))
-    offline = replay(tree.matrix, method, budget, reps=1, seed=4, exact=True).per_rep.iloc[0]
+    result = run_search(config(recorded, tmp_path, method=method, budget=budget, method_options=options))
+    offline = replay(tree.matrix, method, budget, reps=1, seed=4, exact=True, options=options).per_rep.iloc[0]
     assert result.summary["chosen_model"] == offline["model_id"]
     assert result.summary["budget_used"] == offline["budget_used"]
     assert result.summary["queries_paid"] == offline["budget_used"]
