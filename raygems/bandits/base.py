@@ -23,6 +23,10 @@ import numpy as np
 from raygems.bandits.randomness import STREAM_TIEBREAK, QueryOrder, uniform
 
 
+class AllArmsFailed(RuntimeError):
+    """Every arm of a repetition failed (`BanditAlgorithm.tell(..., failed=...)`): nothing is left to recommend."""
+
+
 @dataclass(frozen=True)
 class Pulls:
     """One request of an algorithm: entry j asks arm `arm[j]` of repetition `rep[j]` to answer `count[j]`
@@ -205,7 +209,7 @@ class BanditAlgorithm(ABC):
             self.failed[0, failed.astype(np.int64)] = True
         self._any_failed = bool(self.failed.any())
         if self.failed.all(axis=1).any():
-            raise RuntimeError("every arm failed: nothing left to recommend")
+            raise AllArmsFailed("every arm failed: nothing left to recommend")
 
     # ------------------------------------------------------------------------------------------ helpers
     def _issue(self, pulls: Pulls | None) -> Pulls | None:

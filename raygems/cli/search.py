@@ -176,12 +176,20 @@ def print_outcome(result) -> None:
     print("\nleaderboard (accuracy on the queries each model answered; better prompt variant per task):")
     view = board[["model_id", "status", "queries", "accuracy", "downloads"]].head(10)
     print(view.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"\nchosen: {s['chosen_model']}  accuracy {_fmt(s['chosen_accuracy'])} on the whole pool")
-    print(f"popular base: {s['popular_base']}  accuracy {_fmt(s['base_accuracy'])}")
+    print(f"\nchosen: {s['chosen_model']}  accuracy {_fmt(s['chosen_accuracy'])}{_on(board, s['chosen_model'])}")
+    print(f"popular base: {s['popular_base']}  accuracy {_fmt(s['base_accuracy'])}{_on(board, s['popular_base'])}")
     if s.get("best_model"):
         print(f"best (exhaustive): {s['best_model']}  accuracy {_fmt(s['best_accuracy'])}")
     print(f"queries paid {s['queries_paid']}, reused {s['queries_reused']}, failed models {len(s['failed_models'])}; "
           f"results in {result.out}", file=sys.stderr)
+
+
+def _on(board, model_id: str) -> str:
+    """Which queries an accuracy is on: the whole pool (after the final evaluation) or those the model answered."""
+    row = board[board["model_id"] == model_id]
+    if row.empty or bool(row["complete"].iloc[0]):
+        return " on the whole pool"
+    return f" on the {int(row['queries'].iloc[0])} queries it answered"
 
 
 def _fmt(x) -> str:

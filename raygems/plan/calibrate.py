@@ -104,7 +104,7 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
     slot_start = _slot_start(events, calls, firsts, work, overhead, warm_ups, base)
     queries = float(calls["queries"].sum())
     score = float(calls["score_s"].sum()) / queries if queries else base.score_per_query_s
-    cost = summary.get("cost", {})
+    cost = summary.get("measured_cost") or summary.get("cost", {})   # of the run that wrote the events log
     driver = cost["driver_s"] / cost["driver_events"] if cost.get("driver_events") else base.driver_event_s
     rounds = events[events["kind"] == "round"].sort_values("round")
     gaps = (rounds["start"].to_numpy()[1:] - rounds["t"].to_numpy()[:-1]) if len(rounds) > 1 else np.array([])

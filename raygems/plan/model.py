@@ -101,8 +101,8 @@ class Cluster:
         if self.nodes < 1 or self.max_loaded < 1 or self.fetch_concurrency < 1:
             raise UsageError(f"nodes, max_loaded and fetch_concurrency must be at least 1, got {self.nodes}, "
                              f"{self.max_loaded}, {self.fetch_concurrency}")
-        if self.gpus_per_node < 0:
-            raise UsageError(f"gpus_per_node must be >= 0, got {self.gpus_per_node}")
+        if not math.isfinite(self.gpus_per_node) or self.gpus_per_node < 0:
+            raise UsageError(f"gpus_per_node must be a finite number >= 0, got {self.gpus_per_node}")
         if self.cache_limit_bytes is not None and self.cache_limit_bytes <= 0:
             raise UsageError(f"cache limit must be positive, got {self.cache_limit_bytes}")
 

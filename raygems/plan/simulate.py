@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from raygems.bandits import make_algorithm, repetition_keys
+from raygems.bandits import AllArmsFailed, make_algorithm, repetition_keys
+from raygems.errors import UsageError
 from raygems.hub.types import ModelRecord
 from raygems.plan.model import Cluster, Speeds, Work
 from raygems.runtime.cache import CheckpointCache, TooLarge
@@ -396,7 +398,14 @@ class Simulation:
             requests = {arm: [int(q) for q in ids] for arm, ids in pulls.by_arm(0).items()}
             served = with_lookahead(pulls, requests, self._missing, self._lookahead_batch, work.num_queries)
             self._serve(served)
-            eliminated = tell_round(algo, pulls, requests, self.failed, work.rewards.correct)
+            try:
+                eliminated = tell_round(algo, pulls, requests, self.failed, work.rewards.correct)
+            except AllArmsFailed:
+                stages = Counter(self.failed.values())
+                raise UsageError(f"every candidate would fail in this search "
+                                 f"({', '.join(f'{n} at {stage}' for stage, n in stages.most_common())}), so it could "
+                                 f"choose nothing: at fetch, a checkpoint larger than the cache limit, or failed "
+                                 f"in the calibrating run") from None
             self.checkpoints.retire(eliminated)   # as the driver does
             self.now += self.speeds.round_overhead_s
         return int(algo.recommend()[0]), int(algo.budget), int(algo.budget_used[0])

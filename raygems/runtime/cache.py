@@ -20,6 +20,7 @@ finds its base beside it).
 """
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,21 +164,27 @@ def delete_folder(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+#: The largest size `parse_size` takes (1 EB): sizes are summed in 64-bit integers.
+MAX_SIZE_BYTES = 10**18
+
+
 def parse_size(text: str | int | float, what: str = "cache limit") -> int:
     """Bytes from '500GB', '1.5 TB', '800MiB', '123456' (decimal units are powers of 1000, binary of 1024);
     `what` names the value in the error."""
     if isinstance(text, (int, float)):
-        value = int(text)
+        number = float(text)
     else:
         units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
                  "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
         cleaned = str(text).strip().upper().replace(" ", "")
-        number = cleaned.rstrip("KMGTIB")
-        unit = cleaned[len(number):]
+        digits = cleaned.rstrip("KMGTIB")
         try:
-            value = int(float(number) * units[unit])
+            number = float(digits) * units[cleaned[len(digits):]]
         except (KeyError, ValueError):
             raise UsageError(f"{what} {text!r}: give a size such as 500GB, 1.5TB or 800MiB") from None
+    if not math.isfinite(number) or number > MAX_SIZE_BYTES:
+        raise UsageError(f"{what} {text!r}: give a finite size of at most 1 EB")
+    value = int(number)
     if value <= 0:
         raise UsageError(f"{what} {text!r}: must be positive")
     return value

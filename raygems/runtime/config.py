@@ -7,6 +7,7 @@ when a search is resumed (`runtime`), and whether `raygems search`/`raygems plan
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -126,10 +127,12 @@ class SearchConfig:
             parse_size(self.cache_limit)
         if self.fetch_concurrency < 1:
             raise ValueError(f"fetch_concurrency must be at least 1, got {self.fetch_concurrency}")
-        if self.cpus_per_model < 0:
-            raise ValueError(f"cpus_per_model must be >= 0, got {self.cpus_per_model}")
-        if self.gpus_per_model is not None and self.gpus_per_model < 0:
-            raise ValueError(f"gpus_per_model must be >= 0, got {self.gpus_per_model}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not math.isfinite(self.cpus_per_model) or self.cpus_per_model < 0:
+            raise ValueError(f"cpus_per_model must be a finite number >= 0, got {self.cpus_per_model}")
+        if self.gpus_per_model is not None and (not math.isfinite(self.gpus_per_model) or self.gpus_per_model < 0):
+            raise ValueError(f"gpus_per_model must be a finite number >= 0, got {self.gpus_per_model}")
         self.tasks = tuple(self.tasks)
         self.kinds = tuple(self.kinds)
         for name in PATH_SETTINGS:   # a local path (not a hub id) is kept absolute

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from raygems.bandits import get_method, make_algorithm, repetition_keys
+from raygems.bandits import AllArmsFailed, get_method, make_algorithm, repetition_keys
 from raygems.errors import SetupError, one_line
 from raygems.hub.types import ModelRecord
 from raygems.runtime.config import DEFAULT_METHOD
@@ -59,13 +61,27 @@ class DriverSettings:
     lookahead_batch: int = 0       # > 0: fill each arm's last generate batch of this many queries with its next
                                    # round's shared queries (raygems.runtime.schedule.with_lookahead)
 
+    def slot_needs(self) -> dict[str, float]:
+        """The Ray resources one model actor asks for."""
+        needs = {"CPU": self.cpus_per_model, "GPU": self.gpus_per_model}
+        if self.slot_resource:
+            needs[self.slot_resource] = 1.0
+        return {name: amount for name, amount in needs.items() if amount}
+
+    def nodes_that_fit(self, nodes: list[dict]) -> list[str]:
+        """The ids of the alive nodes (as `ray.nodes()` reports them) that can hold one model actor."""
+        needs = self.slot_needs()
+        return [node["NodeID"] for node in nodes
+                if node.get("Alive") and all(node.get("Resources", {}).get(name, 0) + 1e-6 >= amount
+                                             for name, amount in needs.items())]
+
 
 @dataclass
 class Progress:
     phase: str = "search"
     round: int = 0
     survivors: int = 0
-    requested: int = 0        # (model, query) pairs asked for so far in this phase
+    requested: int = 0        # (model, query) pairs asked so far in this phase, of models that have not failed
     paid: int = 0             # pairs evaluated in this run
     reused: int = 0           # pairs served from the store
     failed: int = 0
@@ -130,6 +146,7 @@ class SearchDriver:
         self._slot_ids: dict[SlotState, int] = {}          # slot -> its number in the events log
         self._only_node: str | None = None                 # _only_slot_node's answer ...
         self._only_node_asked = False                      # ... once asked (None from the first placement on)
+        self._asked_now: dict[int, int] = {}               # arm -> pairs asked of it by the request being served
 
     def _load_book(self, only_new: bool = False) -> None:
         """Read result parts into the reward book: all of them when the search starts; later (`only_new`) the
@@ -185,7 +202,10 @@ class SearchDriver:
                                        s.lookahead_batch, len(self.query_ids)))
             self.cost.event("round", round=self.progress.round, start=self.cost.since_start(round_started),
                             survivors=len(requests), asked=sum(len(q) for q in requests.values()))
-            eliminated = tell_round(algo, pulls, requests, self._failed, self.book.count)
+            try:
+                eliminated = tell_round(algo, pulls, requests, self._failed, self.book.count)
+            except AllArmsFailed:
+                raise SetupError(self._every_candidate_failed()) from None
             self.checkpoints.retire(eliminated)   # their files go first
         chosen = int(algo.recommend()[0])
         self.progress.done = True
@@ -199,6 +219,13 @@ class SearchDriver:
             "failed": {self.candidates[a].model_id: f.__dict__ for a, f in self._failed.items()},
             "progress": self.progress.as_dict(),
         }
+
+    def _every_candidate_failed(self) -> str:
+        stages = Counter(f.stage for f in self._failed.values())
+        example = next(iter(self._failed.values()))
+        return (f"every candidate failed ({', '.join(f'{n} at {stage}' for stage, n in stages.most_common())}; "
+                f"e.g. {example.model_id}: {example.reason}), so there is nothing to choose: each reason is recorded "
+                f"in {Path(self.store_root) / 'failures'}")
 
     def evaluate_all(self, arms: list[int]) -> None:
         """Evaluate `arms` on the whole pool (for final accuracies and exhaustive comparisons)."""
@@ -248,10 +275,12 @@ class SearchDriver:
         import ray
 
         missing_by_arm: dict[int, list[int]] = {}
+        self._asked_now = {}
         for arm, queries in requests.items():
-            self.progress.requested += len(queries)
             if arm in self._failed:
                 continue
+            self.progress.requested += len(queries)
+            self._asked_now[arm] = len(queries)
             missing = self.book.missing(arm, queries)
             self.progress.reused += len(queries) - len(missing)
             if missing and arm in self._known_failures:   # it failed here in an earlier run
@@ -390,14 +419,6 @@ class SearchDriver:
         self.cost.add_batch(report)
 
     # -------------------------------------------------------------------------------------------- slots
-    def _slot_needs(self) -> dict[str, float]:
-        """The Ray resources one model actor asks for."""
-        s = self.settings
-        needs = {"CPU": s.cpus_per_model, "GPU": s.gpus_per_model}
-        if s.slot_resource:
-            needs[s.slot_resource] = 1.0
-        return {name: amount for name, amount in needs.items() if amount}
-
     def _slot_capacity(self) -> int:
         """Loaded-model slots: max_loaded, capped by what the cluster holds right now (it may grow or shrink:
         elastic scaling), so that no actor waits forever for resources. Asked of Ray at most every 2 seconds."""
@@ -409,7 +430,7 @@ class SearchDriver:
         s = self.settings
         resources = ray.cluster_resources()
         # (1e-6: float division, e.g. 1 // 0.2 == 4.0 would lose a slot)
-        capacity = min((int(resources.get(k, 0) / v + 1e-6) for k, v in self._slot_needs().items()),
+        capacity = min((int(resources.get(k, 0) / v + 1e-6) for k, v in s.slot_needs().items()),
                        default=s.max_loaded)
         slots = max(1, min(s.max_loaded, capacity))
         self._capacity = (time.monotonic(), slots)
@@ -423,10 +444,7 @@ class SearchDriver:
         import ray
 
         if not self._only_node_asked:
-            needs = self._slot_needs()
-            fits = [node["NodeID"] for node in ray.nodes()
-                    if node.get("Alive") and all(node.get("Resources", {}).get(name, 0) + 1e-6 >= amount
-                                                 for name, amount in needs.items())]
+            fits = self.settings.nodes_that_fit(ray.nodes())
             self._only_node = fits[0] if len(fits) == 1 else None
             self._only_node_asked = True
         return self._only_node
@@ -479,6 +497,7 @@ class SearchDriver:
         """`arm` is out of this search. A checkpoint's own failure (fetch, load, generate) is persisted so a
         rerun does not pay for it again; other errors (`persist=False`) are retried by a rerun."""
         self._failed[arm] = failure
+        self.progress.requested -= self._asked_now.pop(arm, 0)   # what a failed model was asked is not spent
         if persist:
             self.store.put_failure(failure)
         for slot in self.schedule.slots:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raygems.errors import UsageError
+from raygems.errors import SetupError, UsageError
 from raygems.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
 from raygems.hub.types import ModelRecord
 from raygems.popularity import popular_base
@@ -183,18 +183,51 @@ def _check_out_dir(config: SearchConfig, out: Path) -> SearchConfig:
                              f"it; drop them, or start a new search with another --out")
         if differing:
             raise UsageError(f"{out} holds a different search (settings {differing} differ); use another --out, "
-                             f"or --resume to continue the saved one")
+                             f"or continue the saved one with `raygems search --resume --out {out}`")
     elif config.resume:
         raise UsageError(f"nothing to resume in {out}: no search.json")
     return config
+
+
+def _check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, when a cluster address of the form HOST:PORT does not answer (Ray itself
+    retries for minutes). "auto", ray:// addresses and None are left to Ray."""
+    import socket
+
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address {address!r}: give HOST:PORT of a Ray cluster's head (or auto)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise SetupError(f"no Ray cluster answers at --address {address} ({exc.strerror or exc}); start one with "
+                         f"`ray start --head` or `ray up cluster.yaml`, or leave --address out to run on this "
+                         f"machine") from None
 
 
 def _init_ray(config: SearchConfig) -> None:
     import ray
 
     if not ray.is_initialized():
+        _check_ray_address(config.address)
         ray.init(address=config.address, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
+
+
+def _check_slots_fit(config: SearchConfig, settings: DriverSettings) -> None:
+    """Refuse a model actor no node of a local cluster can hold (it would wait forever). A cluster given with
+    --address may grow (the autoscaler starts GPU nodes for the actors: cluster.yaml), so there it waits."""
+    import ray
+
+    if config.address is not None or settings.nodes_that_fit(ray.nodes()):
+        return
+    needs = ", ".join(f"{amount:g} {name}" for name, amount in settings.slot_needs().items())
+    have = ray.cluster_resources()
+    raise UsageError(f"a model actor needs {needs} (--cpus-per-model, --gpus-per-model, --slot-resource), but no "
+                     f"node of this machine's Ray cluster has that ({have.get('CPU', 0):g} CPU, "
+                     f"{have.get('GPU', 0):g} GPU in all)")
 
 
 def _gpus_per_model(config: SearchConfig) -> float:
@@ -275,6 +308,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
                               gpus_per_model=_gpus_per_model(config), slot_resource=config.slot_resource,
                               arm_priority=priority,
                               lookahead_batch=_lookahead_batch(config))
+    _check_slots_fit(config, settings)
     store_root = str((out / "store").resolve())
     checkpoints = _checkpoint_source(config, candidates)
     driver = remote_driver().remote(candidates, pool, store_root, spec, settings, checkpoints)
@@ -301,7 +335,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
         ray.kill(driver)      # its model actors and fetch workers die with it (an error, Ctrl-C: nothing lingers)
 
     ResultStore(store_root).compact()     # one part instead of one per batch: the next reader opens one file
-    write_parquet(out / "events.parquet", pd.DataFrame(events))     # what raygems plan calibrates from
+    measured_cost = _write_events(out, events, cost)                  # what raygems plan calibrates from
     leaderboard = _leaderboard(accuracy, candidates, outcome, failures, chosen, base)
     write_parquet(out / "leaderboard.parquet", leaderboard)
     complete = leaderboard[leaderboard["complete"]]
@@ -323,9 +357,25 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
         "budget_used": outcome["budget_used"], "budget": outcome["budget"], "rounds": outcome["rounds"],
         "num_candidates": len(candidates), "pool_size": len(pool), "pool_hash": pool.content_hash,
         "backend": config.backend, "elapsed_s": round(time.time() - started, 2), "cost": cost,
+        "measured_cost": measured_cost,
     }
     write_json(out / "summary.json", summary)
     return SearchResult(summary, leaderboard, out)
+
+
+def _write_events(out: Path, events: list[dict], cost: dict) -> dict:
+    """Write this run's events log, unless it made no actor call (everything was in the store) and an earlier
+    run's log is there: that one measured the speeds `raygems plan --calibrate-from` needs, so it stays. Returns
+    the cost summary of the run whose log is kept (`summary.json["measured_cost"]`)."""
+    path = out / "events.parquet"
+    if any(event.get("kind") == "call" for event in events) or not path.exists():
+        write_parquet(path, pd.DataFrame(events))
+        return cost
+    try:
+        earlier = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return cost
+    return earlier.get("measured_cost") or earlier.get("cost") or cost
 
 
 def _lookahead_batch(config: SearchConfig) -> int:

@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from raygems.errors import SetupError, UsageError
 from raygems.replay import replay
 from raygems.runtime import DriverSettings, EvaluatorSpec, ResultStore, SearchConfig, run_search
 from raygems.runtime.driver import remote_driver
@@ -64,6 +66,9 @@ def test_rerun_pays_nothing_and_final_evaluation_is_recorded(recorded, tmp_path)
     second = run_search(config(recorded, tmp_path, final_evaluation=True))
     assert second.summary["queries_paid"] == 0
     assert second.summary["queries_reused"] == first.summary["queries_paid"] + first.summary["queries_reused"]
+    # the first run's events log (what raygems plan calibrates from) survives the rerun that measured nothing
+    calls = pd.read_parquet(tmp_path / "events.parquet").query("kind == 'call'")
+    assert len(calls) > 0 and second.summary["measured_cost"] == first.summary["cost"]
     assert second.summary["chosen_model"] == first.summary["chosen_model"]
     tree = recorded[0]
     acc = dict(zip(tree.matrix.model_ids, tree.matrix.accuracies))
@@ -95,6 +100,26 @@ def test_broken_checkpoints_are_failed_with_their_reason(recorded, tmp_path):
     again = run_search(config(recorded, tmp_path, backend=SIMULATED_REPLAY, backend_settings={"fail": fail},
                                method="sequential-halving"))
     assert again.summary["queries_paid"] == 0 and len(again.summary["failed_models"]) == 3
+
+
+def test_when_every_candidate_fails_the_search_says_so_in_one_line(recorded, tmp_path):
+    tree = recorded[0]
+    fail = {model_id: ("load", f"missing tensor of {model_id}") for model_id in tree.matrix.model_ids}
+    with pytest.raises(SetupError) as raised:
+        run_search(config(recorded, tmp_path, backend=SIMULATED_REPLAY, backend_settings={"fail": fail}))
+    message = str(raised.value)
+    assert message.startswith(f"every candidate failed ({len(fail)} at load; e.g. ") and "\n" not in message
+    assert str(tmp_path / "store" / "failures") in message
+    recorded_failures = ResultStore(tmp_path / "store").failures()
+    assert set(recorded_failures["model_id"]) == set(fail)          # each one kept, with its reason
+
+
+def test_a_model_actor_no_node_can_hold_is_refused_before_the_search(recorded, tmp_path):
+    """On this machine's own cluster nothing will join: an actor asking for more than a node has would wait
+    forever (a cluster given with --address may grow, so there the driver waits)."""
+    with pytest.raises(UsageError, match="a model actor needs 64 CPU .* but no node of this machine's Ray cluster"):
+        run_search(config(recorded, tmp_path, cpus_per_model=64))
+    assert not (tmp_path / "store" / "results").exists() or not any((tmp_path / "store" / "results").iterdir())
 
 
 def test_a_recorded_failure_applies_where_it_happened_not_from_round_one(recorded, tmp_path):

@@ -23,11 +23,15 @@ def recorded(tmp_path_factory):
     ({"backend": "vlm"}, "unknown backend 'vlm'"),
     ({"backend_settings": {"batch_sise": 64}}, "batch_sise"),
     ({"max_models": 1}, "max_models must be at least 2"),
-    ({"cpus_per_model": -1}, "cpus_per_model must be >= 0"),
-    ({"gpus_per_model": -0.5}, "gpus_per_model must be >= 0"),
+    ({"cpus_per_model": -1}, "cpus_per_model must be a finite number >= 0"),
+    ({"gpus_per_model": -0.5}, "gpus_per_model must be a finite number >= 0"),
     ({"per_task": 0}, "per_task must be at least 1"),
     ({"backend": "simulated-replay"}, "answers from a correctness matrix"),
     ({"method": "sequential-halving", "method_options": {"late_eta": 1.3}}, r"takes no option\(s\) \['late_eta'\]"),
+    ({"seed": -1}, "seed must be >= 0, got -1"),
+    ({"cpus_per_model": float("nan")}, "cpus_per_model must be a finite number >= 0, got nan"),
+    ({"gpus_per_model": float("inf")}, "gpus_per_model must be a finite number >= 0, got inf"),
+    ({"cache_limit": "inf"}, "cache limit 'inf': give a finite size"),
 ])
 def test_bad_settings_are_refused_with_the_bad_value(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -106,3 +110,20 @@ def test_a_search_that_must_run_code_is_refused_before_anything_is_evaluated(tmp
         run_search(config)
     assert not out.exists()
 
+
+def test_an_address_where_no_cluster_answers_fails_at_once():
+    """Ray itself retries a dead address for minutes; the search says so in one line instead."""
+    import socket
+
+    from raygems.errors import SetupError, UsageError
+    from raygems.runtime.search import _check_ray_address
+
+    with socket.socket() as unused:               # a port nobody listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with pytest.raises(SetupError, match=f"no Ray cluster answers at --address 127.0.0.1:{port}"):
+        _check_ray_address(f"127.0.0.1:{port}")
+    with pytest.raises(UsageError, match="give HOST:PORT"):
+        _check_ray_address("head-node")
+    for left_to_ray in (None, "auto", "ray://head:10001"):
+        _check_ray_address(left_to_ray)
