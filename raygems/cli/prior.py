@@ -72,6 +72,17 @@ def _fit(args: argparse.Namespace) -> int:
 
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    if args.calibration_fraction is not None and not 0.0 <= args.calibration_fraction < 1.0:
+        raise UsageError(f"--calibration-fraction must be in [0, 1), got {args.calibration_fraction}")
+    out_path = Path(args.out)
+    if out_path.exists() and not out_path.is_dir():
+        raise UsageError(f"--out {args.out}: is an existing file; give a folder to write the prior into")
+    if any(parent.exists() and not parent.is_dir() for parent in out_path.parents):
+        raise UsageError(f"--out {args.out}: a parent of it is a file, not a folder")
     options = {"seed": args.seed, "num_threads": args.threads, "text_embedding": args.text_embedding,
                "progress": not args.quiet}
     if args.steps is not None:
@@ -108,6 +119,13 @@ def _rank(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     prior = ModelPrior.load(args.model)
+    if args.metric is not None:
+        task_metrics = sorted({m for t, m in prior.contexts if t == args.task})
+        known = task_metrics or sorted({m for _, m in prior.contexts})
+        if args.metric not in known:
+            whose = f"task {args.task!r}" if task_metrics else "any task"
+            raise UsageError(f"--metric {args.metric!r} is not a metric this prior was trained on for {whose}; "
+                             f"known: {', '.join(known)}")
     ranked = prior.rank(candidates, args.task, args.metric)
     if args.top is not None:
         ranked = ranked.head(args.top)

@@ -177,6 +177,23 @@ NUMERIC_COLUMNS = ("log_likes", "likes_known", "date_years", "date_known", "log_
 NUM_NUMERIC = len(NUMERIC_COLUMNS)
 
 
+def _nan_column_stats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per column: mean, standard deviation, min and max of the non-NaN values; NaN for a column with no known
+    value (e.g. no record gives a model size). The same numbers as numpy's nan-functions, without their
+    RuntimeWarnings about empty columns."""
+    values = np.array(values, dtype=float)          # a copy: empty columns are filled in below
+    empty = np.isnan(values).all(axis=0) if len(values) else np.ones(values.shape[1], dtype=bool)
+    if len(values):
+        values[:, empty] = 0.0                       # same layout, so the other columns' sums are unchanged
+    else:
+        values = np.zeros((1, values.shape[1]))
+    stats = [np.nanmean(values, axis=0), np.nanstd(values, axis=0), np.nanmin(values, axis=0),
+             np.nanmax(values, axis=0)]
+    for stat in stats:
+        stat[empty] = np.nan
+    return tuple(stats)
+
+
 @dataclass
 class Featurizer:
     """Vocabularies and numeric scalings learned from the training models and evaluation contexts."""
@@ -201,10 +218,7 @@ class Featurizer:
         names = [name_tokens(m) for m in models["model_id"]]
         bases = [base_model_tokens(b) for b in models["base_model"]]
         numeric = _raw_numeric(models)
-        known = numeric.copy()
-        mean = np.nanmean(known, axis=0)
-        std = np.nanstd(known, axis=0)
-        low, high = np.nanmin(known, axis=0), np.nanmax(known, axis=0)
+        mean, std, low, high = _nan_column_stats(numeric)
         std[~np.isfinite(std) | (std < 1e-6)] = 1.0
         mean[~np.isfinite(mean)] = 0.0
         return cls(

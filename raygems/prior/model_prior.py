@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raygems.errors import UsageError, one_line
 from raygems.prior.features import Featurizer, ModelFeatures, TaskFeatures
 from raygems.prior.records import DEFAULT_METRIC, METADATA_COLUMNS, aggregate_duplicates, model_table, validate_records
 from raygems.tasks.info import task_info
@@ -75,6 +76,8 @@ class PriorConfig:
         for name in ("pairwise_weight", "listwise_weight", "pointwise_weight", "learning_rate", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PriorConfig.{name} must be non-negative, got {getattr(self, name)!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"PriorConfig.seed must be a non-negative integer, got {self.seed!r}")
         if self.pairwise_weight + self.listwise_weight + self.pointwise_weight <= 0:
             raise ValueError("PriorConfig: at least one loss weight must be positive")
 
@@ -286,22 +289,44 @@ class ModelPrior:
         config_path = directory / "config.json"
         if not config_path.is_file():
             raise FileNotFoundError(f"{directory} is not a saved prior (no config.json)")
-        document = json.loads(config_path.read_text())
+        try:
+            document = json.loads(config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{config_path}: not a valid prior config file (corrupt JSON: {one_line(exc)})") from None
+        if not isinstance(document, dict):
+            raise UsageError(f"{config_path}: not a raygems model prior (a JSON {type(document).__name__}, "
+                             "expected an object)")
         if document.get("format") != FORMAT_NAME:
             raise ValueError(f"{config_path}: not a raygems model prior (format {document.get('format')!r})")
         if document.get("version") != FORMAT_VERSION:
             raise ValueError(f"{config_path}: prior format version {document.get('version')!r}, expected {FORMAT_VERSION}")
-        prior = cls(PriorConfig(**document["config"]))
-        prior._featurizer = Featurizer.from_dict(document["featurizer"])
-        prior._contexts = [tuple(c) for c in document["contexts"]]
-        prior._context_stats = {(t, m): (float(a), float(b), int(n)) for t, m, a, b, n in document["context_stats"]}
-        prior._calibration = {(t, m): GroupCalibration(**c) for t, m, c in document["calibration"]}
-        pooled = document.get("pooled_calibration")
-        prior._pooled_calibration = tuple(pooled) if pooled else None
-        prior.calibration_models = document.get("calibration_models", [])
-        prior.training_log = document.get("training_log", [])
-        network = ModelLensNet(NetworkShape(**document["shape"]), dropout=prior.config.dropout)
-        network.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
+        try:
+            prior = cls(PriorConfig(**document["config"]))
+            prior._featurizer = Featurizer.from_dict(document["featurizer"])
+            prior._contexts = [tuple(c) for c in document["contexts"]]
+            prior._context_stats = {(t, m): (float(a), float(b), int(n))
+                                    for t, m, a, b, n in document["context_stats"]}
+            prior._calibration = {(t, m): GroupCalibration(**c) for t, m, c in document["calibration"]}
+            pooled = document.get("pooled_calibration")
+            prior._pooled_calibration = tuple(pooled) if pooled else None
+            prior.calibration_models = document.get("calibration_models", [])
+            prior.training_log = document.get("training_log", [])
+            network = ModelLensNet(NetworkShape(**document["shape"]), dropout=prior.config.dropout)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise UsageError(f"{config_path}: malformed prior config ({one_line(exc)})") from None
+        weights_path = directory / "weights.pt"
+        if not weights_path.is_file():
+            raise FileNotFoundError(f"{directory} is not a complete saved prior (no weights.pt)")
+        try:
+            state = torch.load(weights_path, weights_only=True)
+        except Exception as exc:   # torch raises UnpicklingError, RuntimeError, KeyError, EOFError, ... on bad bytes
+            raise UsageError(f"{weights_path}: not a readable prior weights file (corrupt, or not written by "
+                             f"`raygems prior fit`; torch.load raised {type(exc).__name__})") from None
+        try:
+            network.load_state_dict(state)
+        except (RuntimeError, TypeError, AttributeError, KeyError) as exc:
+            raise UsageError(f"{weights_path}: the weights do not fit the network described in {config_path} "
+                             f"(are the two files from different priors? {type(exc).__name__})") from None
         prior._network = network.eval()
         return prior
 

@@ -85,7 +85,13 @@ def validate_records(records: pd.DataFrame, *, where: str = "records") -> pd.Dat
     if bad.any():
         first = out.index[bad][0]
         raise ValueError(f"{where}: {int(bad.sum())} row(s) have a missing or non-numeric score "
-                         f"(first: row {first}, value {records.loc[first, 'score']!r})")
+                         f"(first: row {first}, value {_show(records.loc[first, 'score'])})")
+    outside = (score < 0.0) | (score > 1.0)
+    if outside.any():
+        first = out.index[outside][0]
+        raise ValueError(f"{where}: {int(outside.sum())} row(s) have a score outside [0, 1] "
+                         f"(first: row {first}, value {_show(records.loc[first, 'score'])}); scores are on the task's "
+                         "0-1 scale (an accuracy of 87% is 0.87)")
     out["score"] = score.astype(float)
     out["metric"] = out["metric"].where(out["metric"].notna(), DEFAULT_METRIC).astype(str)
     out["params_b"] = pd.to_numeric(out["params_b"], errors="coerce").astype(float)
@@ -146,6 +152,11 @@ def aggregate_duplicates(records: pd.DataFrame) -> pd.DataFrame:
     scores = records.groupby(keys, sort=False)["score"].mean().rename("score")
     firsts = records.drop(columns=["score"]).groupby(keys, sort=False).last()
     return firsts.join(scores).reset_index()[records.columns]
+
+
+def _show(value: object) -> str:
+    """A cell's value for an error message: 1e+30, 'abc' (numpy scalars as plain Python values)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _dtype(column: str) -> str:

@@ -8,16 +8,22 @@ the original labels).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from raygems.tasks.base import make_query
-from raygems.tasks.benchmark import FALLBACK_TURN_STOP
+from raygems.tasks.benchmark import FALLBACK_TURN_STOP, LOCATION
 from raygems.tasks.multiple_choice import LETTERS, MultipleChoiceTask, lettered_question_prompt
 from raygems.tasks.registry import register_task
-from raygems.tasks.sources import read_parquet_rows
+from raygems.tasks.sources import read_jsonl, read_parquet_rows
 
 INTRO = "Answer the following multiple-choice science question."
+
+# The fields each source's rows must have (raygems.tasks.sources.check_fields).
+LABEL = (str, int)
+LOCAL_FIELDS = {"id": (str, int), "question": {"stem": str, "choices": [{"text": str, "label": LABEL}]},
+                "answerKey": LABEL}
+HUB_FIELDS = {"id": (str, int), "question": str, "answerKey": LABEL,
+              "choices": {"text": [str], "label": [LABEL]}}
 
 
 @register_task("arc_challenge")
@@ -35,25 +41,23 @@ class ArcChallenge(MultipleChoiceTask):
 
     def items_from_local(self, folder: Path) -> list[dict]:
         items = []
-        with open(folder / "ARC-Challenge-Test.jsonl", encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    row = json.loads(line)
-                    question = row["question"]
-                    items.append({
-                        "id": row["id"],
-                        "question": question["stem"],
-                        "choices": [c["text"] for c in question["choices"]],
-                        "labels": [c["label"] for c in question["choices"]],
-                        "answer": row["answerKey"],
-                    })
+        for where, row in read_jsonl(folder / "ARC-Challenge-Test.jsonl", LOCAL_FIELDS):
+            question = row["question"]
+            items.append({
+                "id": row["id"],
+                "question": question["stem"],
+                "choices": [c["text"] for c in question["choices"]],
+                "labels": [c["label"] for c in question["choices"]],
+                "answer": row["answerKey"],
+                LOCATION: where,
+            })
         return items
 
     def items_from_hub(self, paths: list[Path]) -> list[dict]:
         return [
             {"id": row["id"], "question": row["question"], "choices": list(row["choices"]["text"]),
-             "labels": list(row["choices"]["label"]), "answer": row["answerKey"]}
-            for row in read_parquet_rows(paths[0])
+             "labels": list(row["choices"]["label"]), "answer": row["answerKey"], LOCATION: f"{paths[0]}, row {i}"}
+            for i, row in enumerate(read_parquet_rows(paths[0], HUB_FIELDS))
         ]
 
     def to_query(self, item: dict) -> dict:

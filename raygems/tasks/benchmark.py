@@ -6,8 +6,12 @@ import os
 from abc import abstractmethod
 from pathlib import Path
 
+from raygems.errors import UsageError, one_line
 from raygems.tasks.base import Task
 from raygems.tasks.sources import Downloader, HubFetcher, resolve_data_dir, task_folder
+
+#: The key of an item dict that says where the item was read ("PATH, line N"), for error messages.
+LOCATION = "location"
 
 # Appended to every task's stop strings: the turn marker of the fallback prompt format for models
 # without a chat template (raygems.tasks.prompting), where a base model would go on with a new turn.
@@ -48,15 +52,40 @@ class BenchmarkTask(Task):
             root = resolve_data_dir(self.data_dir)
             if root is None:
                 fetch = HubFetcher(self.downloader, self.revision)
-                items = self.items_from_hub([fetch(self.hub_repo, name) for name in self.hub_files])
+                paths = [fetch(self.hub_repo, name) for name in self.hub_files]
+                items = self._read(lambda: self.items_from_hub(paths))
             else:
-                items = self.items_from_local(task_folder(root, self.local_folder, self.local_files))
-            queries = [self.to_query(item) for item in items]
+                folder = task_folder(root, self.local_folder, self.local_files)
+                items = self._read(lambda: self.items_from_local(folder))
+            queries = [self._query(item, index) for index, item in enumerate(items)]
             ids = [q["query_id"] for q in queries]
             if len(set(ids)) != len(ids):
                 raise ValueError(f"{self.name}: duplicate query ids in {self.source}")
             self._queries = queries
         return [dict(q) for q in self._queries]
+
+    # Loaders check their rows as they read them (raygems.tasks.sources.read_jsonl, check_fields); these two
+    # catch what a check missed, so that a malformed file is still one line naming it, never a traceback.
+    _DATA_ERRORS = (KeyError, TypeError, AttributeError, IndexError, ValueError)
+
+    def _read(self, read) -> list[dict]:
+        try:
+            return read()
+        except UsageError:
+            raise
+        except self._DATA_ERRORS as exc:
+            raise UsageError(f"{self.name}: malformed benchmark data in {self.source} ({one_line(exc)})") from None
+
+    def _query(self, item: dict, index: int) -> dict:
+        try:
+            return self.to_query(item)
+        except UsageError:
+            raise
+        except self._DATA_ERRORS as exc:
+            where = item.get(LOCATION) if isinstance(item, dict) else None
+            where = where or f"{self.source}, item {index}"
+            reason = str(exc).strip() if type(exc) is ValueError else one_line(exc)
+            raise UsageError(f"{where}: {reason or type(exc).__name__}") from None
 
     @abstractmethod
     def items_from_local(self, folder: Path) -> list[dict]:

@@ -6,15 +6,17 @@ order). The reference is N without thousands separators; query ids are ``gsm8k/<
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 from raygems.tasks.base import as_query, make_query
-from raygems.tasks.benchmark import FALLBACK_TURN_STOP, BenchmarkTask
+from raygems.tasks.benchmark import FALLBACK_TURN_STOP, LOCATION, BenchmarkTask
 from raygems.tasks.registry import register_task
 from raygems.tasks.scoring import score_number
-from raygems.tasks.sources import read_parquet_rows
+from raygems.tasks.sources import read_jsonl, read_parquet_rows
+
+# The fields every row must have, locally and on the hub (raygems.tasks.sources.check_fields).
+FIELDS = {"question": str, "answer": str}
 
 
 def gsm8k_prompt(question: str) -> str:
@@ -47,13 +49,13 @@ class GSM8K(BenchmarkTask):
     hub_files = ("main/test-00000-of-00001.parquet",)
 
     def items_from_local(self, folder: Path) -> list[dict]:
-        with open(folder / "test.jsonl", encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-        return [{"row": i, "question": r["question"], "solution": r["answer"]} for i, r in enumerate(rows)]
+        rows = read_jsonl(folder / "test.jsonl", FIELDS)
+        return [{"row": i, "question": r["question"], "solution": r["answer"], LOCATION: where}
+                for i, (where, r) in enumerate(rows)]
 
     def items_from_hub(self, paths: list[Path]) -> list[dict]:
-        return [{"row": i, "question": r["question"], "solution": r["answer"]}
-                for i, r in enumerate(read_parquet_rows(paths[0]))]
+        return [{"row": i, "question": r["question"], "solution": r["answer"], LOCATION: f"{paths[0]}, row {i}"}
+                for i, r in enumerate(read_parquet_rows(paths[0], FIELDS))]
 
     def to_query(self, item: dict) -> dict:
         return make_query(

@@ -15,20 +15,21 @@ without it ``score`` raises ``CodeExecutionDisabled`` rather than scoring 0.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from raygems.tasks.asserts import CheckedRun, SplitTests, check_program, split_asserts
 from raygems.tasks.base import as_query, make_query
-from raygems.tasks.benchmark import FALLBACK_TURN_STOP, BenchmarkTask
+from raygems.tasks.benchmark import FALLBACK_TURN_STOP, LOCATION, BenchmarkTask
 from raygems.tasks.registry import register_task
 from raygems.tasks.sandbox import CodeExecutionDisabled, SandboxLimits, code_execution_enabled
 from raygems.tasks.scoring import extract_code
-from raygems.tasks.sources import Downloader, read_parquet_rows
+from raygems.tasks.sources import Downloader, Maybe, read_jsonl, read_parquet_rows
 
 TEST_TASK_IDS = range(11, 511)
+# The fields every row must have, locally and on the hub (raygems.tasks.sources.check_fields).
+FIELDS = {"task_id": int, "text": str, "code": str, "test_list": [str], "test_setup_code": Maybe(str)}
 # 8 s of wall (and CPU) time: MBPP's slowest reference solution (task 123) needs 2-7 s on a loaded
 # 2-core machine, and an adversarial program is still stopped within 10 s.
 # 90 MiB for the whole process tree (cgroup; the 500 reference solutions peak at 10.4 MB), so that no answer
@@ -84,13 +85,13 @@ class MBPP(BenchmarkTask):
         self.limits = limits
 
     def items_from_local(self, folder: Path) -> list[dict]:
-        with open(folder / "mbpp.jsonl", encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-        return [row for row in rows if int(row["task_id"]) in TEST_TASK_IDS]
+        rows = read_jsonl(folder / "mbpp.jsonl", FIELDS)
+        return [{**row, LOCATION: where} for where, row in rows if int(row["task_id"]) in TEST_TASK_IDS]
 
     def items_from_hub(self, paths: list[Path]) -> list[dict]:
-        rows = read_parquet_rows(paths[0])
-        return [row for row in rows if int(row["task_id"]) in TEST_TASK_IDS]
+        rows = read_parquet_rows(paths[0], FIELDS)
+        return [{**row, LOCATION: f"{paths[0]}, row {i}"} for i, row in enumerate(rows)
+                if int(row["task_id"]) in TEST_TASK_IDS]
 
     def to_query(self, item: dict) -> dict:
         tests = [str(t) for t in item["test_list"]]

@@ -11,12 +11,15 @@ import csv
 from pathlib import Path
 
 from raygems.tasks.base import make_query
-from raygems.tasks.benchmark import FALLBACK_TURN_STOP
+from raygems.errors import UsageError
+from raygems.tasks.benchmark import FALLBACK_TURN_STOP, LOCATION
 from raygems.tasks.multiple_choice import LETTERS, MultipleChoiceTask, lettered_question_prompt
 from raygems.tasks.registry import register_task
 from raygems.tasks.sources import read_parquet_rows
 
 SUFFIX = "_test.csv"
+# The fields the hub's rows must have (raygems.tasks.sources.check_fields).
+HUB_FIELDS = {"subject": str, "question": str, "choices": [str], "answer": int}
 
 
 @register_task("mmlu")
@@ -37,21 +40,34 @@ class MMLU(MultipleChoiceTask):
         for path in sorted((folder / "test").glob(f"*{SUFFIX}")):
             subject = path.name[: -len(SUFFIX)]
             with open(path, newline="", encoding="utf-8") as handle:
-                for row_number, row in enumerate(csv.reader(handle)):
-                    if len(row) != 6:
-                        raise ValueError(f"{path}, row {row_number}: expected 6 columns, got {len(row)}")
-                    items.append({"subject": subject, "row": row_number, "question": row[0],
-                                  "choices": row[1:5], "answer": row[5].strip()})
+                reader = csv.reader(handle)
+                try:
+                    for row_number, row in enumerate(reader):
+                        where = f"{path}, line {reader.line_num}"
+                        if len(row) != 6:
+                            raise UsageError(f"{where}: expected 6 columns (question, A, B, C, D, answer), "
+                                             f"got {len(row)}")
+                        items.append({"subject": subject, "row": row_number, "question": row[0],
+                                      "choices": row[1:5], "answer": row[5].strip(), LOCATION: where})
+                except UnicodeDecodeError as exc:
+                    raise UsageError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+                except csv.Error as exc:
+                    raise UsageError(f"{path}, line {reader.line_num}: not valid CSV ({exc})") from None
         return items
 
     def items_from_hub(self, paths: list[Path]) -> list[dict]:
         items, rows_seen = [], {}
-        for row in read_parquet_rows(paths[0]):
+        for i, row in enumerate(read_parquet_rows(paths[0], HUB_FIELDS)):
             subject = row["subject"]
             number = rows_seen.get(subject, 0)
             rows_seen[subject] = number + 1
+            where = f"{paths[0]}, row {i}"
+            if not 0 <= row["answer"] < len(row["choices"]):
+                raise UsageError(f"{where}: answer index {row['answer']} is not one of the "
+                                 f"{len(row['choices'])} choices")
             items.append({"subject": subject, "row": number, "question": row["question"],
-                          "choices": list(row["choices"]), "answer": LETTERS[int(row["answer"])]})
+                          "choices": list(row["choices"]), "answer": LETTERS[int(row["answer"])],
+                          LOCATION: where})
         return items
 
     def to_query(self, item: dict) -> dict:

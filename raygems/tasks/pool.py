@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raygems.errors import UsageError
 from raygems.tasks.base import EXTRA_COLUMN, as_query
 from raygems.tasks.registry import get_task
 
@@ -217,26 +218,56 @@ def build_query_pool(task_names: str | Sequence[str], per_task: int | None = 500
         raise ValueError(f"per_task must be a positive integer or None, got {per_task!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"the pool's seed must be a non-negative integer, got {seed!r}")
-    rows: list[dict] = []
+    if stratify_by is not None and (not isinstance(stratify_by, str) or not stratify_by.strip()):
+        raise UsageError(f"stratify_by must name a meta field (e.g. 'subject'), got {stratify_by!r}")
     sources: dict[str, str] = {}
-    seen_groups: set[str] = set()
+    loaded: list[tuple[str, list[dict], object]] = []   # (task group, its queries, the task that made them)
     for name in names:
         task = get_task(name, data_dir, **task_options)
         groups: dict[str, list[dict]] = {}
         for query in task.load():
             groups.setdefault(str(query["task"]), []).append(query)
         for group, queries in groups.items():
-            if group in seen_groups:
+            if group in sources:
                 raise ValueError(f"task {group!r} is listed more than once in {names}")
-            seen_groups.add(group)
             member = task.subtask(group) if hasattr(task, "subtask") else task
             sources[group] = str(getattr(member, "source", group))
-            strata = stratify_by if group in _stratifiable(queries, stratify_by) else None
-            chosen = sample_queries(queries, per_task, seed, group, strata)
-            rows.extend(_row(q, member.max_new_tokens, member.stop) for q in chosen)
+            loaded.append((group, queries, member))
+    stratified = {group for group, queries, _ in loaded if group in _stratifiable(queries, stratify_by)}
+    if stratify_by is not None and not stratified:
+        fields = {group: stratification_fields(queries) for group, queries, _ in loaded}
+        usable = "; ".join(f"{group}: {', '.join(f) if f else 'none'}" for group, f in fields.items())
+        raise UsageError(f"cannot stratify by {stratify_by!r}: no query of {', '.join(names)} has "
+                         f"meta[{stratify_by!r}] (fields each task can be stratified by: {usable})")
+    rows: list[dict] = []
+    for group, queries, member in loaded:
+        strata = stratify_by if group in stratified else None
+        chosen = sample_queries(queries, per_task, seed, group, strata)
+        rows.extend(_row(q, member.max_new_tokens, member.stop) for q in chosen)
     frame = pd.DataFrame(rows, columns=list(POOL_COLUMNS))
     return QueryPool(frame, tasks=tuple(names), per_task=None if per_task is None else int(per_task),
                      seed=int(seed), sources=sources)
+
+
+def stratification_fields(queries: list[dict]) -> list[str]:
+    """The ``meta`` fields a task's queries can be stratified by: those every query has, with a plain
+    value (text or number), that split the queries into at least two groups, each of two or more queries
+    on average (MMLU: subject)."""
+    if not queries:
+        return []
+    common = None
+    for query in queries:
+        meta = query.get("meta") or {}
+        keys = {k for k, v in meta.items() if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
+        common = keys if common is None else common & keys
+        if not common:
+            return []
+    fields = []
+    for key in sorted(common):
+        distinct = len({str(query["meta"][key]) for query in queries})
+        if 2 <= distinct <= len(queries) / 2:
+            fields.append(key)
+    return fields
 
 
 def _stratifiable(queries: list[dict], stratify_by: str | None) -> set[str]:

@@ -16,10 +16,13 @@ signature can stand in for it (tests serve local files that way).
 """
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from raygems.errors import UsageError, one_line
 
 DATA_DIR_ENV = "RAYGEMS_DATA_DIR"
 
@@ -67,7 +70,106 @@ class HubFetcher:
             RetryPolicy(retries=3), what=f"download of {repo_id}/{filename}"))
 
 
-def read_parquet_rows(path: Path) -> list[dict]:
+def read_parquet_rows(path: Path, fields: Mapping | None = None) -> list[dict]:
+    """The rows of a parquet file; with ``fields`` (see ``check_fields``), each row checked against them
+    (a bad row is a UsageError naming the file and the row, from 0)."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pylist()
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as exc:   # pyarrow raises ArrowInvalid, OSError, ... on a file that is not parquet
+        raise UsageError(f"{path}: not a readable parquet file ({one_line(exc)})") from None
+    if fields is not None:
+        for number, row in enumerate(rows):
+            check_fields(row, fields, f"{path}, row {number}")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking the rows of benchmark files: every loader reads its rows through these, so that a malformed
+# file is one clear error naming the file, the line (or row) and what is wrong, not a KeyError.
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Maybe:
+    """A field that may be missing or null; when present, it must match ``spec``."""
+
+    spec: object
+
+
+def check_fields(value: object, spec: object, where: str, _field: str = "") -> object:
+    """Check ``value`` against ``spec`` and return it; raise UsageError naming ``where`` (and the field, as
+    ``question.choices[0].label``) otherwise.
+
+    ``spec`` is a type or a tuple of types (``bool`` does not count as ``int``), a dict of field name ->
+    spec (a JSON object with at least those fields; ``Maybe(spec)`` for optional ones), or a one-element
+    list ``[spec]`` (a list whose every element matches ``spec``).
+    """
+    at = f"{where}: field {_field!r}" if _field else where
+    if isinstance(spec, Maybe):
+        return value if value is None else check_fields(value, spec.spec, where, _field)
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            raise UsageError(f"{at}: expected an object with fields {', '.join(map(repr, spec))}, "
+                             f"got {_describe(value)}")
+        for name, field_spec in spec.items():
+            inner = f"{_field}.{name}" if _field else name
+            if name not in value and not isinstance(field_spec, Maybe):
+                raise UsageError(f"{where}: missing field {inner!r}")
+            check_fields(value.get(name), field_spec, where, inner)
+        return value
+    if isinstance(spec, list):
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{at}: expected a list, got {_describe(value)}")
+        for index, element in enumerate(value):
+            check_fields(element, spec[0], where, f"{_field}[{index}]")
+        return value
+    kinds = spec if isinstance(spec, tuple) else (spec,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise UsageError(f"{at}: expected {' or '.join(_KIND_NAMES.get(k, k.__name__) for k in kinds)}, "
+                         f"got {_describe(value)}")
+    return value
+
+
+_KIND_NAMES = {str: "text", int: "an integer", float: "a number", dict: "an object", list: "a list",
+               bool: "true/false"}
+
+
+def _describe(value: object) -> str:
+    """A short description of a JSON value for error messages: `5 (an integer)`, `a list`, `null`."""
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list, tuple)):
+        return "an object" if isinstance(value, dict) else "a list"
+    text = repr(value)
+    return f"{text if len(text) <= 40 else text[:37] + '...'} ({_KIND_NAMES.get(type(value), type(value).__name__)})"
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number from 1, line) of every line of a UTF-8 text file that is not blank."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    yield number, line
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not a UTF-8 text file ({exc.reason})") from None
+
+
+def read_jsonl(path: Path, fields: Mapping | None = None) -> list[tuple[str, dict]]:
+    """The non-blank lines of a JSON Lines file as (where, object) pairs, where = "PATH, line N". Each line
+    must be a JSON object (with ``fields``: matching them, see ``check_fields``); otherwise a UsageError
+    names the file, the line and what is wrong."""
+    rows = []
+    for number, line in text_lines(path):
+        where = f"{path}, line {number}"
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                             "expected one JSON object per line") from None
+        if not isinstance(value, dict):
+            raise UsageError(f"{where}: expected a JSON object, got {_describe(value)}")
+        if fields is not None:
+            check_fields(value, fields, where)
+        rows.append((where, value))
+    return rows

@@ -9,16 +9,19 @@ source has one (local) and the row number otherwise (hub).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from raygems.errors import UsageError
 from raygems.tasks.base import make_query
-from raygems.tasks.benchmark import FALLBACK_TURN_STOP
+from raygems.tasks.benchmark import FALLBACK_TURN_STOP, LOCATION
 from raygems.tasks.multiple_choice import MultipleChoiceTask
 from raygems.tasks.registry import register_task
-from raygems.tasks.sources import read_parquet_rows
+from raygems.tasks.sources import read_jsonl, read_parquet_rows, text_lines
 
 LABELS = ("1", "2")
+# The fields each source's rows must have (raygems.tasks.sources.check_fields).
+LOCAL_FIELDS = {"qID": (str, int), "sentence": str, "option1": str, "option2": str}
+HUB_FIELDS = {"sentence": str, "option1": str, "option2": str, "answer": (str, int)}
 
 
 def winogrande_prompt(sentence: str, option1: str, option2: str) -> str:
@@ -45,22 +48,29 @@ class Winogrande(MultipleChoiceTask):
     hub_files = ("winogrande_xl/validation-00000-of-00001.parquet",)
 
     def items_from_local(self, folder: Path) -> list[dict]:
-        with open(folder / "dev.jsonl", encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-        labels = (folder / "dev-labels.lst").read_text(encoding="utf-8").split()
+        rows = read_jsonl(folder / "dev.jsonl", LOCAL_FIELDS)
+        labels_path = folder / "dev-labels.lst"
+        labels = []
+        for number, line in text_lines(labels_path):
+            for label in line.split():
+                if label not in LABELS:
+                    raise UsageError(f"{labels_path}, line {number}: label {label!r} is not 1 or 2")
+                labels.append(label)
         if len(labels) != len(rows):
-            raise ValueError(f"{folder}: {len(rows)} sentences but {len(labels)} labels")
+            raise UsageError(f"{folder}: {len(rows)} sentences in dev.jsonl but {len(labels)} labels in "
+                             "dev-labels.lst")
         return [
-            {"row": i, "source_id": row["qID"], "sentence": row["sentence"],
-             "options": [row["option1"], row["option2"]], "answer": label}
-            for i, (row, label) in enumerate(zip(rows, labels))
+            {"row": i, "source_id": str(row["qID"]), "sentence": row["sentence"],
+             "options": [row["option1"], row["option2"]], "answer": label, LOCATION: where}
+            for i, ((where, row), label) in enumerate(zip(rows, labels))
         ]
 
     def items_from_hub(self, paths: list[Path]) -> list[dict]:
         return [
             {"row": i, "source_id": str(i), "sentence": row["sentence"],
-             "options": [row["option1"], row["option2"]], "answer": str(row["answer"])}
-            for i, row in enumerate(read_parquet_rows(paths[0]))
+             "options": [row["option1"], row["option2"]], "answer": str(row["answer"]),
+             LOCATION: f"{paths[0]}, row {i}"}
+            for i, row in enumerate(read_parquet_rows(paths[0], HUB_FIELDS))
         ]
 
     def to_query(self, item: dict) -> dict:

@@ -50,3 +50,29 @@ def test_featurizer_round_trips_through_a_dict(synthetic_records):
     again = Featurizer.from_dict(featurizer.to_dict())
     a, b = featurizer.encode_models(models), again.encode_models(models)
     assert all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("model_id", "name_tokens", "family", "numeric"))
+
+
+def test_fitting_on_records_without_numeric_metadata_gives_no_warnings(synthetic_records):
+    """Records with only model_id, task and score leave the numeric columns empty: no numpy RuntimeWarnings
+    (mean of empty slice, all-NaN slice), and the same statistics as numpy's nan-functions give."""
+    import warnings
+
+    from raygems.prior.features import _nan_column_stats, _raw_numeric
+    from raygems.prior.records import model_table
+
+    bare = model_table(synthetic_records[["model_id", "task", "score"]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        featurizer = Featurizer.fit(bare, [("alpha", "acc")])
+    assert featurizer.numeric_mean == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert featurizer.numeric_std == [1.0] * 6
+    full = _raw_numeric(model_table(synthetic_records))
+    mixed = full.copy()
+    mixed[:, 2] = np.nan
+    for values in (full, mixed):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = [np.nanmean(values, axis=0), np.nanstd(values, axis=0), np.nanmin(values, axis=0),
+                        np.nanmax(values, axis=0)]
+        for got, want in zip(_nan_column_stats(values), expected):
+            np.testing.assert_array_equal(got, want)   # bit for bit

@@ -24,6 +24,8 @@ def test_config_validation():
         PriorConfig(pairwise_weight=0, listwise_weight=0, pointwise_weight=0)
     with pytest.raises(TypeError):
         ModelPrior(config={"steps": 3})
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
+        PriorConfig(seed=-1)
 
 
 def test_unfitted_prior_refuses_to_rank(synthetic_records):

@@ -27,6 +27,9 @@ def test_validate_adds_optional_columns_and_normalises():
     (pd.DataFrame({"model_id": ["a"], "task": ["t"], "score": ["high"]}), "non-numeric score"),
     (pd.DataFrame({"model_id": [None], "task": ["t"], "score": [1.0]}), "empty 'model_id'"),
     (pd.DataFrame({"model_id": ["a"], "task": [""], "score": [1.0]}), "empty 'task'"),
+    (pd.DataFrame({"model_id": ["a", "b"], "task": ["t", "t"], "score": [0.5, 1e30]}),
+     r"score outside \[0, 1\] \(first: row 1, value 1e\+30\)"),
+    (pd.DataFrame({"model_id": ["a"], "task": ["t"], "score": [-0.1]}), r"outside \[0, 1\]"),
 ])
 def test_validate_rejects_bad_rows(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -71,3 +74,10 @@ def test_duplicates_are_averaged_and_model_table_takes_latest_metadata():
     models = model_table(records).set_index("model_id")
     assert models.loc["m", "likes"] == 5       # latest non-missing value
     assert models.loc["m", "date"] == "2024-03-01"
+
+
+def test_read_records_names_the_file_with_an_out_of_range_score(tmp_path):
+    path = tmp_path / "r.csv"
+    pd.DataFrame({"model_id": ["a", "b"], "task": ["t", "t"], "score": [0.0, 87.0]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=rf"{path}: 1 row\(s\) have a score outside \[0, 1\] \(first: row 1, value 87.0\)"):
+        read_records(path)

@@ -1,6 +1,7 @@
 """Loaders on the real benchmark files (original release formats) and through the hub code path."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -125,3 +126,81 @@ def test_missing_files_name_what_is_expected(tmp_path):
     (tmp_path / "winogrande" / "dev.jsonl").write_text("")
     with pytest.raises(FileNotFoundError, match="dev-labels.lst"):
         get_task("winogrande", data_dir=tmp_path).load()
+
+
+# --------------------------------------------------------------------------------------------------
+# Malformed benchmark files: one clear error naming the file, the line and what is wrong
+# --------------------------------------------------------------------------------------------------
+ARC_ROW = {"id": "x1", "question": {"stem": "Q?", "choices": [{"text": "a", "label": "A"},
+                                                              {"text": "b", "label": "B"}]}, "answerKey": "A"}
+GSM_ROW = {"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"}
+MBPP_ROW = {"task_id": 11, "text": "Write f.", "code": "def f():\n    return 1", "test_list": ["assert f() == 1"]}
+
+
+def _write_task(root, task, files):
+    for name, content in files.items():
+        path = root / task / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content if isinstance(content, str) else
+                            "".join(json.dumps(row) + "\n" for row in content), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("task, files, where, message", [
+    ("arc_challenge", {"ARC-Challenge-Test.jsonl": [ARC_ROW, {"id": 1}]}, "ARC-Challenge-Test.jsonl, line 2",
+     "missing field 'question'"),
+    ("arc_challenge", {"ARC-Challenge-Test.jsonl": [{**ARC_ROW, "question": {"stem": "Q", "choices": [{"text": "a"}]}}]},
+     "ARC-Challenge-Test.jsonl, line 1", "missing field 'question.choices[0].label'"),
+    ("arc_challenge", {"ARC-Challenge-Test.jsonl": [{**ARC_ROW, "answerKey": "E"}]}, "ARC-Challenge-Test.jsonl, line 1",
+     "answer 'E' not among"),
+    ("mbpp", {"mbpp.jsonl": [MBPP_ROW, [1, 2]]}, "mbpp.jsonl, line 2", "expected a JSON object, got a list"),
+    ("mbpp", {"mbpp.jsonl": [{**MBPP_ROW, "test_list": "assert f() == 1"}]}, "mbpp.jsonl, line 1",
+     "field 'test_list': expected a list"),
+    ("gsm8k", {"test.jsonl": [{"question": 5}]}, "test.jsonl, line 1", "field 'question': expected text, got 5"),
+    ("gsm8k", {"test.jsonl": [GSM_ROW, {"question": "q"}]}, "test.jsonl, line 2", "missing field 'answer'"),
+    ("gsm8k", {"test.jsonl": [{"question": "q", "answer": "42"}]}, "test.jsonl, line 1", "without '####'"),
+    ("gsm8k", {"test.jsonl": "this is text, not JSON\n"}, "test.jsonl, line 1", "not valid JSON"),
+    ("gsm8k", {"test.jsonl": b"\xff\xfe\x00binary"}, "test.jsonl", "not a UTF-8 text file"),
+    ("winogrande", {"dev.jsonl": [{"qID": "a", "sentence": "s _", "option1": "x"}], "dev-labels.lst": "1\n"},
+     "dev.jsonl, line 1", "missing field 'option2'"),
+    ("winogrande", {"dev.jsonl": [{"qID": "a", "sentence": "s _", "option1": "x", "option2": "y"}],
+                    "dev-labels.lst": "3\n"}, "dev-labels.lst, line 1", "label '3' is not 1 or 2"),
+    ("mmlu", {"test/x_test.csv": "q,a,b,c,d,A\nq,a,b\n"}, "x_test.csv, line 2", "expected 6 columns"),
+    ("mmlu", {"test/x_test.csv": "q,a,b,c,d,E\n"}, "x_test.csv, line 1", "bad answer 'E'"),
+])
+def test_malformed_local_files_name_the_file_line_and_problem(tmp_path, task, files, where, message):
+    from raygems.errors import UsageError
+
+    _write_task(tmp_path, task, files)
+    with pytest.raises(UsageError) as caught:
+        get_task(task, data_dir=tmp_path).load()
+    text = str(caught.value)
+    assert "\n" not in text and str(tmp_path / task) in text
+    assert where in text and message in text
+
+
+def test_malformed_hub_rows_name_the_file_and_row(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from raygems.errors import UsageError
+
+    path = tmp_path / "openai/gsm8k/main/test-00000-of-00001.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([GSM_ROW, {"question": "q", "answer": None}]), path)
+    download = lambda repo_id, filename, **kw: str(tmp_path / repo_id / filename)  # noqa: E731
+    with pytest.raises(UsageError, match=r"test-00000-of-00001.parquet, row 1: field 'answer': expected text, got null"):
+        get_task("gsm8k", data_dir=None, downloader=download).load()
+
+
+def test_malformed_file_is_one_line_from_the_command_line(tmp_path, capsys):
+    from raygems.cli import main
+
+    _write_task(tmp_path, "arc_challenge", {"ARC-Challenge-Test.jsonl": [{"id": 1}]})
+    assert main(["pool", "--tasks", "arc_challenge", "--per-task", "2", "--data-dir", str(tmp_path),
+                 "--out", str(tmp_path / "p.parquet")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ARC-Challenge-Test.jsonl, line 1: missing field 'question'" in err[0]

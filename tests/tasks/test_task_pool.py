@@ -131,3 +131,22 @@ def test_pool_of_toy_tasks_keeps_their_extra_fields(tmp_path):
             query = loaded.query(query_id)
             assert query["meta"] == records[query_id]["meta"]          # options, labels, value survive parquet
             assert get_task("toy_choice").score(query, query["reference"]) == 1
+
+
+def test_unknown_stratify_field_is_refused_with_the_usable_fields(benchmarks_dir):
+    from raygems.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"cannot stratify by 'bogus'.*mmlu: subject"):
+        build_query_pool("routerbench", per_task=5, data_dir=benchmarks_dir, stratify_by="bogus")
+    with pytest.raises(UsageError, match=r"cannot stratify by 'bogus'.*gsm8k: none"):
+        build_query_pool("gsm8k", per_task=5, data_dir=benchmarks_dir, stratify_by="bogus")
+    with pytest.raises(UsageError, match="stratify_by must name"):
+        build_query_pool("gsm8k", per_task=5, data_dir=benchmarks_dir, stratify_by=" ")
+
+
+def test_stratification_fields():
+    from raygems.tasks.pool import stratification_fields
+
+    queries = [{"meta": {"subject": "s" + str(i % 3), "solution": f"unique {i}", "labels": ["A"]}} for i in range(12)]
+    assert stratification_fields(queries) == ["subject"]
+    assert stratification_fields([]) == []

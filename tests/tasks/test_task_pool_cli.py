@@ -41,3 +41,23 @@ def test_bad_per_task(text):
 def test_unknown_task(tmp_path):
     with pytest.raises(ValueError, match="unknown task"):
         pool_cli.run(parse(["--tasks", "nope", "--out", str(tmp_path / "x.parquet")]))
+
+
+def test_unknown_stratify_by_is_one_line(benchmarks_dir, tmp_path, capsys):
+    from raygems.cli import main
+
+    out = tmp_path / "pool.parquet"
+    assert main(["pool", "--tasks", "gsm8k", "--per-task", "2", "--data-dir", str(benchmarks_dir),
+                 "--stratify-by", "bogus", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'bogus'" in err[0] and not out.exists()
+
+
+def test_text_data_file_names_the_file(tmp_path, capsys):
+    from raygems.cli import main
+
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text("not json at all\n")
+    assert main(["pool", "--tasks", "gsm8k", "--data-dir", str(tmp_path), "--out", str(tmp_path / "p.parquet")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path / 'gsm8k' / 'test.jsonl'}, line 1: not valid JSON" in err[0]
