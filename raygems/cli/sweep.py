@@ -75,3 +75,14 @@ def run(args: argparse.Namespace) -> int:
               f"ones are saved: run the same command again to run the rest", file=sys.stderr)
         return 1
     return 0
+
+
+def on_interrupt(args: argparse.Namespace) -> str:
+    """After Ctrl-C (exit 130): the cells that finished are in results.parquet (saved after every trial), and
+    running the command again runs only the rest."""
+    results = Path(args.out) / "results.parquet"
+    if getattr(args, "report_only", False):
+        return "nothing was run; run the same command again to write the report"
+    again = ("run it again without --fresh to run only the rest" if getattr(args, "fresh", False)
+             else "run the same command again to continue")
+    return f"the finished cells are kept in {results}; {again}"

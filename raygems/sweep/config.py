@@ -278,6 +278,11 @@ def _parse_trees(value: Any, base_dir: Path) -> tuple[TreeEntry, ...]:
     return tuple(trees)
 
 
+#: Smallest value of the tree settings that have one (the generator would refuse them without naming the value).
+OVERRIDE_MINIMUMS = {"num_finetunes": 2, "num_adapters": 0, "queries_per_task": 1, "seed": 0, "task_spread": 0,
+                     "adapter_scale": 0}
+
+
 def _override(key: str, value: Any, default: Any, where: str) -> Any:
     """A tree setting of the type of its default (a whole number, a finite number, a list of task names)."""
     if isinstance(default, int):
@@ -292,6 +297,15 @@ def _override(key: str, value: Any, default: Any, where: str) -> Any:
         ok, wanted = isinstance(value, type(default)), f"a {type(default).__name__}"
     if not ok:
         raise SweepConfigError(f"{where}: {key} must be {wanted}, got {value!r}")
+    if isinstance(default, tuple):
+        if not value:
+            raise SweepConfigError(f"{where}: {key} must not be empty (give at least one task name), got []")
+        dup = next((t for t in value if value.count(t) > 1), None)
+        if dup is not None:
+            raise SweepConfigError(f"{where}: {key} lists {dup!r} twice")
+    minimum = OVERRIDE_MINIMUMS.get(key)
+    if minimum is not None and value < minimum:
+        raise SweepConfigError(f"{where}: {key} must be at least {minimum}, got {value!r}")
     return value
 
 
@@ -337,6 +351,7 @@ def _parse_methods(value: Any) -> tuple[MethodEntry, ...]:
             if not spec.accepts(key):
                 raise SweepConfigError(f"methods[{i}].options ({name}): unknown option {key!r}; {name} accepts "
                                        f"{', '.join(sorted(p for p in spec.options if p != 'schedule')) or 'none'}")
+            _check_option(spec, key, options[key], f"methods[{i}].options ({name})")
         if "schedule" in item and "schedules" in item:
             raise SweepConfigError(f"methods[{i}] ({name}): give either 'schedule' or 'schedules', not both")
         raw_schedules = item.get("schedules", item.get("schedule"))
@@ -360,6 +375,60 @@ def _parse_methods(value: Any) -> tuple[MethodEntry, ...]:
     if dup is not None:
         raise SweepConfigError(f"methods: {dup[0]} with schedule {dup[1]!r} and options {dup[2]} is listed twice")
     return tuple(entries)
+
+
+#: What each basic type an option is declared with takes, and how a message calls it.
+_OPTION_KINDS = {
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), "a finite number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _option_types(spec) -> dict[str, tuple[type, ...] | None]:
+    """The basic types (bool, int, float, str, NoneType) an option may take, from the annotation of the method's
+    constructor (or the type of its default); None when that is not known (array inputs such as prior_alpha),
+    in which case the method checks the value itself."""
+    import typing
+
+    hints: dict[str, Any] = {}
+    for klass in spec.cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        try:
+            found = typing.get_type_hints(init)
+        except Exception:   # an annotation that cannot be resolved: fall back to the defaults
+            found = {}
+        for key, hint in found.items():
+            hints.setdefault(key, hint)
+    types: dict[str, tuple[type, ...] | None] = {}
+    for key, default in spec.options.items():
+        hint = hints.get(key)
+        args = typing.get_args(hint) if hint is not None and typing.get_args(hint) else (hint,)
+        if hint is not None and all(a is type(None) or a in _OPTION_KINDS for a in args):
+            types[key] = tuple(args)
+        elif hint is None and default is not None and type(default) in _OPTION_KINDS:
+            types[key] = (type(default),)
+        else:
+            types[key] = None
+    return types
+
+
+def _check_option(spec, key: str, value: Any, where: str) -> None:
+    """Refuse an option value of the wrong type (a string for a number, a list for a flag), naming it: the
+    algorithms compare the values, which fails without naming the option (`'<' not supported ...`)."""
+    allowed = _option_types(spec).get(key)
+    if allowed is None:
+        return
+    if value is None and type(None) in allowed:
+        return
+    kinds = [a for a in allowed if a is not type(None)]
+    if any(_OPTION_KINDS[a][0](value) for a in kinds):
+        return
+    wanted = " or ".join(_OPTION_KINDS[a][1] for a in kinds) + (" (or null)" if type(None) in allowed else "")
+    raise SweepConfigError(f"{where}: {key} must be {wanted}, got {value!r}")
 
 
 def _parse_references(value: Any) -> tuple[str, ...]:

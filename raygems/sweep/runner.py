@@ -11,9 +11,14 @@ trial with some of its budgets missing runs only those).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import logging
+import os
 import re
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +39,8 @@ NO_CODE = "-"
 @dataclass
 class SweepOutcome:
     """What a `run_sweep` call did: trials run, cells skipped as already done, errors, and the files.
-    `cells_run < cells_planned` without errors: the sweep was stopped (Ctrl-C) before it finished."""
+    `cells_run < cells_planned` without errors: Tune stopped before every cell finished. (Ctrl-C raises
+    KeyboardInterrupt out of `run_sweep` instead, once the cells reported so far are saved.)"""
 
     out_dir: Path
     results: pd.DataFrame                    # the config's cells (all of them, old and new)
@@ -112,6 +118,7 @@ def check_cells(config: SweepConfig, cells: list[dict[str, Any]], matrices: dict
         matrix = matrices[cell["tree"]]
         where = (f"tree {cell['tree']!r}, method {cell['method']!r}"
                  + (f", schedule {cell['schedule']!r}" if cell["schedule"] != NO_SCHEDULE else "")
+                 + (f", options {cell['options']}" if cell["options"] not in ("{}", "") else "")
                  + f", budget {cell['budget']}")
         if cell["budget"] > matrix.num_queries:
             raise SweepConfigError(f"{where}: the budget exceeds the tree's pool of {matrix.num_queries} queries "
@@ -288,15 +295,117 @@ def run_trials(trials: list[dict[str, Any]], matrices: dict[str, Any], config: S
         tune_config=tune.TuneConfig(max_concurrent_trials=config.max_concurrent_trials, reuse_actors=True,
                                     trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name=run_name, storage_path=str((out_dir / TUNE_FOLDER).resolve()),
-                                  callbacks=[recorder], verbose=verbose,
+                                  callbacks=[recorder], verbose=verbose, stop=_stop_on_interrupt(),
                                   failure_config=tune.FailureConfig(max_failures=0)),
     )
     try:
-        grid = tuner.fit()
+        with _quiet_tune(verbose), _stop_tune_on_ctrl_c() as interrupted:
+            grid = tuner.fit()
     finally:
-        recorder.close()
+        recorder.close()   # saves the cells of trials that reported before a stop
+    if interrupted.is_set():
+        raise KeyboardInterrupt   # the caller says how to continue (`raygems sweep`: run the same command again)
     errors = [f"{_trial_label(r.config)}: {type(r.error).__name__}: {r.error}" for r in grid if r.error is not None]
     return errors, recorder.cells_saved
+
+
+# ------------------------------------------------------------------------------------------- Ctrl-C
+#: Set by the first Ctrl-C during `tuner.fit()`: Tune then stops every trial (`_stop_on_interrupt`), the
+#: recorder saves what finished, and `run_trials` raises KeyboardInterrupt.
+_INTERRUPTED = threading.Event()
+
+
+def interrupt_requested() -> bool:
+    """Whether Ctrl-C was pressed during the current `tuner.fit()`."""
+    return _INTERRUPTED.is_set()
+
+
+def _stop_on_interrupt():
+    """A Tune stopper that ends the whole run once Ctrl-C was pressed (it asks `interrupt_requested`, so that any
+    copy Tune makes of it, pickled or not, sees the same flag)."""
+    from ray.tune import Stopper
+
+    class StopOnInterrupt(Stopper):
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return interrupt_requested()
+
+    return StopOnInterrupt()
+
+
+@contextlib.contextmanager
+def _stop_tune_on_ctrl_c():
+    """During `tuner.fit()`: the first Ctrl-C (SIGINT) stops the run cleanly instead of Tune's own handler,
+    which ends it with 'Resume experiment with: Tuner.restore(...)' (this command resumes differently) and
+    returns as if it had finished; a second Ctrl-C raises KeyboardInterrupt at once."""
+    _INTERRUPTED.clear()
+    if threading.current_thread() is not threading.main_thread():   # signals reach the main thread only
+        yield _INTERRUPTED
+        return
+
+    def on_sigint(signum, frame):
+        if _INTERRUPTED.is_set():
+            raise KeyboardInterrupt
+        _INTERRUPTED.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    saved = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"   # read by tune.run when it starts
+    try:
+        yield _INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _restore_env("TUNE_DISABLE_SIGINT_HANDLER", saved)
+
+
+#: Tune's log messages that say nothing to a user of this command, or the wrong thing: the interruption
+#: notices (which point to Tuner.restore), metrics it cannot read for trials a stop left unstarted, and the
+#: end-of-run bookkeeping. With --verbose 1 or 2 only the first two kinds are dropped.
+_TUNE_NOISE = ("Stop signal received", "Experiment has been interrupted", "Training has been interrupted",
+               "Failed to fetch metrics", "Trials did not complete")
+_TUNE_CHATTER = ("Wrote the latest version of all result files", "Total run time")
+_TUNE_LOGGERS = ("ray.tune.tune", "ray.tune.analysis.experiment_analysis", "ray.tune.result_grid")
+
+
+class _TuneNoiseFilter(logging.Filter):
+    def __init__(self, verbose: int):
+        super().__init__()
+        self.drop = _TUNE_NOISE + (_TUNE_CHATTER if verbose == 0 else ())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        return not any(text in message for text in self.drop)
+
+
+@contextlib.contextmanager
+def _quiet_tune(verbose: int):
+    """Drop Tune's noise (`_TUNE_NOISE`) while the grid runs; at --verbose 0 also its start banner, which its
+    new console output prints even when silent (the legacy reporter prints nothing at verbose 0)."""
+    noise = _TuneNoiseFilter(verbose)
+    loggers = [logging.getLogger(name) for name in _TUNE_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(noise)
+    saved = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    if verbose == 0:
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(noise)
+        _restore_env("RAY_AIR_NEW_OUTPUT", saved)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _trial_label(config: dict[str, Any] | None) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from raygems.cli import main
 from raygems.sweep import SweepConfig, SweepConfigError
 from raygems.sweep.config import NO_SCHEDULE
-from raygems.sweep.runner import check_cells, load_matrices, plan_cells
+from raygems.sweep.runner import check_cells, load_matrices, plan_cells, plan_run
 
 from sweep_helpers import SMALL_TREE, write_config
 
@@ -196,3 +197,68 @@ def test_cli_reports_config_errors_with_exit_status_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "raygems sweep: error:" in err and "unknown method 'oracle'" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fields, message", [
+    # method options of the wrong type: named with the option and the value, not "'<' not supported ..."
+    ({"methods": [{"name": "ours", "options": {"first_round_fraction": "x"}}]},
+     "methods[0].options (ours): first_round_fraction must be a finite number, got 'x'"),
+    ({"methods": [{"name": "ours", "options": {"first_round_fraction": [0.5]}}]},
+     "first_round_fraction must be a finite number, got [0.5]"),
+    ({"methods": [{"name": "ours", "options": {"keep_after_first": 1.5}}]},
+     "keep_after_first must be a whole number, got 1.5"),
+    ({"methods": [{"name": "ours", "options": {"keep_after_first": "10"}}]},
+     "keep_after_first must be a whole number, got '10'"),
+    ({"methods": [{"name": "ucb", "options": {"c": None}}]},
+     "methods[0].options (ucb): c must be a finite number, got None"),
+    ({"methods": [{"name": "ucb", "options": {"c": True}}]}, "c must be a finite number, got True"),
+    ({"methods": [{"name": "ttts", "options": {"mc_samples": "many"}}]},
+     "mc_samples must be a whole number, got 'many'"),
+    ({"methods": [{"name": "sequential-halving", "options": {"carry_over": "yes please"}}]},
+     "carry_over must be true or false, got 'yes please'"),
+    ({"methods": [{"name": "uniform", "options": {"correlated": [True]}}]},
+     "correlated must be true or false (or null), got [True]"),
+    ({"methods": [{"name": "recommended", "options": {"late_eta": "x"}}]},
+     "late_eta must be a finite number (or null), got 'x'"),
+    ({"methods": [{"name": "ucb-e", "options": {"mode": ["adaptive"]}}]}, "mode must be a string, got ['adaptive']"),
+    # tree overrides: an empty or repeated task list, values the generator refuses without naming them
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"tasks": []}}]},
+     "trees[0].overrides (X): tasks must not be empty"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"tasks": ["gsm8k", "gsm8k"]}}]},
+     "tasks lists 'gsm8k' twice"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"num_adapters": -1}}]},
+     "num_adapters must be at least 0, got -1"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"seed": -3}}]}, "seed must be at least 0, got -3"),
+    ({"trees": [{"name": "X", "preset": "qwen-3b", "overrides": {"task_spread": -0.5}}]},
+     "task_spread must be at least 0, got -0.5"),
+])
+def test_values_of_the_wrong_type_are_named_with_their_key(tmp_path, fields, message):
+    with pytest.raises(SweepConfigError) as err:
+        SweepConfig.from_yaml(write_config(tmp_path, **fields))
+    assert message in str(err.value)
+
+
+def test_options_of_the_right_type_pass(tmp_path):
+    config = SweepConfig.from_yaml(write_config(tmp_path, methods=[
+        {"name": "ours", "options": {"first_round_fraction": 1, "keep_after_first": 20, "correlated": None}},
+        {"name": "recommended", "options": {"late_eta": None, "stratify": True}},
+        {"name": "ttts", "options": {"prior_alpha": 2.0}}]))
+    assert config.methods[0].options == {"first_round_fraction": 1, "keep_after_first": 20, "correlated": None}
+
+
+def test_an_option_the_algorithm_refuses_is_named_with_its_value(tmp_path):
+    """Options whose type the config cannot know (per-model inputs such as prior_alpha) are checked by the
+    algorithm before any trial; the message names the options as given, whatever the algorithm says."""
+    config = SweepConfig.from_yaml(write_config(tmp_path, methods=[{"name": "uniform",
+                                                                     "options": {"prior_alpha": "x"}}]))
+    with pytest.raises(SweepConfigError, match=r'method .uniform., options \{"prior_alpha": "x"\}, budget 3: '):
+        plan_run(config, load_matrices(config), pd.DataFrame())
+
+
+def test_cli_names_an_empty_task_list_in_one_line(tmp_path, capsys):
+    path = write_config(tmp_path, trees=[{"name": "Small", "preset": "qwen-3b",
+                                          "overrides": {**SMALL_TREE, "tasks": []}}])
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["raygems sweep: error: trees[0].overrides (Small): tasks must not be empty (give at least one "
+                   "task name), got []"]
