@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raygems.errors import SetupError, one_line
+from raygems.errors import SetupError, UsageError, one_line
 from raygems.tasks.prompting import PROMPT_VARIANTS
 
 __all__ = ["FAILURE_COLUMNS", "KEY", "LEGACY_SCORING_VERSION", "PROMPT_VARIANTS", "REQUIRED_COLUMNS",
            "RESULT_COLUMNS", "SCORE_COLUMNS", "VARIANT_ORDER", "accuracy_table", "arrow_schema",
-           "best_variant_counts", "better_variant", "one_revision_per_model", "read_part", "read_parts",
-           "read_results", "served", "tree_revisions"]
+           "best_variant_counts", "better_variant", "is_run_directory", "no_results_yet", "one_revision_per_model",
+           "read_part", "read_parts", "read_results", "result_files", "served", "tree_revisions"]
 
 #: The key of a result row: a model revision's answer to a query in one prompt variant.
 KEY = ("model_id", "revision", "query_id", "variant")
@@ -71,25 +71,50 @@ def read_results(source: str | Path | pd.DataFrame, columns: Iterable[str] | Non
         rows = source if "scoring_version" in source else source.assign(scoring_version=LEGACY_SCORING_VERSION)
         return served(rows)
     wanted = list(dict.fromkeys([*SCORE_COLUMNS, *columns])) if columns is not None else list(RESULT_COLUMNS)
-    frames = [served(read_part(path, wanted)) for path in _result_files(Path(source))]
-    if not frames:       # a store nothing was written to yet
+    frames = [served(read_part(path, wanted)) for path in result_files(source)]
+    if not frames:       # a store (or a search) nothing was written to yet
         return pd.DataFrame({c: pd.Series(dtype=RESULT_COLUMNS[c]) for c in wanted})
     return served(pd.concat(frames, ignore_index=True))
 
 
-def _result_files(path: Path) -> list[Path]:
+def is_run_directory(path: str | Path) -> bool:
+    """Whether `path` is a search's run directory (its --out: search.json, and store/ once it has answers)."""
+    path = Path(path)
+    return path.is_dir() and ((path / "search.json").is_file() or (path / "store").is_dir())
+
+
+def result_files(source: str | Path) -> list[Path]:
+    """The parquet parts `read_results` reads from `source`: a search's run directory (its store's parts only: the
+    run's other files, pool.parquet or tree.parquet, are not results), a store root (results/ and failures/), a
+    folder of parquet files, or one parquet file. Empty for a store, or a search, that has recorded nothing yet
+    (`no_results_yet` says so). FileNotFoundError or UsageError name a source that is none of these."""
+    path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"result store {str(path)!r} does not exist")
-    if path.is_dir() and (path / "store" / "results").is_dir():   # a search's run directory (its --out)
-        path = path / "store"
-    if path.is_dir() and (path / "results").is_dir():             # a store root: results/ and failures/
-        return sorted((path / "results").glob("part-*.parquet"))
+    if is_run_directory(path):
+        path = path / "store"           # absent when the search stopped before its first answers
+        return sorted((path / "results").glob("part-*.parquet")) if (path / "results").is_dir() else []
+    if path.is_dir() and ((path / "results").is_dir() or (path / "failures").is_dir()):   # a store root
+        return sorted((path / "results").glob("part-*.parquet")) if (path / "results").is_dir() else []
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
         if not files:
-            raise ValueError(f"result store {path} holds no .parquet files")
+            raise UsageError(f"{path} holds no results: no .parquet files, and it is neither a search's run "
+                             f"directory nor a result store")
         return files
+    if path.suffix.lower() != ".parquet":
+        raise UsageError(f"{path} is not a .parquet file of result rows (nor a search's run directory or a "
+                         f"result store)")
     return [path]
+
+
+def no_results_yet(source: str | Path) -> str:
+    """The one line that says `source` (for which `result_files` is empty) has no results to read yet."""
+    path = Path(source)
+    if is_run_directory(path):
+        return (f"{path}: the search in this run directory has recorded no results yet (nothing in "
+                f"{path / 'store' / 'results'}); it stopped before its first answers, or is still starting")
+    return f"{path}: the result store holds no results yet (nothing in {path / 'results'})"
 
 
 def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:

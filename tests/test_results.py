@@ -95,3 +95,23 @@ def test_bad_rows_are_named(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no .parquet"):
         read_results(tmp_path / "empty")
+
+
+def test_a_run_directory_reads_only_its_store(tmp_path):
+    """An interrupted search (search.json, pool.parquet, tree.parquet, no store/ yet) has no results: its other
+    parquet files are not result parts (once, pool.parquet was read as one and the advice was to move it out)."""
+    from raygems.results import no_results_yet, result_files
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "search.json").write_text("{}")
+    pd.DataFrame({"query_id": ["q"], "task": ["t"]}).to_parquet(run / "pool.parquet")
+    pd.DataFrame({"model_id": ["a"]}).to_parquet(run / "tree.parquet")
+    assert result_files(run) == []
+    assert read_results(run).empty and list(read_results(run, columns=()).columns)[:2] == ["model_id", "revision"]
+    assert "recorded no results yet" in no_results_yet(run)
+    (run / "store" / "failures").mkdir(parents=True)                # failures only: still no results
+    assert result_files(run) == [] and result_files(run / "store") == []
+    with pytest.raises(ValueError, match=r"notes\.txt is not a \.parquet file"):
+        (tmp_path / "notes.txt").write_text("x")
+        read_results(tmp_path / "notes.txt")

@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 
 from raygems.hub.cards import AGGREGATE_TASKS, DOC_SYMBOLS, DOC_UNAVAILABLE, ModelCard
-from raygems.results import accuracy_table, one_revision_per_model, read_results, tree_revisions
+from raygems.errors import HubUnreachable, UsageError
+from raygems.results import (accuracy_table, no_results_yet, one_revision_per_model, read_results, result_files,
+                             tree_revisions)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ def accuracy_from_results(results: pd.DataFrame | str | Path, tree: pd.DataFrame
     """
     if min_queries < 1:
         raise ValueError(f"min_queries must be at least 1, got {min_queries}")
+    if not isinstance(results, pd.DataFrame) and not result_files(results):
+        raise UsageError(no_results_yet(results))
     rows = read_results(results, columns=())
     if pd.to_numeric(rows["reward"], errors="coerce").isna().all():
         raise ValueError("the result rows hold no rewards")
@@ -125,6 +129,8 @@ class GemReport:
     models: pd.DataFrame
     summary: pd.DataFrame
     documentation: pd.DataFrame | None = None
+    #: Why cards marked ? could not be read, when the reason is not the card's own (the hub cannot be reached).
+    cards_note: str | None = None
 
     @property
     def tasks(self) -> list[str]:
@@ -154,7 +160,8 @@ class GemReport:
 
     def table6(self) -> pd.DataFrame:
         """The paper's Table 6 for this tree: per task, the best gem's documentation symbol
-        (✓ relevant, ● irrelevant tasks only, ✗ none, ? card unreadable; '–' when the task has no gem)."""
+        (✓ relevant, ● irrelevant tasks only, ✗ none, ? unknown: the card could not be read, or the hub could not
+        be reached (`cards_note` says so); '–' when the task has no gem)."""
         symbols = {}
         for row in self.summary.itertuples():
             symbols[row.task] = "–"
@@ -175,9 +182,11 @@ class GemReport:
                  _markdown(["Tree", ""] + self.tasks, rows)]
         if self.documentation is not None:
             t6 = self.table6()
-            parts += ["", "Table 6: gem documentation "
-                          "(✓ relevant, ● irrelevant tasks only, ✗ none, ? unreadable)",
+            parts += ["", "Table 6: gem documentation (✓ relevant, ● irrelevant tasks only, ✗ none, "
+                          "? unknown: card unreadable or hub unreachable)",
                       _markdown(["Tree"] + self.tasks, [[tree_name] + [t6.iloc[0][t] for t in self.tasks]])]
+            if self.cards_note:
+                parts.append(f"({self.cards_note})")
         parts += ["", "Hidden gems per task"]
         gem_rows = [[g.task, g.model_id, f"{100 * g.accuracy:.1f}", str(int(g.downloads))]
                     for g in self.gems().itertuples()]
@@ -267,8 +276,12 @@ def _summarise(task: str, group: pd.DataFrame, n: int) -> dict[str, Any]:
 
 
 def _card_getter(cards: CardLookup) -> Callable[[str], ModelCard]:
+    from raygems.hub.sources import HubTreeSource
+
     if isinstance(cards, Mapping):
         return lambda model_id: cards.get(model_id) or ModelCard(model_id=model_id)
+    if isinstance(cards, HubTreeSource):
+        return _HubCards(cards)
     if hasattr(cards, "model_card"):
         return cards.model_card
     if callable(cards):
@@ -276,24 +289,92 @@ def _card_getter(cards: CardLookup) -> Callable[[str], ModelCard]:
     raise TypeError(f"cards must be a mapping, a callable or a TreeSource, got {type(cards).__name__}")
 
 
+class _HubCards:
+    """Model cards from a `HubTreeSource`, telling a card the hub says is absent (an empty card: ✗) from one that
+    could not be asked for (HubUnreachable: ?). The source's own `model_card` reads a README.md that neither the
+    hub nor the cache gave as "no card". Before the first download, one request checks that the hub answers, within
+    the retry deadline (`raygems.hub.retry`): huggingface_hub's download retries a refused connection for about
+    25 s on its own, per card."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._answered = False     # the hub answered once: downloads may retry on their own
+
+    def __call__(self, model_id: str) -> ModelCard:
+        from huggingface_hub import constants, hf_hub_url
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+        from raygems.hub.cards import parse_model_card
+        from raygems.hub.retry import is_retryable, unreachable
+
+        source, api = self.source, self.source._api
+        if not self._answered and not constants.HF_HUB_OFFLINE and hasattr(api, "get_hf_file_metadata"):
+            url = hf_hub_url(model_id, "README.md", endpoint=getattr(api, "endpoint", None))
+
+            def probe() -> None:
+                try:
+                    api.get_hf_file_metadata(url=url)
+                except Exception as exc:  # noqa: BLE001 - any answer (a 404, a gated repository) will do
+                    if unreachable(exc) is not None or is_retryable(exc):
+                        raise
+
+            source._retrying(probe, f"README.md of {model_id}")
+            self._answered = True
+
+        def download() -> str | None:
+            try:
+                return api.hf_hub_download(model_id, "README.md", cache_dir=source.cache_dir)
+            except LocalEntryNotFoundError:       # no answer and no cached copy: unknown, not "no card"
+                raise
+            except EntryNotFoundError:            # the hub says the repository has no README.md
+                return None
+
+        path = source._retrying(download, f"README.md of {model_id}")
+        if path is None:
+            return ModelCard(model_id=model_id)
+        return parse_model_card(Path(path).read_text(encoding="utf-8", errors="replace"), model_id)
+
+
+def _hub_problem(exc: BaseException) -> HubUnreachable | None:
+    if isinstance(exc, HubUnreachable):
+        return exc
+    from raygems.hub.retry import unreachable
+
+    try:
+        return unreachable(exc)
+    except ImportError:   # pragma: no cover - huggingface_hub is a dependency
+        return None
+
+
 def _documentation(report: GemReport, cards: CardLookup) -> pd.DataFrame:
     get_card = _card_getter(cards)
     components = tuple(t for t in report.tasks if t.lower() not in AGGREGATE_TASKS)
     fetched: dict[str, ModelCard | None] = {}
     rows = []
+    unreached: HubUnreachable | None = None     # once the hub did not answer, the other cards are not asked for
     for gem in report.gems().itertuples():
         if gem.model_id not in fetched:
-            try:
-                fetched[gem.model_id] = get_card(gem.model_id)
-            except Exception as exc:  # noqa: BLE001 - a gated or deleted repository: report, do not abort
-                logger.warning("model card of %s unavailable: %s", gem.model_id, exc)
+            if unreached is not None:
                 fetched[gem.model_id] = None
+            else:
+                try:
+                    fetched[gem.model_id] = get_card(gem.model_id)
+                except Exception as exc:  # noqa: BLE001 - a gated or deleted repository: report, do not abort
+                    unreached = _hub_problem(exc)
+                    if unreached is None:
+                        logger.warning("model card of %s unavailable: %s", gem.model_id, exc)
+                    fetched[gem.model_id] = None
         card = fetched[gem.model_id]
         state = card.documentation_for(gem.task, components) if card is not None else DOC_UNAVAILABLE
         rows.append({"task": gem.task, "model_id": gem.model_id, "documentation": state,
                      "symbol": DOC_SYMBOLS[state],
                      "documented_benchmarks": sorted(card.documented_benchmarks) if card is not None else []})
-    return pd.DataFrame(rows, columns=["task", "model_id", "documentation", "symbol", "documented_benchmarks"])
+    frame = pd.DataFrame(rows, columns=["task", "model_id", "documentation", "symbol", "documented_benchmarks"])
+    if unreached is not None:
+        unknown = sum(card is None for card in fetched.values())
+        report.cards_note = (f"the model cards could not be read: the Hugging Face hub cannot "
+                             f"be reached ({unreached.reason}); the documentation of {unknown} gem(s) is unknown (?)")
+    return frame
 
 
 # ---------------------------------------------------------------------------------------------- markdown

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 
@@ -47,14 +48,26 @@ def run(args: argparse.Namespace) -> int:
     from raygems.errors import UsageError
     from raygems.hub.listing import read_tree
 
+    from raygems.results import no_results_yet, result_files
+
     if args.plots and args.out is None:
         raise UsageError("--plots needs --out")
     if not 0 < args.top_fraction <= 1:
         raise UsageError(f"--top-fraction must be in (0, 1], got {args.top_fraction}")
+    if args.out is not None:            # before the work, not after it
+        check_output_path(args.out, "--out", folder=True)
+    if args.results is not None:        # what --results is (or is not) comes before whether it holds a tree
+        if not args.results.exists():
+            raise UsageError(f"--results {args.results}: no such file or directory")
+        if not result_files(args.results):
+            raise UsageError(no_results_yet(args.results))
     tree_path = args.tree
     if tree_path is None:
-        if args.results is None or not (args.results / "tree.parquet").is_file():
-            raise UsageError("--tree is needed (or give --results a search's run directory, which holds tree.parquet)")
+        if args.results is None:
+            raise UsageError("--tree is needed with --matrix")
+        if not (args.results / "tree.parquet").is_file():
+            raise UsageError(f"--tree is needed: --results {args.results} holds results but no tree.parquet (a "
+                             f"search's run directory holds one)")
         tree_path = args.results / "tree.parquet"
     tree = read_tree(tree_path)
     overall = None if args.no_overall else OVERALL
@@ -67,10 +80,56 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or (tree_path.stem if args.tree is not None else args.results.name)
     text = report.to_markdown(name)
     print(text, end="")
+    if report.cards_note:       # also in the report; said once on stderr, where a reader of the run looks
+        print(f"raygems gems: warning: {report.cards_note}", file=sys.stderr)
     if args.out is not None:
         _write(report, text, args.out, tree, accuracy, args.plots)
         print(f"report written to {args.out}")
     return 0
+
+
+def check_output_path(path: Path, flag: str, folder: bool = False) -> None:
+    """Refuse, in one line and before any work, an output `path` that cannot be written: a folder where a file is
+    wanted (or the reverse), or a place where the folders cannot be made or a file cannot be created. Probes by
+    creating what is missing and a file in it, then removes what it made; leaves existing files alone."""
+    import os
+    import tempfile
+
+    from raygems.errors import UsageError
+
+    if path.exists() and path.is_dir() != folder:
+        raise UsageError(f"{flag} {path}: is a {'file, not a directory' if folder else 'directory'}")
+    folder_path = path if folder else path.parent
+    made: list[Path] = []
+    missing = folder_path
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
+    try:
+        for step in reversed(made):
+            step.mkdir()
+        if folder:
+            with tempfile.TemporaryFile(dir=folder_path):
+                pass
+        elif not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            os.close(fd)
+            path.unlink()
+        elif not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else (folder_path if folder else path)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if isinstance(exc, NotADirectoryError) or (missing.exists() and not missing.is_dir()):
+            reason = f"{missing} is a file, not a directory"
+            where = None
+        raise UsageError(f"{flag} {path}: cannot be written ({f'{where}: ' if where else ''}{reason})") from None
+    finally:
+        for step in made:       # deepest first
+            try:
+                step.rmdir()
+            except OSError:
+                pass
 
 
 def _card_source(spec: str | None):

@@ -65,10 +65,14 @@ def run(args: argparse.Namespace) -> int:
     from raygems.errors import UsageError
     from raygems.replay.engine import check_replay
 
+    from raygems.cli.gems import check_output_path
+
     methods = parse_methods(args.methods)
     budgets = parse_budgets(args.budgets)
     if args.reps < 1:
         raise ValueError(f"--reps must be at least 1, got {args.reps}")
+    if args.json_out:           # before the replay, not after it
+        check_output_path(Path(args.json_out), "--json")
     if args.matrix:
         matrix = load_matrix(args.matrix, models=args.models)
         source = args.matrix

@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import re
 import signal
 import socket
@@ -147,8 +148,10 @@ class HubServer:
                  bandwidth: float | None = None, latency: float = 0.0, log_size: int = 100_000) -> None:
         if page_size < 1:
             raise ValueError(f"page_size must be >= 1, got {page_size}")
-        if latency < 0:
-            raise ValueError(f"latency must be >= 0 seconds, got {latency}")
+        if not 0 <= latency < math.inf:           # also refuses nan; inf would make every answer wait forever
+            raise ValueError(f"latency must be a finite number >= 0 seconds, got {latency}")
+        if bandwidth is not None and not 0 < bandwidth < math.inf:
+            raise ValueError(f"bandwidth must be a finite number > 0 bytes/s (None: unlimited), got {bandwidth}")
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port}")
         self.catalog = catalog
@@ -177,7 +180,11 @@ class HubServer:
     def start(self) -> "HubServer":
         if self._server is None:
             self._stopping.clear()
-            self._server = _Server(("127.0.0.1", self.port), _make_handler(self))
+            try:
+                self._server = _Server(("127.0.0.1", self.port), _make_handler(self))
+            except OSError as exc:             # the port is taken (or not ours to take): say which
+                reason = exc.strerror or str(exc) or type(exc).__name__
+                raise OSError(exc.errno, f"cannot listen on 127.0.0.1 port {self.port}: {reason}") from None
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             name="hub-server", daemon=True)
             self._thread.start()
@@ -591,17 +598,19 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        if args.bandwidth is not None and not args.bandwidth > 0:
-            raise ValueError(f"--bandwidth must be > 0 bytes/s, got {args.bandwidth}")
-        if not args.latency >= 0:
-            raise ValueError(f"--latency must be >= 0 seconds, got {args.latency}")
+        if args.bandwidth is not None and not 0 < args.bandwidth < math.inf:
+            raise ValueError(f"--bandwidth must be a finite number > 0 bytes/s (leave it out for no limit), "
+                             f"got {args.bandwidth}")
+        if not 0 <= args.latency < math.inf:
+            raise ValueError(f"--latency must be a finite number >= 0 seconds, got {args.latency}")
         catalog = DirectoryCatalog(args.directory)
         if not catalog.model_ids():
             raise ValueError(f"{args.directory} holds no model folders (<org>/<name>/ with a README.md, "
                              "config.json, adapter_config.json or .raygems_hub.json)")
         server = HubServer(catalog, port=args.port, bandwidth=args.bandwidth, latency=args.latency).start()
     except (ValueError, FileNotFoundError, OSError) as exc:
-        print(f"raygems.hub.serve: error: {exc}", file=sys.stderr)
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror and exc.filename is None else exc
+        print(f"raygems.hub.serve: error: {message}", file=sys.stderr)
         return 2
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -90,3 +90,142 @@ def test_usage_errors(files, tmp_path, capsys):
     other.to_parquet(tmp_path / "other.parquet")
     assert main(["gems", "--tree", str(tmp_path / "other.parquet"), "--results", str(store)]) == 2
     assert "not in the tree" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ what --results is, checked before anything else
+def one_line_err(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert captured.out == ""                                 # refused before any work: no report printed
+    return lines[0]
+
+
+def test_results_that_are_missing_empty_or_not_results_are_named(tmp_path, capsys):
+    """Not "--tree is needed": the bad --results itself is named, with what is wrong with it."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not results")
+    for path, message in ((tmp_path / "nope", "no such file or directory"),
+                          (tmp_path / "empty", "holds no results"),
+                          (tmp_path / "notes.txt", "is not a .parquet file")):
+        assert main(["gems", "--results", str(path)]) == 2
+        err = one_line_err(capsys)
+        assert f"{path}" in err and message in err and "--tree is needed" not in err, err
+
+
+def test_a_run_directory_without_a_store_has_no_results_yet(files, tmp_path, capsys):
+    """An interrupted search: search.json, tree.parquet and pool.parquet, no store/ yet. Its pool is not a result
+    part to move out of a store: the run has recorded no results."""
+    tree_path, _, _ = files
+    run = tmp_path / "interrupted"
+    run.mkdir()
+    (run / "search.json").write_text("{}")
+    TREE.to_parquet(run / "tree.parquet")
+    pd.DataFrame({"query_id": ["q0"], "task": ["gsm8k"], "messages": ["hi"]}).to_parquet(run / "pool.parquet")
+    for argv in (["gems", "--results", str(run)], ["gems", "--results", str(run), "--tree", str(tree_path)]):
+        assert main(argv) == 2
+        err = one_line_err(capsys)
+        assert "recorded no results yet" in err and str(run) in err, err
+        assert "pool.parquet" not in err and "move it out" not in err
+    (run / "store" / "results").mkdir(parents=True)               # a store nothing was written to yet
+    assert main(["gems", "--results", str(run)]) == 2
+    assert "recorded no results yet" in one_line_err(capsys)
+
+
+def test_an_unusable_out_is_refused_before_the_work(files, tmp_path, capsys):
+    tree_path, store, _ = files
+    a_file = tmp_path / "taken.txt"
+    a_file.write_text("x")
+    for out, message in ((a_file, f"--out {a_file}: is a file, not a directory"),
+                         (a_file / "report", f"--out {a_file / 'report'}: cannot be written")):
+        assert main(["gems", "--tree", str(tree_path), "--results", str(store), "--out", str(out)]) == 2
+        assert message in one_line_err(capsys)
+    assert a_file.read_text() == "x"
+    out = tmp_path / "new" / "deeper"                       # folders that do not exist yet are fine, and made
+    assert main(["gems", "--tree", str(tree_path), "--results", str(store), "--out", str(out)]) == 0
+    assert (out / "report.md").is_file()
+
+
+# ------------------------------------------------------------------ cards from a hub that does not answer
+class _RefusingApi:
+    """An HfApi whose every request finds no server (a refused connection), counting the requests."""
+
+    endpoint = "http://127.0.0.1:9"
+
+    def __init__(self):
+        self.requests = []
+
+    def _refuse(self, what):
+        import httpx2      # the HTTP stack huggingface_hub uses here
+
+        self.requests.append(what)
+        raise httpx2.ConnectError("[Errno 111] Connection refused")
+
+    def get_hf_file_metadata(self, *, url, **_):
+        self._refuse(url)
+
+    def hf_hub_download(self, repo_id, filename, **_):
+        self._refuse(f"{repo_id}/{filename}")
+
+
+@pytest.fixture
+def hub_allowed(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+def test_an_unreachable_hub_gives_unknown_documentation_after_one_reach(files, hub_allowed):
+    """Not ✗ ("no documentation"): ?, with the reason; and one failed reach stops the asking for the other cards."""
+    from raygems.analysis.gems import accuracy_from_results, find_gems
+    from raygems.hub.sources import HubTreeSource
+
+    tree_path, store, _ = files
+    api, waits = _RefusingApi(), []
+    source = HubTreeSource(api=api, sleep=waits.append)
+    report = find_gems(pd.read_parquet(tree_path), accuracy_from_results(store), cards=source)
+    docs = report.documentation
+    assert set(docs["model_id"]) == {"u/a", "u/b"} and set(docs["symbol"]) == {"?"}
+    assert set(docs["documentation"]) == {"unavailable"}
+    # one connection attempt to the endpoint (raygems.hub.retry.check_reachable) found nobody: no card was asked for
+    assert api.requests == [] and waits == []
+    assert "hub cannot be reached (cannot connect to http://127.0.0.1:9" in report.cards_note
+    text = report.to_markdown("acme")
+    assert "| acme | ? | ? | – |" in text and "hub cannot be reached" in text
+
+
+def test_cards_from_an_offline_hub_are_unknown_at_once(files, tmp_path, capsys, monkeypatch):
+    """HF_HUB_OFFLINE=1 (tests/conftest.py sets it): no README.md in the cache is not "no card"."""
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    tree_path, store, _ = files
+    started = time.monotonic()
+    assert main(["gems", "--tree", str(tree_path), "--results", str(store), "--cards-from", "hub",
+                 "--out", str(tmp_path / "report")]) == 0
+    assert time.monotonic() - started < 20
+    captured = capsys.readouterr()
+    assert "| acme | ? | ? | – |" in captured.out
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "hub cannot be reached (HF_HUB_OFFLINE=1 is set)" in err[0] and "(?)" in err[0]
+    table6 = pd.read_csv(tmp_path / "report" / "table6.csv", index_col=0)
+    assert table6.loc["Documentation", "gsm8k"] == "?"
+
+
+def test_cards_from_a_served_hub_still_say_what_they_document(files, tmp_path, hub_allowed):
+    """The reachable hub (a local server of the same cards): ✓ and ✗ as from the directory."""
+    from raygems.analysis.gems import accuracy_from_results, find_gems
+    from raygems.hub.catalog import DirectoryCatalog
+    from raygems.hub.serve import HubServer
+    from raygems.hub.sources import HubTreeSource
+
+    tree_path, store, cards = files
+    with HubServer(DirectoryCatalog(cards)) as hub:
+        source = HubTreeSource(endpoint=hub.endpoint, cache_dir=tmp_path / "cache")
+        report = find_gems(pd.read_parquet(tree_path), accuracy_from_results(store), cards=source)
+    assert report.documentation[["model_id", "symbol"]].values.tolist() == [["u/a", "✓"], ["u/b", "✗"]]
+    assert report.cards_note is None

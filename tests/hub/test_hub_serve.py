@@ -331,6 +331,10 @@ def test_the_cli_stops_cleanly_on_ctrl_c(small_hub_dir, tmp_path):
 @pytest.mark.parametrize("options, message", [
     (["--bandwidth", "0"], "--bandwidth"),
     (["--latency", "-1"], "--latency"),
+    (["--latency", "inf"], "--latency must be a finite number"),      # every answer would wait forever
+    (["--latency", "nan"], "--latency must be a finite number"),
+    (["--bandwidth", "inf"], "--bandwidth must be a finite number"),
+    (["--bandwidth", "nan"], "--bandwidth must be a finite number"),
 ])
 def test_the_cli_refuses_bad_options(small_hub_dir, tmp_path, options, message):
     done = subprocess.run([sys.executable, "-m", "raygems.hub.serve", str(small_hub_dir), *options],
@@ -350,3 +354,18 @@ def test_the_cli_refuses_a_missing_directory_and_a_busy_port(small_hub_dir, tmp_
         done = subprocess.run([sys.executable, "-m", "raygems.hub.serve", str(small_hub_dir), "--port", str(port)],
                               capture_output=True, text=True, timeout=120, env=_subprocess_env(tmp_path))
     assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert f"port {port}" in done.stderr and "in use" in done.stderr       # which port, and why
+
+
+def test_the_server_refuses_non_finite_limits_and_names_a_busy_port(small_hub_dir):
+    catalog = DirectoryCatalog(small_hub_dir)
+    for options in ({"latency": float("inf")}, {"latency": float("nan")}, {"bandwidth": float("inf")},
+                    {"bandwidth": float("nan")}):
+        with pytest.raises(ValueError, match="finite"):
+            HubServer(catalog, **options)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(OSError, match=f"port {port}: .*in use"):
+            HubServer(catalog, port=port).start()
