@@ -53,7 +53,7 @@ from typing import Any, Callable, Iterable
 
 from raygems.errors import RaygemsError, UsageError
 from raygems.files import NO_SPACE, DiskFull, fsync_dir, remove_stale_temporaries, write_bytes
-from raygems.hub.retry import (RETRY_STATUSES, RetryPolicy, call_with_retries, http_status,
+from raygems.hub.retry import (RETRY_STATUSES, RetryPolicy, call_with_retries, check_reachable, http_status,
                                is_connection_error)
 
 logger = logging.getLogger(__name__)
@@ -209,6 +209,7 @@ def plan_download(repo_id: str, revision: str = "main", *, endpoint: str | None 
     from huggingface_hub import HfApi, constants
 
     endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
+    check_reachable(endpoint)
     api = HfApi(endpoint=endpoint, token=token)
     try:
         info = call_with_retries(lambda: api.model_info(repo_id, revision=revision, files_metadata=True), retry,

@@ -9,16 +9,21 @@ and offline mode are not retried: waiting does not fix them.
 
 A hub that cannot be reached at all (refused or dropped connections, unknown host) is given
 `CONNECT_DEADLINE_S` seconds, not the whole back-off: then `HubUnreachable` says so in one line, and how to
-work without the hub. With `HF_HUB_OFFLINE=1` that happens at once.
+work without the hub. With `HF_HUB_OFFLINE=1` that happens at once. Before the first call to an endpoint,
+`check_reachable` opens one TCP connection to it (huggingface_hub's downloads retry a refused connection for
+~25 s on their own, printing a line per try): nothing listening there is `HubUnreachable` in a moment.
 """
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
+from urllib.parse import urlsplit
 
-from raygems.errors import HubUnreachable
+from raygems.errors import HubUnreachable, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +33,33 @@ T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: How long (attempts and waits together) connection failures are retried before the hub counts as unreachable.
 CONNECT_DEADLINE_S = 8.0
+#: How long `check_reachable` waits for a TCP connection to the hub.
+CONNECT_TIMEOUT_S = 5.0
+_PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+_ANSWERED: set[str] = set()   # endpoints that accepted a connection in this process
+
+
+def check_reachable(endpoint: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise `HubUnreachable` at once when nothing accepts a TCP connection at `endpoint` (default: `HF_ENDPOINT`
+    or huggingface.co): refused, unknown host, or no answer within `timeout_s`. `UsageError` when it is not an
+    http(s) URL. Skipped in offline mode (cached files may serve) and behind a proxy (set in the environment);
+    an endpoint that answered once in this process is not asked again."""
+    from huggingface_hub import constants
+
+    endpoint = endpoint or constants.ENDPOINT
+    if constants.HF_HUB_OFFLINE or endpoint in _ANSWERED or any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"hub endpoint {endpoint!r}: not a URL such as https://huggingface.co")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except ValueError:
+        raise UsageError(f"hub endpoint {endpoint!r}: not a URL such as https://huggingface.co") from None
+    except OSError as exc:
+        raise HubUnreachable(f"cannot connect to {endpoint}: {exc.strerror or type(exc).__name__}") from None
+    _ANSWERED.add(endpoint)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from raygems.errors import UsageError
 from raygems.hub.cards import ModelCard, ModelCardError, parse_model_card, salvage_base_models
-from raygems.hub.retry import RetryPolicy, call_with_retries, http_status
+from raygems.hub.retry import RetryPolicy, call_with_retries, check_reachable, http_status
 from raygems.hub.types import MODEL_KINDS, ModelRecord
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,9 @@ class HubTreeSource(TreeSource):
         return self.api
 
     def _retrying(self, call: Callable[[], Any], what: str) -> Any:
+        endpoint = getattr(self._api, "endpoint", None)   # (a stand-in API object may have none)
+        if isinstance(endpoint, str):
+            check_reachable(endpoint)
         return call_with_retries(call, self.policy, what=what, sleep=self.sleep)
 
     def _expanded(self, call: Callable[[tuple[str, ...]], Any]) -> Any:
@@ -155,11 +158,13 @@ class HubTreeSource(TreeSource):
         return records
 
     def model_card(self, model_id: str, revision: str | None = None) -> ModelCard:
-        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
         def download() -> str | None:
             try:
                 return self._api.hf_hub_download(model_id, "README.md", revision=revision, cache_dir=self.cache_dir)
+            except LocalEntryNotFoundError:   # (a subclass) no answer and no cached copy: not "no README"
+                raise
             except EntryNotFoundError:
                 return None
 

@@ -60,11 +60,13 @@ class HubFetcher:
     revision: str | None = None
 
     def __call__(self, repo_id: str, filename: str) -> Path:
-        from raygems.hub.retry import RetryPolicy, call_with_retries
+        from raygems.hub.retry import RetryPolicy, call_with_retries, check_reachable
 
         download = self.downloader
         if download is None:
             from huggingface_hub import hf_hub_download as download
+
+            check_reachable()
         return Path(call_with_retries(
             lambda: download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=self.revision),
             RetryPolicy(retries=3), what=f"download of {repo_id}/{filename}"))
