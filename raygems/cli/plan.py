@@ -70,7 +70,11 @@ def _methods(text: str | None) -> list[str]:
     from raygems.plan import EXHAUSTIVE
     from raygems.runtime.config import DEFAULT_METHOD
 
-    names = [m.strip() for m in (text or DEFAULT_METHOD).split(",") if m.strip()]
+    from raygems.errors import UsageError
+
+    names = [m.strip() for m in (DEFAULT_METHOD if text is None else text).split(",") if m.strip()]
+    if not names:
+        raise UsageError(f"--method {text!r}: give one or more methods, e.g. recommended,exhaustive")
     for name in names:
         if name != EXHAUSTIVE:
             get_method(name)          # ValueError naming the unknown method and the known ones

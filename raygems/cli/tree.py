@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     base_id = args.base_id
     if args.out.is_dir():
         raise UsageError(f"--out {args.out}: is a directory; give the path of a .parquet file to write")
+    if args.select and min(args.seed, args.top, args.random) < 0:
+        raise UsageError(f"--seed {args.seed}, --top {args.top}, --random {args.random}: must be >= 0")
     if args.source != "hub":
         source = LocalTreeSource(args.source)
     elif Path(base_id).is_dir():

@@ -68,6 +68,12 @@ def test_malformed_matrix_files_are_named(capsys, matrix_dir, case, message):
     assert message in err and str(matrix_dir) in err
 
 
+def test_a_negative_seed_for_the_papers_selection_is_refused(capsys, tmp_path):
+    err = one_line_error(capsys, ["tree", "some-org/some-model", "--select", "--seed", "-1",
+                                  "--out", str(tmp_path / "t.parquet")])
+    assert "--seed -1, --top 300, --random 100: must be >= 0" in err
+
+
 def test_out_that_is_a_directory_or_a_file(capsys, tmp_path):
     err = one_line_error(capsys, ["pool", "--tasks", "toy_arith", "--out", str(tmp_path)])
     assert f"--out {tmp_path}: is a directory" in err

@@ -70,6 +70,10 @@ def test_the_table_names_every_method(capsys, matrix):
 
 @pytest.mark.parametrize("argv, message", [
     (["--method", "recommended,fastest"], "unknown method 'fastest'"),
+    (["--method", ""], "--method '': give one or more methods"),
+    (["--download-bandwidth", "inf"], "--download-bandwidth 'inf': give bytes per second"),
+    (["--checkpoint-size", "1e30"], "--checkpoint-size '1e30': give a finite size of at most 1 EB"),
+    (["--gpus-per-node", "nan"], "gpus_per_node must be a finite number >= 0, got nan"),
     (["--calibrate-from", "/nonexistent/run"], "not a finished run with an events log"),
     (["--download-bandwidth", "fast"], "--download-bandwidth 'fast': give bytes per second"),
     (["--checkpoint-size", "15XB"], "--checkpoint-size '15XB': give a size such as 500GB"),

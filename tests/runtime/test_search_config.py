@@ -32,6 +32,8 @@ def recorded(tmp_path_factory):
     ({"cpus_per_model": float("nan")}, "cpus_per_model must be a finite number >= 0, got nan"),
     ({"gpus_per_model": float("inf")}, "gpus_per_model must be a finite number >= 0, got inf"),
     ({"cache_limit": "inf"}, "cache limit 'inf': give a finite size"),
+    ({"models": "models.parquet"}, "--models models.parquet: a models table goes with --matrix"),
+    ({"data_dir": "/nonexistent/benchmarks"}, "--data-dir /nonexistent/benchmarks: no such directory"),
 ])
 def test_bad_settings_are_refused_with_the_bad_value(settings, message):
     with pytest.raises(ValueError, match=message):
