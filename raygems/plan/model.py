@@ -140,6 +140,7 @@ class Work:
     arm_priority: list[float] | None = None    # a prior's first-round tie-break (methods that take one)
     beliefs: dict = field(default_factory=dict)                   # a prior's starting beliefs (the search's method)
     drawn: bool = False                        # answers drawn for accuracies (not a recorded matrix)
+    recorded: np.ndarray | None = None         # (arms, queries) bool: pairs already in the run's store (paid)
 
     @property
     def num_arms(self) -> int:

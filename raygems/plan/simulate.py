@@ -342,7 +342,8 @@ class Simulation:
         self.clocks: dict[SlotState, _SlotClock] = {}
         # until a slot is placed, on one node, fetches start there at once (as the driver's)
         self.only_node = next(iter(self.nodes)) if len(self.nodes) == 1 else None
-        self.answered = np.zeros((work.num_arms, work.num_queries), dtype=bool)
+        self.answered = (np.zeros((work.num_arms, work.num_queries), dtype=bool) if work.recorded is None
+                         else np.array(work.recorded, dtype=bool))          # a resumed search's recorded pairs
         self.failed: dict[int, str] = {}
         self._loaded_before: set[int] = set()
         self.stats = {"calls": 0, "loads": 0, "reloads": 0, "load_s": 0.0, "decode_s": 0.0, "busy_s": 0.0,

@@ -185,7 +185,27 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
                 is_base=[m.is_base for m in candidates], fetch=fetch, adapter_base=adapter_base,
                 base_sizes=base_sizes, failures=failures, arm_priority=decision.priority,
                 beliefs=dict(decision.method_options))
-    return for_method(with_facts(work, facts), config, method or config.method)
+    return for_method(_with_recorded(with_facts(work, facts), config.out, candidates), config,
+                      method or config.method)
+
+
+def _with_recorded(work: Work, out, candidates) -> Work:
+    """`work` continued in run directory `out`: the pairs its store holds are paid already and answer as they
+    were recorded, and the models it recorded as failed fail (so that the plan's search takes the path the
+    recorded one took)."""
+    found = recorded_pairs(out, candidates, work.num_queries)
+    if found is None:
+        return work
+    recorded, answers = found
+    values = np.array(work.rewards.values, dtype=np.uint8)
+    values[recorded] = answers[recorded]
+    from raygems.runtime.store import ResultStore
+
+    arm_of = {(m.model_id, m.revision): arm for arm, m in enumerate(candidates)}
+    failed = ResultStore(Path(out) / "store").failures()
+    failures = {**work.failures, **{arm_of[key]: stage for key, stage in
+                                    zip(zip(failed["model_id"], failed["revision"]), failed["stage"]) if key in arm_of}}
+    return replace(work, recorded=recorded, rewards=MatrixRewards(values), failures=failures)
 
 
 def with_facts(work: Work, facts: RunFacts) -> Work:
@@ -216,3 +236,45 @@ def for_method(work: Work, config, method: str) -> Work:
             options, downloads=work.downloads, is_base=work.is_base, query_groups=work.query_tasks,
             arm_priority=None if work.arm_priority is None else np.asarray(work.arm_priority, dtype=float))
     return replace(work, method=method, method_options=options)
+
+
+def recorded_pairs(out, candidates, num_queries: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pairs the store in run directory `out` holds already, which a search continued there does not pay for
+    again: ((candidates, queries) bool, where both prompt variants are served for the candidate's revision;
+    (candidates, queries) 0/1, the answer of the variant that is better on the query's task, as the search
+    counts it). None when `out` holds no store or another pool."""
+    import pandas as pd
+
+    from raygems.results import PROMPT_VARIANTS, better_variant, read_results, result_files
+
+    if not out or not (Path(out) / "pool.parquet").is_file():
+        return None
+    query_ids = pd.read_parquet(Path(out) / "pool.parquet", columns=["query_id"])["query_id"].tolist()
+    if len(query_ids) != num_queries:
+        return None
+    recorded = np.zeros((len(candidates), num_queries), dtype=bool)
+    rewards = np.zeros((len(candidates), num_queries), dtype=np.uint8)
+    if not result_files(out):
+        return recorded, rewards
+    arm_of = {(m.model_id, m.revision): arm for arm, m in enumerate(candidates)}
+    query_of = {q: i for i, q in enumerate(query_ids)}
+    rows = read_results(out, columns=())
+    rows = rows.assign(arm=[arm_of.get(key) for key in zip(rows["model_id"], rows["revision"])],
+                       query=rows["query_id"].map(query_of))
+    rows = rows[rows["arm"].notna() & rows["query"].notna()]
+    wide = rows.pivot_table(index=["arm", "query", "task"], columns="variant", values="reward", aggfunc="first")
+    wide = wide.reindex(columns=sorted(PROMPT_VARIANTS)).dropna()       # both variants, alphabetical
+    if wide.empty:
+        return recorded, rewards
+    answers = wide.to_numpy(dtype=np.int64)
+    per_task = pd.DataFrame(answers, index=wide.index).groupby(level=["arm", "task"]).agg(["sum", "count"])
+    correct = per_task.xs("sum", axis=1, level=1).to_numpy()
+    answered = per_task.xs("count", axis=1, level=1).to_numpy()
+    better = dict(zip(per_task.index, better_variant(correct, answered)))
+    arms = wide.index.get_level_values("arm").astype(int)
+    queries = wide.index.get_level_values("query").astype(int)
+    chosen = np.asarray([better[(a, t)] for a, t in zip(wide.index.get_level_values("arm"),
+                                                         wide.index.get_level_values("task"))])
+    recorded[arms, queries] = True
+    rewards[arms, queries] = answers[np.arange(len(answers)), chosen]
+    return recorded, rewards

@@ -56,6 +56,28 @@ def test_one_slot_plan_follows_the_live_search_exactly(matrix, live, tmp_path):
     assert not (tmp_path / "unused").exists()         # a plan writes nothing
 
 
+def test_a_plan_of_a_search_to_continue_pays_only_what_its_store_lacks(matrix, tmp_path):
+    """`raygems search --resume --dry-run`: the pairs in the run's store are paid already (and answer as
+    recorded), so a finished run's plan pays nothing and a half-recorded one's pays what the resume pays."""
+    import shutil
+
+    out = tmp_path / "run"
+    run_search(config(matrix, out))
+    finished = simulate(work_for_search(config(matrix, out)), Cluster(max_loaded=1), Speeds())
+    assert (finished.queries_paid, finished.loads) == (0, 0)
+    half = tmp_path / "half"
+    shutil.copytree(out, half)
+    parts = sorted((half / "store" / "results").glob("part-*.parquet"))
+    rows = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    for part in parts:
+        part.unlink()
+    rows.iloc[: len(rows) // 2].to_parquet(half / "store" / "results" / "part-00000-half.parquet")
+    plan = simulate(work_for_search(config(matrix, half)), Cluster(max_loaded=1), Speeds())
+    resumed = run_search(config(matrix, half))
+    assert 0 < plan.queries_paid == resumed.summary["queries_paid"]
+    assert plan.chosen_model == resumed.summary["chosen_model"]
+
+
 def test_several_slots_choose_the_same_with_the_same_rounds(matrix, tmp_path):
     result = run_search(config(matrix, tmp_path / "run", max_loaded=3, method="sequential-halving"))
     plan = simulate(work_for_search(config(matrix, tmp_path / "unused", method="sequential-halving")),
