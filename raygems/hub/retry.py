@@ -16,7 +16,6 @@ work without the hub. With `HF_HUB_OFFLINE=1` that happens at once. Before the f
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from dataclasses import dataclass
@@ -35,7 +34,6 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 CONNECT_DEADLINE_S = 8.0
 #: How long `check_reachable` waits for a TCP connection to the hub.
 CONNECT_TIMEOUT_S = 5.0
-_PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
 _ANSWERED: set[str] = set()   # endpoints that accepted a connection in this process
 
 
@@ -43,15 +41,21 @@ def check_reachable(endpoint: str | None = None, timeout_s: float = CONNECT_TIME
     """Raise `HubUnreachable` at once when nothing accepts a TCP connection at `endpoint` (default: `HF_ENDPOINT`
     or huggingface.co): refused, unknown host, or no answer within `timeout_s`. `UsageError` when it is not an
     http(s) URL. Skipped in offline mode (cached files may serve) and behind a proxy (set in the environment);
-    an endpoint that answered once in this process is not asked again."""
+    an endpoint that answered once in this process is not asked again (`forget_reachable`). A caller that can
+    serve a cached copy (huggingface_hub falls back to its cache when the hub does not answer) tries that
+    before giving up: see `cached_or_unreachable`."""
+    from urllib.request import getproxies, proxy_bypass
+
     from huggingface_hub import constants
 
     endpoint = endpoint or constants.ENDPOINT
-    if constants.HF_HUB_OFFLINE or endpoint in _ANSWERED or any(os.environ.get(v) for v in _PROXY_VARIABLES):
+    if constants.HF_HUB_OFFLINE or endpoint in _ANSWERED:
         return
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"hub endpoint {endpoint!r}: not a URL such as https://huggingface.co")
+    if getproxies() and not proxy_bypass(parts.hostname):   # the proxy, not this machine, connects
+        return
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
@@ -60,6 +64,22 @@ def check_reachable(endpoint: str | None = None, timeout_s: float = CONNECT_TIME
     except OSError as exc:
         raise HubUnreachable(f"cannot connect to {endpoint}: {exc.strerror or type(exc).__name__}") from None
     _ANSWERED.add(endpoint)
+
+
+def forget_reachable() -> None:
+    """Forget which endpoints answered (`check_reachable` asks them again)."""
+    _ANSWERED.clear()
+
+
+def cached_or_unreachable(repo_id: str, filename: str, error: HubUnreachable, **where) -> str:
+    """The path of huggingface_hub's cached copy of `filename` in `repo_id` (`where`: repo_type, revision,
+    cache_dir), which a download falls back to when the hub does not answer; `error` when there is none."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, filename, **{k: v for k, v in where.items() if v is not None})
+    if isinstance(cached, str):
+        return cached
+    raise error
 
 
 @dataclass(frozen=True)

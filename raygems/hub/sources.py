@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from raygems.errors import UsageError
+from raygems.errors import HubUnreachable, UsageError
 from raygems.hub.cards import ModelCard, ModelCardError, parse_model_card, salvage_base_models
-from raygems.hub.retry import RetryPolicy, call_with_retries, check_reachable, http_status
+from raygems.hub.retry import RetryPolicy, cached_or_unreachable, call_with_retries, check_reachable, http_status
 from raygems.hub.types import MODEL_KINDS, ModelRecord
 
 logger = logging.getLogger(__name__)
@@ -115,10 +115,13 @@ class HubTreeSource(TreeSource):
         return self.api
 
     def _retrying(self, call: Callable[[], Any], what: str) -> Any:
+        self._check_reachable()
+        return call_with_retries(call, self.policy, what=what, sleep=self.sleep)
+
+    def _check_reachable(self) -> None:
         endpoint = getattr(self._api, "endpoint", None)   # (a stand-in API object may have none)
         if isinstance(endpoint, str):
             check_reachable(endpoint)
-        return call_with_retries(call, self.policy, what=what, sleep=self.sleep)
 
     def _expanded(self, call: Callable[[tuple[str, ...]], Any]) -> Any:
         """Run `call(expand)`; if the hub rejects `childrenModelCount` (HTTP 400), go on without it."""
@@ -168,6 +171,11 @@ class HubTreeSource(TreeSource):
             except EntryNotFoundError:
                 return None
 
+        try:
+            self._check_reachable()
+        except HubUnreachable as error:   # a card cached by an earlier download still serves
+            path = cached_or_unreachable(model_id, "README.md", error, revision=revision, cache_dir=self.cache_dir)
+            return parse_model_card(Path(path).read_text(encoding="utf-8", errors="replace"), model_id)
         path = self._retrying(download, f"README.md of {model_id}")
         if path is None:
             return ModelCard(model_id=model_id)

@@ -141,6 +141,7 @@ class Work:
     beliefs: dict = field(default_factory=dict)                   # a prior's starting beliefs (the search's method)
     drawn: bool = False                        # answers drawn for accuracies (not a recorded matrix)
     recorded: np.ndarray | None = None         # (arms, queries) bool: pairs already in the run's store (paid)
+    recorded_answers: np.ndarray | None = None  # (arms, queries) 0/1: their answers, as the search counts them
 
     @property
     def num_arms(self) -> int:

@@ -185,27 +185,48 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
                 is_base=[m.is_base for m in candidates], fetch=fetch, adapter_base=adapter_base,
                 base_sizes=base_sizes, failures=failures, arm_priority=decision.priority,
                 beliefs=dict(decision.method_options))
-    return for_method(_with_recorded(with_facts(work, facts), config.out, candidates), config,
+    return for_method(_with_recorded(with_facts(work, facts), config, candidates), config,
                       method or config.method)
 
 
-def _with_recorded(work: Work, out, candidates) -> Work:
-    """`work` continued in run directory `out`: the pairs its store holds are paid already and answer as they
-    were recorded, and the models it recorded as failed fail (so that the plan's search takes the path the
-    recorded one took)."""
-    found = recorded_pairs(out, candidates, work.num_queries)
+def _continues(config) -> bool:
+    """Whether `config` is the search saved in its --out (the search there would continue, not be refused)."""
+    from raygems.runtime.search import differing_settings, read_saved_search
+
+    if not config.out or not (Path(config.out) / "search.json").is_file():
+        return False
+    try:
+        return not differing_settings(config, read_saved_search(config.out))
+    except UsageError:
+        return False
+
+
+def _with_recorded(work: Work, config, candidates) -> Work:
+    """`work` continued in its run directory (`config.out`, holding this very search): the pairs its store holds
+    are paid already and answer as they were recorded, and the models it recorded as failed fail (so that the
+    plan's search takes the path the recorded one took)."""
+    if not _continues(config):
+        return work
+    found = recorded_pairs(config.out, candidates, work.num_queries)
     if found is None:
         return work
     recorded, answers = found
-    values = np.array(work.rewards.values, dtype=np.uint8)
-    values[recorded] = answers[recorded]
     from raygems.runtime.store import ResultStore
 
     arm_of = {(m.model_id, m.revision): arm for arm, m in enumerate(candidates)}
-    failed = ResultStore(Path(out) / "store").failures()
+    failed = ResultStore(Path(config.out) / "store").failures()
     failures = {**work.failures, **{arm_of[key]: stage for key, stage in
                                     zip(zip(failed["model_id"], failed["revision"]), failed["stage"]) if key in arm_of}}
-    return replace(work, recorded=recorded, rewards=MatrixRewards(values), failures=failures)
+    return _answered_as_recorded(replace(work, recorded=recorded, recorded_answers=answers, failures=failures))
+
+
+def _answered_as_recorded(work: Work) -> Work:
+    """`work` whose recorded pairs answer as recorded (whatever answers it drew for the others)."""
+    if work.recorded is None:
+        return work
+    values = np.array(work.rewards.values, dtype=np.uint8)
+    values[work.recorded] = work.recorded_answers[work.recorded]
+    return replace(work, rewards=MatrixRewards(values))
 
 
 def with_facts(work: Work, facts: RunFacts) -> Work:
@@ -220,7 +241,7 @@ def with_facts(work: Work, facts: RunFacts) -> Work:
         known = [facts.accuracies.get(m) for m in work.model_ids]
         accuracies = np.asarray([a if k is None or not np.isfinite(k) else k for a, k in zip(accuracies, known)])
         rewards, drawn = drawn_rewards(accuracies, work.num_queries, work.seed), True
-    return replace(work, failures=failures, steps=steps, rewards=rewards, drawn=drawn)
+    return _answered_as_recorded(replace(work, failures=failures, steps=steps, rewards=rewards, drawn=drawn))
 
 
 def for_method(work: Work, config, method: str) -> Work:
@@ -233,7 +254,8 @@ def for_method(work: Work, config, method: str) -> Work:
     options = {**config.algorithm_options, **work.beliefs} if method == config.method else {}
     if method != EXHAUSTIVE:
         options = get_method(method).with_inputs(
-            options, downloads=work.downloads, is_base=work.is_base, query_groups=work.query_tasks,
+            options, downloads=work.downloads, is_base=work.is_base,
+            query_groups=np.asarray(work.task_names)[work.query_tasks],    # task names, as the driver gives them
             arm_priority=None if work.arm_priority is None else np.asarray(work.arm_priority, dtype=float))
     return replace(work, method=method, method_options=options)
 

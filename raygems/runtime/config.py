@@ -139,10 +139,12 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and Path(value).expanduser().exists():
                 setattr(self, name, str(Path(value).expanduser().resolve()))
-        if self.models is not None and self.matrix is None:
-            raise UsageError(f"--models {self.models}: a models table goes with --matrix (a tree lists its models)")
-        if self.data_dir is not None and not self.resume and not Path(self.data_dir).expanduser().is_dir():
-            raise UsageError(f"--data-dir {self.data_dir}: no such directory")
+        if not self.resume:   # (a saved search keeps what it was started with: its pool is saved beside it)
+            if self.models is not None and self.matrix is None:
+                raise UsageError(f"--models {self.models}: a models table goes with --matrix (a tree lists its "
+                                 f"models)")
+            if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
+                raise UsageError(f"--data-dir {self.data_dir}: no such directory")
         if self.tree is not None:
             from raygems.hub.sources import HUB_MODEL_ID
 

@@ -168,6 +168,12 @@ def read_saved_search(out: str | Path) -> dict[str, Any]:
     return saved
 
 
+def differing_settings(config: SearchConfig, saved: dict[str, Any]) -> list[str]:
+    """The settings defining the search (not the runtime-only ones) in which `config` and a saved search differ."""
+    mine = config.identity()
+    return sorted(k for k in set(mine) | set(saved) if k not in RUNTIME_ONLY and mine.get(k) != saved.get(k))
+
+
 def _check_out_dir(config: SearchConfig, out: Path) -> SearchConfig:
     """The configuration to run in `out`: a new search, the same search again, or (--resume) the saved one with
     this run's runtime settings. A different search in the same directory is refused, naming the settings."""
@@ -175,9 +181,7 @@ def _check_out_dir(config: SearchConfig, out: Path) -> SearchConfig:
         raise UsageError(f"--out {out}: is a file, not a directory")
     saved_path = out / "search.json"
     if saved_path.exists():
-        saved = read_saved_search(out)
-        mine = config.identity()
-        differing = sorted(k for k in set(mine) | set(saved) if k not in RUNTIME_ONLY and mine.get(k) != saved.get(k))
+        differing = differing_settings(config, read_saved_search(out))
         if config.resume and differing:
             raise UsageError(f"--resume continues the search saved in {out}, but settings {differing} differ from "
                              f"it; drop them, or start a new search with another --out")
@@ -191,14 +195,12 @@ def _check_out_dir(config: SearchConfig, out: Path) -> SearchConfig:
 
 def _check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
     """Fail in seconds, with one line, when a cluster address of the form HOST:PORT does not answer (Ray itself
-    retries for minutes). "auto", ray:// addresses and None are left to Ray."""
+    retries for minutes). Other forms ("auto", "local", ray://...) and None are left to Ray."""
     import socket
 
-    if not address or address == "auto" or "://" in address:
+    host, _, port = (address or "").rpartition(":")
+    if not host or not port.isdigit() or "://" in address:   # auto, local, ray://...: Ray's own forms
         return
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--address {address!r}: give HOST:PORT of a Ray cluster's head (or auto)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
@@ -216,12 +218,25 @@ def _init_ray(config: SearchConfig) -> None:
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
 
 
+def _started_ray_here() -> bool:
+    """Whether this process started the Ray cluster it is connected to (`ray.init()` with no cluster running: a
+    single machine, to which no node will be added), rather than joining one (`--address`, `RAY_ADDRESS`,
+    `ray job submit`, a head node started with `ray start --head`)."""
+    try:
+        from ray._private import worker
+    except ImportError:   # pragma: no cover - a Ray without this module: assume a cluster that may grow
+        return False
+    node = getattr(worker, "_global_node", None)
+    return bool(getattr(node, "head", False))
+
+
 def _check_slots_fit(config: SearchConfig, settings: DriverSettings) -> None:
-    """Refuse a model actor no node of a local cluster can hold (it would wait forever). A cluster given with
-    --address may grow (the autoscaler starts GPU nodes for the actors: cluster.yaml), so there it waits."""
+    """Refuse a model actor no node of a cluster this process started can hold (it would wait forever). A
+    cluster it joined may grow (the autoscaler starts GPU nodes for the actors: cluster.yaml), so there it
+    waits."""
     import ray
 
-    if config.address is not None or settings.nodes_that_fit(ray.nodes()):
+    if config.address is not None or not _started_ray_here() or settings.nodes_that_fit(ray.nodes()):
         return
     needs = ", ".join(f"{amount:g} {name}" for name, amount in settings.slot_needs().items())
     have = ray.cluster_resources()

@@ -341,9 +341,9 @@ def _stop_tune_on_ctrl_c():
     which ends it with 'Resume experiment with: Tuner.restore(...)' (this command resumes differently) and
     returns as if it had finished; a second Ctrl-C raises KeyboardInterrupt at once."""
     _INTERRUPTED.clear()
-    if threading.current_thread() is not threading.main_thread():   # signals reach the main thread only
-        yield _INTERRUPTED
-        return
+    if threading.current_thread() is not threading.main_thread() or _through_ray_client():
+        yield _INTERRUPTED      # signals reach the main thread only; through Ray Client (ray://) the grid runs
+        return                  # on the cluster, where this process's flag is not seen: Tune's own handling
 
     def on_sigint(signum, frame):
         if _INTERRUPTED.is_set():
@@ -358,6 +358,15 @@ def _stop_tune_on_ctrl_c():
     finally:
         signal.signal(signal.SIGINT, previous)
         _restore_env("TUNE_DISABLE_SIGINT_HANDLER", saved)
+
+
+def _through_ray_client() -> bool:
+    """Whether this process is connected through Ray Client (`--address ray://...`)."""
+    try:
+        from ray.util.client import ray as client
+    except ImportError:   # pragma: no cover
+        return False
+    return bool(client.is_connected())
 
 
 #: Tune's log messages that say nothing to a user of this command, or the wrong thing: the interruption

@@ -60,13 +60,18 @@ class HubFetcher:
     revision: str | None = None
 
     def __call__(self, repo_id: str, filename: str) -> Path:
-        from raygems.hub.retry import RetryPolicy, call_with_retries, check_reachable
+        from raygems.errors import HubUnreachable
+        from raygems.hub.retry import RetryPolicy, cached_or_unreachable, call_with_retries, check_reachable
 
         download = self.downloader
         if download is None:
             from huggingface_hub import hf_hub_download as download
 
-            check_reachable()
+            try:
+                check_reachable()
+            except HubUnreachable as error:   # a copy cached by an earlier download still serves
+                return Path(cached_or_unreachable(repo_id, filename, error, repo_type="dataset",
+                                                  revision=self.revision))
         return Path(call_with_retries(
             lambda: download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=self.revision),
             RetryPolicy(retries=3), what=f"download of {repo_id}/{filename}"))

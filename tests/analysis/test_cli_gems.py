@@ -172,7 +172,12 @@ class _RefusingApi:
 def hub_allowed(monkeypatch):
     from huggingface_hub import constants
 
+    from raygems.hub import retry
+
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(retry, "_ANSWERED", set())
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_an_unreachable_hub_gives_unknown_documentation_after_one_reach(files, hub_allowed):

@@ -117,7 +117,12 @@ def test_an_unreachable_hub_is_one_line_at_once(capsys, tmp_path, monkeypatch):
 
     from huggingface_hub import constants
 
+    from raygems.hub import retry
+
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(retry, "_ANSWERED", set())          # (a server earlier in this process may have had the port)
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)             # through a proxy the check is left to the proxy
     with socket.socket() as probe:          # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

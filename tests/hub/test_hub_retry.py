@@ -80,3 +80,25 @@ def test_bad_policy_values():
         RetryPolicy(retries=-1)
     with pytest.raises(ValueError, match="backoff"):
         RetryPolicy(backoff=-1)
+
+
+def test_a_copy_in_the_hub_cache_serves_when_the_hub_does_not_answer(tmp_path):
+    """huggingface_hub falls back to its cache when the hub does not answer; the reachability check must not
+    take that away: `cached_or_unreachable` finds the cached file, or gives the error back."""
+    from raygems.errors import HubUnreachable
+    from raygems.hub.retry import cached_or_unreachable
+
+    repo = tmp_path / "datasets--openai--gsm8k"
+    commit = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    cached = repo / "snapshots" / commit / "main" / "test.parquet"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"PAR1")
+    error = HubUnreachable("cannot connect to http://127.0.0.1:9: Connection refused")
+    found = cached_or_unreachable("openai/gsm8k", "main/test.parquet", error, repo_type="dataset",
+                                  cache_dir=str(tmp_path))
+    assert found == str(cached)
+    with pytest.raises(HubUnreachable):
+        cached_or_unreachable("openai/gsm8k", "main/other.parquet", error, repo_type="dataset",
+                              cache_dir=str(tmp_path))

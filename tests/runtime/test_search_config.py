@@ -117,7 +117,7 @@ def test_an_address_where_no_cluster_answers_fails_at_once():
     """Ray itself retries a dead address for minutes; the search says so in one line instead."""
     import socket
 
-    from raygems.errors import SetupError, UsageError
+    from raygems.errors import SetupError
     from raygems.runtime.search import _check_ray_address
 
     with socket.socket() as unused:               # a port nobody listens on
@@ -125,7 +125,5 @@ def test_an_address_where_no_cluster_answers_fails_at_once():
         port = unused.getsockname()[1]
     with pytest.raises(SetupError, match=f"no Ray cluster answers at --address 127.0.0.1:{port}"):
         _check_ray_address(f"127.0.0.1:{port}")
-    with pytest.raises(UsageError, match="give HOST:PORT"):
-        _check_ray_address("head-node")
-    for left_to_ray in (None, "auto", "ray://head:10001"):
+    for left_to_ray in (None, "auto", "local", "head-node", "ray://head:10001"):
         _check_ray_address(left_to_ray)
