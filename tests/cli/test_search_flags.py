@@ -17,7 +17,8 @@ SET_BY_THE_COMMAND = {"out", "address", "resume", "progress", "method_options"}
 SAMPLES = {int: ("3", 3), float: ("0.5", 0.5), str: ("org/name", "org/name"), tuple: ("a, b", ("a", "b")),
            dict: ('{"k": 1}', {"k": 1})}
 #: Settings that take only some values.
-VALID = {"method": ("ours", "ours"), "backend": ("replay", "replay"), "cache_limit": ("5MB", "5MB")}
+VALID = {"method": ("ours", "ours"), "backend": ("replay", "replay"), "cache_limit": ("5MB", "5MB"),
+         "data_dir": ("/", "/")}   # (a directory that exists)
 FLAGGED = [f for f in fields(SearchConfig) if f.metadata["flag"]]
 
 
