@@ -1,5 +1,6 @@
 """Writing files safely: every file appears whole or not at all, and a full disk is reported as what it is. Used for
-a run directory's files (the live search), a sweep's tables and a download's marker files.
+a run directory's files (the live search), a sweep's tables and a download's marker files. `check_output_path`
+refuses, before any work, an output path a command could not write.
 
 Each write goes to a temporary name in the same folder (`.<name>.<random>.tmp`), is flushed to disk (fsync), and
 is renamed over the final name (atomic on POSIX file systems); the folder is then flushed too, so that the rename
@@ -20,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from raygems.errors import SetupError
+from raygems.errors import SetupError, UsageError
 
 #: errno values that mean "no room": no space left, quota exceeded.
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -116,3 +117,44 @@ def remove_stale_temporaries(folder: Path, of: str | None = None) -> int:
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def check_output_path(path: Path, flag: str, folder: bool = False) -> None:
+    """Refuse, in one line and before any work, an output `path` that cannot be written: a folder where a file is
+    wanted (or the reverse), or a place where the folders cannot be made or a file cannot be created. Probes by
+    creating what is missing and a file in it, then removes what it made; leaves existing files alone."""
+    import tempfile
+
+    if path.exists() and path.is_dir() != folder:
+        raise UsageError(f"{flag} {path}: is a {'file, not a directory' if folder else 'directory'}")
+    folder_path = path if folder else path.parent
+    made: list[Path] = []
+    missing = folder_path
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
+    try:
+        for step in reversed(made):
+            step.mkdir()
+        if folder:
+            with tempfile.TemporaryFile(dir=folder_path):
+                pass
+        elif not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            os.close(fd)
+            path.unlink()
+        elif not os.access(path, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else (folder_path if folder else path)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if isinstance(exc, NotADirectoryError) or (missing.exists() and not missing.is_dir()):
+            reason = f"{missing} is a file, not a directory"
+            where = None
+        raise UsageError(f"{flag} {path}: cannot be written ({f'{where}: ' if where else ''}{reason})") from None
+    finally:
+        for step in made:       # deepest first
+            try:
+                step.rmdir()
+            except OSError:
+                pass

@@ -46,8 +46,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from raygems.analysis.gems import OVERALL, accuracy_from_matrix, accuracy_from_results, find_gems
     from raygems.errors import UsageError
+    from raygems.files import check_output_path
     from raygems.hub.listing import read_tree
-
     from raygems.results import no_results_yet, result_files
 
     if args.plots and args.out is None:
@@ -86,50 +86,6 @@ def run(args: argparse.Namespace) -> int:
         _write(report, text, args.out, tree, accuracy, args.plots)
         print(f"report written to {args.out}")
     return 0
-
-
-def check_output_path(path: Path, flag: str, folder: bool = False) -> None:
-    """Refuse, in one line and before any work, an output `path` that cannot be written: a folder where a file is
-    wanted (or the reverse), or a place where the folders cannot be made or a file cannot be created. Probes by
-    creating what is missing and a file in it, then removes what it made; leaves existing files alone."""
-    import os
-    import tempfile
-
-    from raygems.errors import UsageError
-
-    if path.exists() and path.is_dir() != folder:
-        raise UsageError(f"{flag} {path}: is a {'file, not a directory' if folder else 'directory'}")
-    folder_path = path if folder else path.parent
-    made: list[Path] = []
-    missing = folder_path
-    while not missing.exists() and missing != missing.parent:
-        made.append(missing)
-        missing = missing.parent
-    try:
-        for step in reversed(made):
-            step.mkdir()
-        if folder:
-            with tempfile.TemporaryFile(dir=folder_path):
-                pass
-        elif not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-            os.close(fd)
-            path.unlink()
-        elif not os.access(path, os.W_OK):
-            raise PermissionError(13, "Permission denied")
-    except OSError as exc:
-        where = exc.filename if exc.filename is not None else (folder_path if folder else path)
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        if isinstance(exc, NotADirectoryError) or (missing.exists() and not missing.is_dir()):
-            reason = f"{missing} is a file, not a directory"
-            where = None
-        raise UsageError(f"{flag} {path}: cannot be written ({f'{where}: ' if where else ''}{reason})") from None
-    finally:
-        for step in made:       # deepest first
-            try:
-                step.rmdir()
-            except OSError:
-                pass
 
 
 def _card_source(spec: str | None):

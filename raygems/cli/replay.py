@@ -63,9 +63,8 @@ def parse_budgets(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     from raygems.replay import load_matrix, replay_grid
     from raygems.errors import UsageError
+    from raygems.files import check_output_path
     from raygems.replay.engine import check_replay
-
-    from raygems.cli.gems import check_output_path
 
     methods = parse_methods(args.methods)
     budgets = parse_budgets(args.budgets)
