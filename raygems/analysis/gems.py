@@ -290,11 +290,10 @@ def _card_getter(cards: CardLookup) -> Callable[[str], ModelCard]:
 
 
 class _HubCards:
-    """Model cards from a `HubTreeSource`, telling a card the hub says is absent (an empty card: ✗) from one that
-    could not be asked for (HubUnreachable: ?). The source's own `model_card` reads a README.md that neither the
-    hub nor the cache gave as "no card". Before the first download, one request checks that the hub answers, within
-    the retry deadline (`raygems.hub.retry`): huggingface_hub's download retries a refused connection for about
-    25 s on its own, per card."""
+    """Model cards from a `HubTreeSource` (its `model_card`: a card the hub says is absent is an empty card, ✗;
+    one that could not be asked for raises HubUnreachable, ?). Before the first card, one request checks that the
+    hub answers HTTP, within the retry deadline (`raygems.hub.retry`): huggingface_hub's download retries a failing
+    connection for about 25 s on its own, per card."""
 
     def __init__(self, source: Any) -> None:
         self.source = source
@@ -302,9 +301,7 @@ class _HubCards:
 
     def __call__(self, model_id: str) -> ModelCard:
         from huggingface_hub import constants, hf_hub_url
-        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-        from raygems.hub.cards import parse_model_card
         from raygems.hub.retry import is_retryable, unreachable
 
         source, api = self.source, self.source._api
@@ -320,19 +317,7 @@ class _HubCards:
 
             source._retrying(probe, f"README.md of {model_id}")
             self._answered = True
-
-        def download() -> str | None:
-            try:
-                return api.hf_hub_download(model_id, "README.md", cache_dir=source.cache_dir)
-            except LocalEntryNotFoundError:       # no answer and no cached copy: unknown, not "no card"
-                raise
-            except EntryNotFoundError:            # the hub says the repository has no README.md
-                return None
-
-        path = source._retrying(download, f"README.md of {model_id}")
-        if path is None:
-            return ModelCard(model_id=model_id)
-        return parse_model_card(Path(path).read_text(encoding="utf-8", errors="replace"), model_id)
+        return source.model_card(model_id)
 
 
 def _hub_problem(exc: BaseException) -> HubUnreachable | None:

@@ -207,13 +207,13 @@ def _with_recorded(work: Work, config, candidates) -> Work:
     plan's search takes the path the recorded one took)."""
     if not _continues(config):
         return work
-    found = recorded_pairs(config.out, candidates, work.num_queries)
+    arm_of = {(m.model_id, m.revision): arm for arm, m in enumerate(candidates)}
+    found = recorded_pairs(config.out, arm_of, work.num_queries)
     if found is None:
         return work
     recorded, answers = found
     from raygems.runtime.store import ResultStore
 
-    arm_of = {(m.model_id, m.revision): arm for arm, m in enumerate(candidates)}
     failed = ResultStore(Path(config.out) / "store").failures()
     failures = {**work.failures, **{arm_of[key]: stage for key, stage in
                                     zip(zip(failed["model_id"], failed["revision"]), failed["stage"]) if key in arm_of}}
@@ -260,43 +260,36 @@ def for_method(work: Work, config, method: str) -> Work:
     return replace(work, method=method, method_options=options)
 
 
-def recorded_pairs(out, candidates, num_queries: int) -> tuple[np.ndarray, np.ndarray] | None:
+def recorded_pairs(out, arm_of: dict[tuple[str, str], int], num_queries: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The pairs the store in run directory `out` holds already, which a search continued there does not pay for
-    again: ((candidates, queries) bool, where both prompt variants are served for the candidate's revision;
-    (candidates, queries) 0/1, the answer of the variant that is better on the query's task, as the search
-    counts it). None when `out` holds no store or another pool."""
+    again: ((arms, queries) bool, where both prompt variants are served for the arm's (model_id, revision) in
+    `arm_of`; (arms, queries) 0/1, the answer of the variant that is better on the query's task
+    (`raygems.results.accuracy_table`), as the search counts it). None when `out` holds no store or another pool."""
     import pandas as pd
 
-    from raygems.results import PROMPT_VARIANTS, better_variant, read_results, result_files
+    from raygems.results import PROMPT_VARIANTS, accuracy_table, read_results, result_files
 
     if not out or not (Path(out) / "pool.parquet").is_file():
         return None
     query_ids = pd.read_parquet(Path(out) / "pool.parquet", columns=["query_id"])["query_id"].tolist()
     if len(query_ids) != num_queries:
         return None
-    recorded = np.zeros((len(candidates), num_queries), dtype=bool)
-    rewards = np.zeros((len(candidates), num_queries), dtype=np.uint8)
+    recorded = np.zeros((len(arm_of), num_queries), dtype=bool)
+    rewards = np.zeros((len(arm_of), num_queries), dtype=np.uint8)
     if not result_files(out):
         return recorded, rewards
-    arm_of = {(m.model_id, m.revision): arm for arm, m in enumerate(candidates)}
     query_of = {q: i for i, q in enumerate(query_ids)}
     rows = read_results(out, columns=())
-    rows = rows.assign(arm=[arm_of.get(key) for key in zip(rows["model_id"], rows["revision"])],
-                       query=rows["query_id"].map(query_of))
-    rows = rows[rows["arm"].notna() & rows["query"].notna()]
-    wide = rows.pivot_table(index=["arm", "query", "task"], columns="variant", values="reward", aggfunc="first")
-    wide = wide.reindex(columns=sorted(PROMPT_VARIANTS)).dropna()       # both variants, alphabetical
-    if wide.empty:
+    ours = np.fromiter((key in arm_of for key in zip(rows["model_id"], rows["revision"])), bool, len(rows))
+    rows = rows[rows["query_id"].isin(query_of).to_numpy() & ours]
+    both = rows.groupby(["model_id", "revision", "query_id"])["variant"].transform("nunique") == len(PROMPT_VARIANTS)
+    rows = rows[both]
+    if rows.empty:
         return recorded, rewards
-    answers = wide.to_numpy(dtype=np.int64)
-    per_task = pd.DataFrame(answers, index=wide.index).groupby(level=["arm", "task"]).agg(["sum", "count"])
-    correct = per_task.xs("sum", axis=1, level=1).to_numpy()
-    answered = per_task.xs("count", axis=1, level=1).to_numpy()
-    better = dict(zip(per_task.index, better_variant(correct, answered)))
-    arms = wide.index.get_level_values("arm").astype(int)
-    queries = wide.index.get_level_values("query").astype(int)
-    chosen = np.asarray([better[(a, t)] for a, t in zip(wide.index.get_level_values("arm"),
-                                                         wide.index.get_level_values("task"))])
+    better = accuracy_table(rows)[["model_id", "revision", "task", "variant"]]
+    counted = rows.merge(better, on=["model_id", "revision", "task", "variant"])
+    arms = [arm_of[key] for key in zip(counted["model_id"], counted["revision"])]
+    queries = counted["query_id"].map(query_of).to_numpy(dtype=np.int64)
     recorded[arms, queries] = True
-    rewards[arms, queries] = answers[np.arange(len(answers)), chosen]
+    rewards[arms, queries] = counted["reward"].to_numpy(dtype=np.uint8)
     return recorded, rewards

@@ -124,7 +124,8 @@ class SearchDriver:
         self.checkpoints = checkpoints or CheckpointSource()
         self.progress = Progress()
         self.cost = CostLedger()
-        self.book = RewardBook(self.query_ids, [pool.task_of(q) for q in self.query_ids], len(self.candidates))
+        self.query_tasks = [pool.task_of(q) for q in self.query_ids]   # each query's task (the method's query groups)
+        self.book = RewardBook(self.query_ids, self.query_tasks, len(self.candidates))
         self._known_parts: set[str] | None = None        # result parts read into the book (None: not yet)
         self.schedule = SlotSchedule(settings.chunk_size)
         self._pid_refs: dict[Any, Any] = {}                # actor -> ObjectRef of its pid (asked at creation)
@@ -185,7 +186,7 @@ class SearchDriver:
         s = self.settings
         options = get_method(s.method).with_inputs(
             s.method_options, downloads=[m.downloads for m in self.candidates],
-            is_base=[m.is_base for m in self.candidates], query_groups=[self.pool.task_of(q) for q in self.query_ids],
+            is_base=[m.is_base for m in self.candidates], query_groups=self.query_tasks,
             arm_priority=None if s.arm_priority is None else np.asarray(s.arm_priority, dtype=float))
         algo = make_algorithm(s.method, len(self.candidates), len(self.pool), s.budget_per_model,
                               repetition_keys(s.seed, 1), **options)
