@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from raygems.bandits.randomness import _COUNTER_WEIGHTS, STREAM_POSTERIOR, _stream_offset, mix64_scalar
+from raygems.bandits.randomness import _COUNTER_WEIGHTS, _S11, _TO_UNIT, STREAM_POSTERIOR, _stream_offset, mix64_scalar
 from raygems.compiled import jit
 
 _U64 = np.uint64
@@ -39,8 +39,6 @@ _W0 = _COUNTER_WEIGHTS[0]
 _W1 = _COUNTER_WEIGHTS[1]
 _POSTERIOR_OFFSET = _stream_offset(STREAM_POSTERIOR)
 _GOLDEN = _U64(0x9E3779B97F4A7C15)
-_S11 = _U64(11)
-_TO_UNIT = 1.0 / float(1 << 53)
 
 #: draw ids (the second counter) of the draws that are not posterior argmax draws 0 .. max_redraws
 DRAW_COIN = 1 << 20

@@ -13,13 +13,15 @@ import argparse
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from raygems.runtime.config import SearchConfig      # a pool drawn as a search draws its own
+
     p = subparsers.add_parser("pool", help="draw a seeded query pool from benchmark tasks (parquet)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", default="routerbench",
-                   help="comma-separated task names (default: routerbench, i.e. its five tasks)")
-    p.add_argument("--per-task", default="500",
-                   help="queries drawn from each task, or 'all' (default: 500)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--tasks", default=",".join(SearchConfig.tasks),
+                   help="comma-separated task names (default: %(default)s; routerbench is its five tasks)")
+    p.add_argument("--per-task", default=str(SearchConfig.per_task),
+                   help="queries drawn from each task, or 'all' (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=SearchConfig.pool_seed, help="sampling seed (default: %(default)s)")
     p.add_argument("--stratify-by", default=None,
                    help="spread each task's share over this meta field in proportion (e.g. subject)")
     p.add_argument("--data-dir", default=None,

@@ -13,6 +13,9 @@ from pathlib import Path
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from raygems.hub.types import PAPER_RANDOM_MODELS, PAPER_TOP_MODELS
+    from raygems.runtime.config import SearchConfig
+
     parser = subparsers.add_parser(
         "tree", help="list a base model's fine-tunes and adapters into a tree table (parquet)",
         description="List a base model's descendants from the hub's base_model tags (or a local hub layout), "
@@ -21,16 +24,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("base_id", metavar="BASE_ID",
                         help="hub id of the root model (or a local hub directory: its root model is used)")
     parser.add_argument("--out", required=True, type=Path, help="where to write the tree table (.parquet)")
-    parser.add_argument("--kinds", default="finetune,adapter",
+    parser.add_argument("--kinds", default=",".join(SearchConfig.kinds),
                         help="comma-separated relations to follow: finetune,adapter,quantized,merge "
-                             "(default: finetune,adapter)")
+                             "(default: %(default)s, as a search's tree)")
     parser.add_argument("--max-depth", type=int, default=None,
                         help="stop this many links below the root (default: the whole tree)")
     parser.add_argument("--select", action="store_true",
                         help="keep the paper's selection: the --top most downloaded plus --random random models "
                              "per kind, and the root")
-    parser.add_argument("--top", type=int, default=300, help="most popular models kept per kind (default 300)")
-    parser.add_argument("--random", type=int, default=100, help="random models added per kind (default 100)")
+    parser.add_argument("--top", type=int, default=PAPER_TOP_MODELS,
+                        help="most popular models kept per kind (default %(default)s)")
+    parser.add_argument("--random", type=int, default=PAPER_RANDOM_MODELS,
+                        help="random models added per kind (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random part of --select (default 0)")
     parser.add_argument("--source", default="hub",
                         help="'hub' (default) or a directory in the local hub layout")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from raygems.hub.types import MODEL_KINDS
+from raygems.hub.types import MODEL_KINDS, PAPER_RANDOM_MODELS, PAPER_TOP_MODELS
 
 
-def paper_selection(tree: pd.DataFrame, top: int = 300, random: int = 100, seed: int = 0) -> pd.DataFrame:
+def paper_selection(tree: pd.DataFrame, top: int = PAPER_TOP_MODELS, random: int = PAPER_RANDOM_MODELS,
+                    seed: int = 0) -> pd.DataFrame:
     """Rows of `tree` chosen as the paper chooses, in the table's order, with a `selection` column
     ('root', 'top' or 'random')."""
     if top < 0 or random < 0:

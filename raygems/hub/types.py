@@ -6,6 +6,10 @@ from typing import Any
 
 #: How a model relates to its parent, as the hub's `base_model:<relation>:<parent>` tags say.
 MODEL_KINDS = ("base", "finetune", "adapter", "quantized", "merge")
+#: The paper's selection per kind (App. C; `raygems.hub.selection`): its most popular models, then this many
+#: random others.
+PAPER_TOP_MODELS = 300
+PAPER_RANDOM_MODELS = 100
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import numpy as np
 
 from raygems.backends.transformers_backend import TransformersSettings
 from raygems.errors import UsageError
-from raygems.runtime.config import DEFAULT_METHOD
+from raygems.runtime.config import DEFAULT_METHOD, SearchConfig
 from raygems.tasks.prompting import PROMPT_VARIANTS
 
 #: Bytes of a 7B checkpoint in bf16 (the paper's 400 7B checkpoints are ~6 TB).
@@ -88,13 +88,14 @@ class Speeds:
 @dataclass(frozen=True)
 class Cluster:
     """Where the search runs. `max_loaded` slots (the search's --max-loaded), spread evenly over `nodes`;
-    GPU-hours count every GPU of every node for the whole wall time (what a rented cluster bills)."""
+    GPU-hours count every GPU of every node for the whole wall time (what a rented cluster bills). The slot
+    and fetch settings default to the search's (SearchConfig)."""
 
     nodes: int = 1
     gpus_per_node: float = 1.0
-    max_loaded: int = 1
-    fetch_concurrency: int = 2
-    fetch_ahead: bool = True
+    max_loaded: int = SearchConfig.max_loaded
+    fetch_concurrency: int = SearchConfig.fetch_concurrency
+    fetch_ahead: bool = SearchConfig.fetch_ahead
     cache_limit_bytes: int | None = None     # per node (None: no limit)
 
     def __post_init__(self) -> None:

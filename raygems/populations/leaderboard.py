@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raygems.hub.types import PAPER_RANDOM_MODELS, PAPER_TOP_MODELS
 from raygems.populations import irt
 from raygems.populations.population import FamilyTree, default_shared_dir
 from raygems.prior.leaderboard import V1_TASKS, read_leaderboard_v1
@@ -56,8 +57,8 @@ class LeaderboardConfig:
     params_b: int = 7
     tasks: tuple[str, ...] = ("arc_challenge", "winogrande", "mmlu", "gsm8k")
     sample: str = "paper"
-    most_liked: int = 300
-    random_extra: int = 100
+    most_liked: int = PAPER_TOP_MODELS
+    random_extra: int = PAPER_RANDOM_MODELS
     queries_per_task: int = 500
     keep_flagged: bool = False
     official_prefix: str = "mistralai/"

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from raygems.bandits.randomness import _COUNTER_WEIGHTS, STREAM_FAST_REWARD, _stream_offset, mix64_scalar, uniform
+from raygems.bandits.randomness import (_COUNTER_WEIGHTS, _S11, _TO_UNIT, STREAM_FAST_REWARD, _stream_offset,
+                                        mix64_scalar, uniform)
 from raygems.compiled import HAVE_NUMBA, jit
 
 _U64 = np.uint64
 _W0 = _COUNTER_WEIGHTS[0]
 _W1 = _COUNTER_WEIGHTS[1]
 _FAST_REWARD_OFFSET = _stream_offset(STREAM_FAST_REWARD)
-_S11 = _U64(11)
-_TO_UNIT = 1.0 / float(1 << 53)
 
 
 @jit
