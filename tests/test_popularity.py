@@ -10,7 +10,7 @@ from raygems.bandits import make_algorithm, repetition_keys
 from raygems.hub.types import ModelRecord
 from raygems.popularity import popular_base
 from raygems.replay import CorrectnessMatrix
-from raygems.runtime.search import popular_base_of
+from raygems.runtime.candidates import popular_base_of
 
 
 def test_the_most_downloaded_official_release_else_the_most_downloaded_then_the_first_listed():

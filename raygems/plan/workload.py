@@ -38,13 +38,13 @@ class RunFacts:
 def pool_shape(config, pool=None) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(task index per query, task names, decode steps per task) of the search's query pool (`pool`, when the
     caller has it already)."""
-    from raygems.runtime.search import _query_pool
+    from raygems.runtime.candidates import query_pool
     from raygems.tasks.registry import task_class_attribute
     from raygems.tasks.sources import resolve_data_dir
 
     if config.matrix is not None or resolve_data_dir(config.data_dir) is not None \
             or not any(_reads_the_hub(name) for name in config.tasks):
-        pool = pool if pool is not None else _query_pool(config)
+        pool = pool if pool is not None else query_pool(config)
         frame = pool.queries
         names = list(dict.fromkeys(str(t) for t in frame["task"]))
         if config.matrix is not None:     # a recorded matrix keeps no generation limits: the tasks' own
@@ -113,7 +113,7 @@ def work_for_matrix(matrix, method: str = DEFAULT_METHOD, budget: int = 50, seed
     """The `Work` of a search of a recorded correctness matrix (`raygems.replay.CorrectnessMatrix`) as if its
     models were checkpoints of `checkpoint_bytes` each on the hub (0: on local disk); decode steps from the
     matrix's task names (the registered tasks' generation limits)."""
-    from raygems.runtime.search import popular_base_of
+    from raygems.runtime.candidates import popular_base_of
     from raygems.tasks.registry import task_class_attribute
 
     tasks = matrix.tasks or ("all",) * matrix.num_queries
@@ -140,18 +140,17 @@ def work_for_search(config, facts: RunFacts | None = None, checkpoint_bytes: int
     """The `Work` of the search `config` (a `raygems.runtime.search.SearchConfig`) would run, with `method`
     instead of its own when given. `checkpoint_bytes`: every candidate that size, fetched from the hub (a
     matrix standing in for a tree not yet listed)."""
-    from raygems.runtime.search import _list_tree, _matrix_candidates, apply_prior, popular_base_of
+    from raygems.runtime.candidates import (apply_prior, list_tree_candidates, load_search_matrix, matrix_candidates,
+                                            popular_base_of)
 
     facts = facts or RunFacts()
     method = method or config.method
     matrix = pool = None
     if config.matrix is not None:
-        listed, pool = _matrix_candidates(config)
-        from raygems.runtime.search import _load_matrix
-
-        matrix = _load_matrix(config.matrix, config.models)
+        listed, pool = matrix_candidates(config)
+        matrix = load_search_matrix(config.matrix, config.models)
     else:
-        listed = _list_tree(config)
+        listed = list_tree_candidates(config)
     decision = apply_prior(config, listed)
     candidates = decision.kept
     index = {m.model_id: i for i, m in enumerate(listed)}

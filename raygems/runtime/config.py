@@ -24,7 +24,7 @@ DEFAULT_CACHE_DIR = "~/.cache/raygems/checkpoints"
 RETIRED_SETTINGS: dict[str, Any] = {"fail": {}}
 #: Settings that name local files or folders: saved as absolute paths, so a search resumes from any directory.
 PATH_SETTINGS = ("tree", "matrix", "models", "data_dir", "prior")
-#: Settings in `method_options` that belong to the prior (`raygems.runtime.search.apply_prior`), not the method.
+#: Settings in `method_options` that belong to the prior (`raygems.runtime.candidates.apply_prior`), not the method.
 PRIOR_OPTIONS = ("prior_strength",)
 
 

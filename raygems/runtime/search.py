@@ -16,11 +16,10 @@ Everything lands in `out`:
 """
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ import pandas as pd
 from raygems.errors import SetupError, UsageError
 from raygems.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
 from raygems.hub.types import ModelRecord
-from raygems.popularity import popular_base
+from raygems.runtime.candidates import (PriorDecision, apply_prior, list_tree_candidates, matrix_candidates,
+                                        popular_base_of, query_pool)
 from raygems.runtime.config import DEFAULT_CACHE_DIR, RETIRED_SETTINGS, RUNTIME_ONLY, SearchConfig
 from raygems.runtime.driver import DriverSettings, remote_driver
 from raygems.runtime.evaluation import MATRIX_BACKENDS, EvaluatorSpec
@@ -45,109 +45,6 @@ class SearchResult:
     summary: dict[str, Any]
     leaderboard: pd.DataFrame
     out: Path
-
-
-# ------------------------------------------------------------------------------------------- candidates
-def load_candidates(config: SearchConfig) -> tuple[list[ModelRecord], Any]:
-    """Candidate models and the query pool."""
-    if config.matrix is not None:
-        return _matrix_candidates(config)
-    pool = _query_pool(config)   # first: it is checked (code execution) before a hub tree is listed
-    return _list_tree(config), pool
-
-
-def _query_pool(config: SearchConfig):
-    if config.matrix is not None:
-        return _matrix_candidates(config)[1]
-    from raygems.tasks.pool import build_query_pool
-
-    return build_query_pool(list(config.tasks), per_task=config.per_task, seed=config.pool_seed,
-                            data_dir=config.data_dir)
-
-
-def _list_tree(config: SearchConfig) -> list[ModelRecord]:
-    from raygems.hub.listing import list_tree, tree_records
-    from raygems.hub.sources import LocalTreeSource, open_tree_source
-
-    source = open_tree_source(config.tree)
-    if isinstance(source, LocalTreeSource):
-        roots = source.roots()
-        if len(roots) != 1:
-            raise ValueError(f"{config.tree} holds {len(roots)} root models ({roots[:5]}); a search needs one tree")
-        base_id = roots[0]
-    else:
-        base_id = config.tree
-    tree = list_tree(source, base_id, kinds=config.kinds, max_depth=config.max_depth, progress=config.progress)
-    if config.max_models is not None and len(tree) > config.max_models:
-        tree = tree.sort_values("downloads", ascending=False, kind="stable").head(config.max_models)
-    return tree_records(tree)
-
-
-@functools.lru_cache(maxsize=2)
-def _load_matrix(path: str, models: str | None):
-    from raygems.replay import load_matrix
-
-    return load_matrix(path, models=models)
-
-
-def _matrix_candidates(config: SearchConfig):
-    from raygems.tasks.pool import QueryPool
-
-    matrix = _load_matrix(config.matrix, config.models)
-    models = matrix.models
-    candidates = []
-    for i, model_id in enumerate(matrix.model_ids):
-        row = models.iloc[i].to_dict() if models is not None else {}
-        candidates.append(ModelRecord(model_id=model_id, kind="finetune",
-                                      downloads=int(row.get("downloads", 0) or 0),
-                                      is_base=bool(row.get("is_base", False))))
-    tasks = matrix.tasks or ("all",) * matrix.num_queries
-    frame = pd.DataFrame({
-        "query_id": list(matrix.query_ids), "task": list(tasks), "source_id": list(matrix.query_ids),
-        "messages": "[]", "reference": "", "max_new_tokens": 1, "stop": "[]", "extra": "{}",
-    })
-    return candidates, QueryPool(frame, tasks=tuple(dict.fromkeys(tasks)), per_task=None, seed=0)
-
-
-def popular_base_of(candidates: list[ModelRecord]) -> int:
-    """Index of the candidates' popular base (`raygems.popularity.popular_base`)."""
-    return popular_base([m.downloads for m in candidates], [m.is_base for m in candidates])
-
-
-@dataclass
-class PriorDecision:
-    """What a learned prior did to a search: the candidates kept, the ones pruned before any download,
-    the first-round tie-break priority, and starting beliefs for methods that take them."""
-
-    kept: list[ModelRecord]
-    pruned: list[str] = field(default_factory=list)
-    priority: list[float] | None = None
-    method_options: dict[str, Any] = field(default_factory=dict)
-
-
-def apply_prior(config: SearchConfig, candidates: list[ModelRecord]) -> PriorDecision:
-    """Order candidates by a learned prior and prune the bottom share before anything is downloaded."""
-    if config.prior is None:
-        return PriorDecision(candidates)
-    from raygems.bandits import get_method
-    from raygems.prior import ModelPrior
-
-    prior = ModelPrior.load(config.prior)
-    table = pd.DataFrame([m.to_row() for m in candidates])
-    task = config.prior_task or config.tasks[0]
-    scores = prior.scores(table, task)
-    keep_n = max(2, int(np.ceil(config.prior_keep * len(candidates))))
-    order = np.argsort(-scores, kind="stable")
-    kept_idx = set(order[:keep_n].tolist()) | {popular_base_of(candidates)}   # the base stays: it is the reference
-    kept_idx = sorted(kept_idx)
-    decision = PriorDecision(kept=[candidates[i] for i in kept_idx],
-                             pruned=[candidates[i].model_id for i in range(len(candidates)) if i not in kept_idx],
-                             priority=[float(scores[i]) for i in kept_idx])
-    if get_method(config.method).accepts_beliefs:
-        kept_table = table.iloc[kept_idx].reset_index(drop=True)
-        alpha, beta = prior.beliefs(kept_table, task, strength=float(config.method_options.get("prior_strength", 1.0)))
-        decision.method_options = {"prior_alpha": alpha, "prior_beta": beta}
-    return decision
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -271,7 +168,7 @@ def _candidates(config: SearchConfig, out: Path, pool) -> tuple[list[ModelRecord
         decision = apply_prior(replace(config, prior_keep=1.0), kept)   # priority and beliefs; nothing more pruned
         decision.pruned = [m.model_id for m, pruned in zip(listed, was_pruned) if pruned]
         return listed, decision, True
-    listed = _matrix_candidates(config)[0] if config.matrix is not None else _list_tree(config)
+    listed = matrix_candidates(config)[0] if config.matrix is not None else list_tree_candidates(config)
     return listed, apply_prior(config, listed), False
 
 
@@ -279,7 +176,7 @@ def run_search(config: SearchConfig) -> SearchResult:
     out = Path(config.out)
     config = _check_out_dir(config, out)
     started = time.time()
-    pool = _query_pool(config)
+    pool = query_pool(config)
     allow_code_execution = _code_execution_allowed(config, pool)
     listed, decision, continued = _candidates(config, out, pool)
     pool_path = out / "pool.parquet"

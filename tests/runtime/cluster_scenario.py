@@ -13,7 +13,7 @@ from ray.cluster_utils import Cluster
 
 from raygems.runtime import DriverSettings, EvaluatorSpec, SearchConfig
 from raygems.runtime.driver import remote_driver
-from raygems.runtime.search import load_candidates
+from raygems.runtime.candidates import load_candidates
 from raygems.runtime.testing import SIMULATED_REPLAY
 
 

@@ -17,7 +17,7 @@ from raygems.errors import SetupError, UsageError
 from raygems.replay import replay
 from raygems.runtime import DriverSettings, EvaluatorSpec, ResultStore, SearchConfig, run_search
 from raygems.runtime.driver import remote_driver
-from raygems.runtime.search import load_candidates
+from raygems.runtime.candidates import load_candidates
 from raygems.runtime.testing import SIMULATED_REPLAY
 
 from runtime_helpers import raw_result_keys, write_matrix
