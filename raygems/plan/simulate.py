@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,7 +34,7 @@ from raygems.hub.types import ModelRecord
 from raygems.plan.model import Cluster, Speeds, Work
 from raygems.runtime.cache import CheckpointCache, TooLarge
 from raygems.runtime.fetch import CheckpointSource, FetchReport, FetchSettings, FetchStage, slots_by_node
-from raygems.runtime.schedule import SlotSchedule, SlotState, tell_round, with_lookahead
+from raygems.runtime.schedule import SlotSchedule, SlotState, count_by_stage, tell_round, with_lookahead
 
 #: The method name of evaluating every candidate on the whole pool (no search).
 EXHAUSTIVE = "exhaustive"
@@ -402,11 +401,9 @@ class Simulation:
             try:
                 eliminated = tell_round(algo, pulls, requests, self.failed, work.rewards.correct)
             except AllArmsFailed:
-                stages = Counter(self.failed.values())
-                raise UsageError(f"every candidate would fail in this search "
-                                 f"({', '.join(f'{n} at {stage}' for stage, n in stages.most_common())}), so it could "
-                                 f"choose nothing: at fetch, a checkpoint larger than the cache limit, or failed "
-                                 f"in the calibrating run") from None
+                raise UsageError(f"every candidate would fail in this search ({count_by_stage(self.failed.values())}), "
+                                 f"so it could choose nothing: at fetch, a checkpoint larger than the cache limit, "
+                                 f"or failed in the calibrating run") from None
             self.checkpoints.retire(eliminated)   # as the driver does
             self.now += self.speeds.round_overhead_s
         return int(algo.recommend()[0]), int(algo.budget), int(algo.budget_used[0])

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from raygems.runtime.cost import CostLedger
 from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
 from raygems.runtime.fetch import CheckpointSource, slots_by_node
 from raygems.runtime.rewards import RewardBook
-from raygems.runtime.schedule import SlotSchedule, SlotState, tell_round, with_lookahead
+from raygems.runtime.schedule import SlotSchedule, SlotState, count_by_stage, tell_round, with_lookahead
 from raygems.runtime.store import Failure, ResultStore
 
 
@@ -222,9 +221,8 @@ class SearchDriver:
         }
 
     def _every_candidate_failed(self) -> str:
-        stages = Counter(f.stage for f in self._failed.values())
         example = next(iter(self._failed.values()))
-        return (f"every candidate failed ({', '.join(f'{n} at {stage}' for stage, n in stages.most_common())}; "
+        return (f"every candidate failed ({count_by_stage(f.stage for f in self._failed.values())}; "
                 f"e.g. {example.model_id}: {example.reason}), so there is nothing to choose: each reason is recorded "
                 f"in {Path(self.store_root) / 'failures'}")
 

@@ -14,8 +14,8 @@ The round's two other steps, shared the same way: `with_lookahead` (which querie
 """
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,6 +177,12 @@ def tell_round(algo, pulls, requests: dict[int, list[int]], failed, correct: Cal
         successes[j] = correct(arm, requests[arm])
     algo.tell(successes, failed=newly_failed or None)
     return np.flatnonzero(algo.eliminated()[0]).tolist()
+
+
+def count_by_stage(stages: Iterable[str]) -> str:
+    """How many models failed at each stage, most first: '3 at fetch, 1 at load' (the one line a search, or its
+    plan, gives when every candidate failed)."""
+    return ", ".join(f"{n} at {stage}" for stage, n in Counter(stages).most_common())
 
 
 def with_lookahead(pulls, requests: dict[int, list[int]], missing: Callable[[int, list[int]], int],

@@ -7,8 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from raygems.errors import UsageError
 from raygems.plan import Cluster, Simulation, Speeds, Work, simulate
 from raygems.plan.rewards import MatrixRewards
+from raygems.runtime.schedule import count_by_stage
 
 #: Round numbers: a slot starts in 1 s, a call costs 0.5 s, a load 2 s, a decode step 1 s; no driver time.
 SPEEDS = Speeds(download_bandwidth=1.0, fetch_latency_s=0.0, load_bandwidth=1e12, load_fixed_s=2.0,
@@ -112,6 +114,21 @@ def test_a_checkpoint_larger_than_the_cache_fails_its_model_at_fetch():
     sim = evaluate_all(w, Cluster(max_loaded=1, cache_limit_bytes=15))
     assert sim.failed == {1: "fetch"}
     assert sim.stats["calls"] == 1
+
+
+def test_a_search_where_every_candidate_would_fail_is_refused_in_one_line():
+    w = work(arms=3, chunk=4, fetch=True, size=30, budget=2)      # no checkpoint fits the cache
+    with pytest.raises(UsageError) as caught:
+        simulate(w, Cluster(max_loaded=1, cache_limit_bytes=15), SPEEDS)
+    message = str(caught.value)
+    assert message.startswith("every candidate would fail in this search (3 at fetch), so it could choose nothing")
+    assert "\n" not in message
+
+
+def test_failures_are_counted_by_stage_most_first():
+    assert count_by_stage(["load", "fetch", "fetch", "generate", "fetch", "load"]) == \
+        "3 at fetch, 2 at load, 1 at generate"
+    assert count_by_stage([]) == ""
 
 
 def test_decoding_is_charged_per_generate_batch():
