@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.errors import SetupError, UsageError, one_line
+from raygems.run_directory import RunDirectory
 from raygems.tasks.prompting import PROMPT_VARIANTS
 
 __all__ = ["FAILURE_COLUMNS", "KEY", "LEGACY_SCORING_VERSION", "PROMPT_VARIANTS", "REQUIRED_COLUMNS",
@@ -79,8 +80,8 @@ def read_results(source: str | Path | pd.DataFrame, columns: Iterable[str] | Non
 
 def is_run_directory(path: str | Path) -> bool:
     """Whether `path` is a search's run directory (its --out: search.json, and store/ once it has answers)."""
-    path = Path(path)
-    return path.is_dir() and ((path / "search.json").is_file() or (path / "store").is_dir())
+    run = RunDirectory(path)
+    return run.root.is_dir() and (run.search.is_file() or run.store.is_dir())
 
 
 def result_files(source: str | Path) -> list[Path]:
@@ -92,7 +93,7 @@ def result_files(source: str | Path) -> list[Path]:
     if not path.exists():
         raise FileNotFoundError(f"result store {str(path)!r} does not exist")
     if is_run_directory(path):
-        path = path / "store"           # absent when the search stopped before its first answers
+        path = RunDirectory(path).store   # absent when the search stopped before its first answers
         return sorted((path / "results").glob("part-*.parquet")) if (path / "results").is_dir() else []
     if path.is_dir() and ((path / "results").is_dir() or (path / "failures").is_dir()):   # a store root
         return sorted((path / "results").glob("part-*.parquet")) if (path / "results").is_dir() else []

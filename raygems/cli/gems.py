@@ -45,6 +45,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from raygems.analysis.gems import OVERALL, accuracy_from_matrix, accuracy_from_results, find_gems
+    from raygems.run_directory import RunDirectory
     from raygems.errors import UsageError
     from raygems.files import check_output_path
     from raygems.hub.listing import read_tree
@@ -65,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
     if tree_path is None:
         if args.results is None:
             raise UsageError("--tree is needed with --matrix")
-        if not (args.results / "tree.parquet").is_file():
+        if not RunDirectory(args.results).tree.is_file():
             raise UsageError(f"--tree is needed: --results {args.results} holds results but no tree.parquet (a "
                              f"search's run directory holds one)")
-        tree_path = args.results / "tree.parquet"
+        tree_path = RunDirectory(args.results).tree
     tree = read_tree(tree_path)
     overall = None if args.no_overall else OVERALL
     if args.results is not None:

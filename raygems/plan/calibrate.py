@@ -33,6 +33,7 @@ import pandas as pd
 from raygems.errors import UsageError
 from raygems.plan.model import Speeds
 from raygems.plan.workload import RunFacts
+from raygems.run_directory import RunDirectory
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,15 @@ class Calibration:
 
 def read_run(run_dir: str | Path) -> dict:
     """The pieces of a finished run that calibration reads; one clear line when one is missing."""
-    run = Path(run_dir)
-    needed = {"events": run / "events.parquet", "summary": run / "summary.json", "search": run / "search.json",
-              "pool": run / "pool.parquet"}
+    run = RunDirectory(run_dir)
+    needed = {"events": run.events, "summary": run.summary, "search": run.search, "pool": run.pool}
     missing = [str(path) for path in needed.values() if not path.is_file()]
     if missing:
         raise UsageError(f"--calibrate-from {run_dir}: not a finished run with an events log (missing "
                          f"{', '.join(missing)}); a search written by this raygems version has them")
     return {"events": pd.read_parquet(needed["events"]), "summary": json.loads(needed["summary"].read_text()),
             "search": json.loads(needed["search"].read_text()), "pool": pd.read_parquet(needed["pool"]),
-            "store": run / "store"}
+            "store": run.store}
 
 
 def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int] | None = None) -> Calibration:
@@ -200,7 +200,7 @@ def _slot_start(events: pd.DataFrame, calls: pd.DataFrame, firsts, work: pd.Seri
 
 def _arms_and_ids(events, summary, run_dir):
     """Arm numbers of the run's candidates and their model ids (tree.parquet order, pruned ones left out)."""
-    tree = Path(run_dir) / "tree.parquet"
+    tree = RunDirectory(run_dir).tree
     if not tree.is_file():
         return [], []
     frame = pd.read_parquet(tree)
@@ -211,7 +211,7 @@ def _arms_and_ids(events, summary, run_dir):
 
 
 def _facts(summary: dict, run_dir, steps: dict[str, int]) -> RunFacts:
-    board = Path(run_dir) / "leaderboard.parquet"
+    board = RunDirectory(run_dir).leaderboard
     accuracies = {}
     if board.is_file():
         frame = pd.read_parquet(board)

@@ -18,6 +18,7 @@ import numpy as np
 from raygems.errors import UsageError
 from raygems.plan.model import Work
 from raygems.plan.rewards import MatrixRewards, default_accuracies, drawn_rewards
+from raygems.run_directory import RunDirectory
 from raygems.runtime.config import DEFAULT_METHOD
 
 
@@ -192,7 +193,7 @@ def _continues(config) -> bool:
     """Whether `config` is the search saved in its --out (the search there would continue, not be refused)."""
     from raygems.runtime.search import differing_settings, read_saved_search
 
-    if not config.out or not (Path(config.out) / "search.json").is_file():
+    if not config.out or not RunDirectory(config.out).search.is_file():
         return False
     try:
         return not differing_settings(config, read_saved_search(config.out))
@@ -213,7 +214,7 @@ def _with_recorded(work: Work, config, candidates) -> Work:
     recorded, answers = found
     from raygems.runtime.store import ResultStore
 
-    failed = ResultStore(Path(config.out) / "store").failures()
+    failed = ResultStore(RunDirectory(config.out).store).failures()
     failures = {**work.failures, **{arm_of[key]: stage for key, stage in
                                     zip(zip(failed["model_id"], failed["revision"]), failed["stage"]) if key in arm_of}}
     return _answered_as_recorded(replace(work, recorded=recorded, recorded_answers=answers, failures=failures))
@@ -268,9 +269,9 @@ def recorded_pairs(out, arm_of: dict[tuple[str, str], int], num_queries: int) ->
 
     from raygems.results import PROMPT_VARIANTS, accuracy_table, read_results, result_files
 
-    if not out or not (Path(out) / "pool.parquet").is_file():
+    if not out or not RunDirectory(out).pool.is_file():
         return None
-    query_ids = pd.read_parquet(Path(out) / "pool.parquet", columns=["query_id"])["query_id"].tolist()
+    query_ids = pd.read_parquet(RunDirectory(out).pool, columns=["query_id"])["query_id"].tolist()
     if len(query_ids) != num_queries:
         return None
     recorded = np.zeros((len(arm_of), num_queries), dtype=bool)

@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 from raygems.errors import UsageError
-
-LOCK_FILE = ".search.lock"
+from raygems.run_directory import RunDirectory
 
 
 class RunLock:
     def __init__(self, out: str | Path):
-        self.path = Path(out) / LOCK_FILE
+        self.path = RunDirectory(out).lock
         self._handle = None
 
     def __enter__(self) -> "RunLock":

@@ -4,15 +4,8 @@
     result = run_search(SearchConfig(tree="path/to/local/tree", tasks=("gsm8k",), budget=50, out="runs/x"))
     result.summary["chosen_model"], result.leaderboard
 
-Everything lands in `out`:
-    search.json         the configuration (a re-run with a different one is refused; --resume reuses it)
-    tree.parquet        every listed candidate (one ModelRecord row each; `pruned_by_prior` marks the ones a
-                        learned prior dropped); a re-run in the same directory reuses it instead of listing again
-    pool.parquet        the query pool (with its content hash)
-    store/              the result store: every (model, query, prompt variant) evaluated (parquet parts)
-    leaderboard.parquet per model: queries evaluated, accuracy (better prompt variant per task), status
-    events.parquet      every actor call, slot, round and fetch with its times (raygems.runtime.cost)
-    summary.json        the outcome
+Everything lands in `out`, a run directory (`raygems.run_directory`: search.json, tree.parquet, pool.parquet,
+store/, leaderboard.parquet, events.parquet, summary.json).
 """
 from __future__ import annotations
 
@@ -29,6 +22,7 @@ import pandas as pd
 from raygems.errors import SetupError, UsageError
 from raygems.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
 from raygems.hub.types import ModelRecord
+from raygems.run_directory import RunDirectory
 from raygems.runtime.candidates import (PriorDecision, apply_prior, list_tree_candidates, matrix_candidates,
                                         popular_base_of, query_pool)
 from raygems.runtime.config import DEFAULT_CACHE_DIR, RETIRED_SETTINGS, RUNTIME_ONLY, SearchConfig
@@ -50,7 +44,7 @@ class SearchResult:
 # ---------------------------------------------------------------------------------------------- running
 def read_saved_search(out: str | Path) -> dict[str, Any]:
     """The settings saved in OUT/search.json when the search in `out` started."""
-    path = Path(out) / "search.json"
+    path = RunDirectory(out).search
     if not path.is_file():
         raise UsageError(f"nothing to resume in {out}: no search.json")
     try:
@@ -76,7 +70,7 @@ def _check_out_dir(config: SearchConfig, out: Path) -> SearchConfig:
     this run's runtime settings. A different search in the same directory is refused, naming the settings."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, not a directory")
-    saved_path = out / "search.json"
+    saved_path = RunDirectory(out).search
     if saved_path.exists():
         differing = differing_settings(config, read_saved_search(out))
         if config.resume and differing:
@@ -156,8 +150,8 @@ def _candidates(config: SearchConfig, out: Path, pool) -> tuple[list[ModelRecord
     this search started. A search continued in its directory (`--resume`, or the same command again) reuses
     that tree instead of listing again: a hub tree changes (downloads, new uploads, revisions), and a
     different candidate list would ask for different (model, query) pairs."""
-    saved_tree = out / "tree.parquet"
-    if saved_tree.exists() and (out / "search.json").exists():
+    saved_tree = RunDirectory(out).tree
+    if saved_tree.exists() and RunDirectory(out).search.exists():
         from raygems.hub.listing import tree_records
 
         frame = pd.read_parquet(saved_tree)
@@ -179,7 +173,7 @@ def run_search(config: SearchConfig) -> SearchResult:
     pool = query_pool(config)
     allow_code_execution = _code_execution_allowed(config, pool)
     listed, decision, continued = _candidates(config, out, pool)
-    pool_path = out / "pool.parquet"
+    pool_path = RunDirectory(out).pool
     if pool_path.exists():
         from raygems.tasks.pool import QueryPool
 
@@ -198,13 +192,13 @@ def run_search(config: SearchConfig) -> SearchResult:
 def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_code_execution: bool,
                 listed: list[ModelRecord], decision: PriorDecision, continued: bool) -> SearchResult:
     candidates, priority, pruned = decision.kept, decision.priority, decision.pruned
-    pool_path = out / "pool.parquet"
-    write_json(out / "search.json", {**config.identity(), **{
+    pool_path = RunDirectory(out).pool
+    write_json(RunDirectory(out).search, {**config.identity(), **{
         k: getattr(config, k) for k in RUNTIME_ONLY if k not in ("progress", "resume")}})
     if not continued:
         table = pd.DataFrame([m.to_row() for m in listed])
         table["pruned_by_prior"] = table["model_id"].isin(set(pruned))
-        write_parquet(out / "tree.parquet", table)
+        write_parquet(RunDirectory(out).tree, table)
     if not pool_path.exists():
         atomic_write(pool_path, pool.to_parquet)
 
@@ -221,7 +215,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
                               arm_priority=priority,
                               lookahead_batch=_lookahead_batch(config))
     _check_slots_fit(config, settings)
-    store_root = str((out / "store").resolve())
+    store_root = str(RunDirectory(out).store.resolve())
     checkpoints = _checkpoint_source(config, candidates)
     driver = remote_driver().remote(candidates, pool, store_root, spec, settings, checkpoints)
     try:
@@ -249,7 +243,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
     ResultStore(store_root).compact()     # one part instead of one per batch: the next reader opens one file
     measured_cost = _write_events(out, events, cost)                  # what raygems plan calibrates from
     leaderboard = _leaderboard(accuracy, candidates, outcome, failures, chosen, base)
-    write_parquet(out / "leaderboard.parquet", leaderboard)
+    write_parquet(RunDirectory(out).leaderboard, leaderboard)
     complete = leaderboard[leaderboard["complete"]]
     best = complete.sort_values(["accuracy", "downloads"], ascending=[False, False]).iloc[0]["model_id"] \
         if config.exhaustive and not complete.empty else None
@@ -271,7 +265,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
         "backend": config.backend, "elapsed_s": round(time.time() - started, 2), "cost": cost,
         "measured_cost": measured_cost,
     }
-    write_json(out / "summary.json", summary)
+    write_json(RunDirectory(out).summary, summary)
     return SearchResult(summary, leaderboard, out)
 
 
@@ -279,12 +273,12 @@ def _write_events(out: Path, events: list[dict], cost: dict) -> dict:
     """Write this run's events log, unless it made no actor call (everything was in the store) and an earlier
     run's log is there: that one measured the speeds `raygems plan --calibrate-from` needs, so it stays. Returns
     the cost summary of the run whose log is kept (`summary.json["measured_cost"]`)."""
-    path = out / "events.parquet"
+    path = RunDirectory(out).events
     if any(event.get("kind") == "call" for event in events) or not path.exists():
         write_parquet(path, pd.DataFrame(events))
         return cost
     try:
-        earlier = json.loads((out / "summary.json").read_text())
+        earlier = json.loads(RunDirectory(out).summary.read_text())
     except (OSError, ValueError):
         return cost
     return earlier.get("measured_cost") or earlier.get("cost") or cost

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from raygems.cli import main
+from raygems.run_directory import RunDirectory
 
 from tiny_tree_fixture import tiny_tree, tiny_tree_root  # noqa: F401  (session fixture)
 
@@ -36,8 +37,12 @@ def test_demo_finds_the_gem_and_a_rerun_pays_nothing(tiny_tree, tmp_path, capsys
     assert first["best_model"] is not None
     assert first["chosen_accuracy"] > first["base_accuracy"] + 0.2
     assert first["chosen_model"] not in tiny_tree.broken
+    # the run directory holds the files raygems.run_directory names, and only those
+    run = RunDirectory(out)
+    named = [run.search, run.tree, run.pool, run.store, run.leaderboard, run.events, run.summary, run.lock]
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in named)
     # per-query results as parquet, open in pandas
-    results = pd.read_parquet(out / "store" / "results")
+    results = pd.read_parquet(run.store / "results")
     assert {"model_id", "query_id", "variant", "reward", "generation"} <= set(results.columns)
     assert set(results["variant"]) == {"system", "plain"}
     # the same command again: nothing paid, the same choice
