@@ -7,6 +7,7 @@ The public API, re-exported here (imported lazily, so `import raygems` needs nei
     from raygems import generate_tree                          # synthetic model trees
     from raygems import get_task, build_query_pool             # tasks and query pools
     from raygems import SearchConfig, run_search, ResultStore  # the live search on Ray
+    from raygems import read_results, RunDirectory             # a search's answers (pandas) and its files
     from raygems import list_tree, find_gems                   # model trees from the hub, gem reports
 
 Plug-ins: each kind has one registry (`raygems.registry.Registry`), filled by a decorator:
@@ -51,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "ModelPrior": "raygems.prior",
     # runtime
     "SearchConfig": "raygems.runtime", "run_search": "raygems.runtime", "ResultStore": "raygems.runtime",
+    "read_results": "raygems.results", "RunDirectory": "raygems.run_directory",
     # analysis and sweeps
     "find_gems": "raygems.analysis.gems",
     "SweepConfig": "raygems.sweep", "run_sweep": "raygems.sweep",

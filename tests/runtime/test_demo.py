@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 
+import raygems
 from raygems.cli import main
 from raygems.run_directory import RunDirectory
 
@@ -45,6 +46,8 @@ def test_demo_finds_the_gem_and_a_rerun_pays_nothing(tiny_tree, tmp_path, capsys
     results = pd.read_parquet(run.store / "results")
     assert {"model_id", "query_id", "variant", "reward", "generation"} <= set(results.columns)
     assert set(results["variant"]) == {"system", "plain"}
+    served = raygems.read_results(out)                   # the rows the search counts: one per key
+    assert len(served) == len(results.drop_duplicates(["model_id", "revision", "query_id", "variant"]))
     # the same command again: nothing paid, the same choice
     assert main(args) == 0
     second = json.loads((out / "summary.json").read_text())
