@@ -16,6 +16,7 @@ of other families only, and *none* when it documents no evaluation.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,22 +31,25 @@ from raygems.tasks.info import task_info
 DOC_RELEVANT, DOC_IRRELEVANT, DOC_NONE, DOC_UNAVAILABLE = "relevant", "irrelevant", "none", "unavailable"
 DOC_SYMBOLS = {DOC_RELEVANT: "✓", DOC_IRRELEVANT: "●", DOC_NONE: "✗", DOC_UNAVAILABLE: "?"}
 
-#: Benchmark name -> skill family. Patterns are matched case-insensitively on word boundaries.
-BENCHMARK_FAMILIES: dict[str, tuple[str, str]] = {
+#: Benchmark name -> (pattern, skill family) of the benchmarks a card may name. Patterns are matched
+#: case-insensitively on word boundaries. Family None: the task's own (`task_info(name).skill_family`, declared
+#: by its Task class or in `raygems.tasks.info.BENCHMARKS`); a family given here is of a benchmark for which no
+#: task declares one.
+BENCHMARK_FAMILIES: dict[str, tuple[str, str | None]] = {
     # name: (regex, family)
-    "gsm8k": (r"gsm[-_ ]?8k", "math"),
-    "math": (r"(?:hendrycks[-_ ]?)?math(?:[-_ ]?500)?|minerva[-_ ]?math|competition[-_ ]math", "math"),
+    "gsm8k": (r"gsm[-_ ]?8k", None),
+    "math": (r"(?:hendrycks[-_ ]?)?math(?:[-_ ]?500)?|minerva[-_ ]?math|competition[-_ ]math", None),
     "aime": (r"aime(?:[-_ ]?\d{2,4})?", "math"),
     "svamp": (r"svamp|asdiv|mathqa|mawps|tabmwp", "math"),
-    "mbpp": (r"mbpp\+?", "code"),
-    "humaneval": (r"human[-_ ]?eval\+?|humaneval[-_ ]?\w*", "code"),
+    "mbpp": (r"mbpp\+?", None),
+    "humaneval": (r"human[-_ ]?eval\+?|humaneval[-_ ]?\w*", None),
     "livecodebench": (r"livecodebench|bigcodebench|ds[-_ ]?1000|multipl[-_ ]?e|codecontests|cruxeval", "code"),
     "pass@k": (r"pass@\d+", "code"),
-    "arc_challenge": (r"arc[-_ ]?(?:challenge|c)|ai2[-_ ]?arc|arc", "arc"),
+    "arc_challenge": (r"arc[-_ ]?(?:challenge|c)|ai2[-_ ]?arc|arc", None),
     "arc_easy": (r"arc[-_ ]?(?:easy|e)", "arc"),
-    "winogrande": (r"winogrande|winograd|wsc", "commonsense"),
-    "hellaswag": (r"hellaswag|piqa|siqa|social[-_ ]?iqa|openbookqa|boolq|copa|commonsenseqa", "commonsense"),
-    "mmlu": (r"c?mmlu(?:[-_ ]?(?:pro|redux))?|kmmlu|agieval", "knowledge"),
+    "winogrande": (r"winogrande|winograd|wsc", None),
+    "hellaswag": (r"hellaswag|piqa|siqa|social[-_ ]?iqa|openbookqa|boolq|copa|commonsenseqa", None),
+    "mmlu": (r"c?mmlu(?:[-_ ]?(?:pro|redux))?|kmmlu|agieval", None),
     "truthfulqa": (r"truthful[-_ ]?qa", "truthfulness"),
     "ifeval": (r"ifeval", "instruction_following"),
     "bbh": (r"bbh|big[-_ ]?bench(?:[-_ ]?hard)?", "reasoning"),
@@ -71,6 +75,16 @@ def normalise_task(task: str) -> str:
     return str(task).strip().lower().replace("-", "_").replace(" ", "_")
 
 
+@functools.lru_cache(maxsize=None)
+def benchmark_family(name: str) -> str:
+    """The skill family of benchmark `name` (a key of BENCHMARK_FAMILIES)."""
+    family = BENCHMARK_FAMILIES[name][1] or task_info(name).skill_family
+    if family is None:
+        raise ValueError(f"benchmark {name!r} has no skill family: give one in BENCHMARK_FAMILIES or declare the "
+                         f"task's skill_family")
+    return family
+
+
 def benchmarks_in(text: str) -> set[str]:
     """The known benchmark names mentioned in `text` (keys of BENCHMARK_FAMILIES)."""
     found = {name for name, rx in _COMPILED.items() if rx.search(text)}
@@ -91,7 +105,7 @@ class EvalEntry:
 
     @property
     def families(self) -> set[str]:
-        return {BENCHMARK_FAMILIES[b][1] for b in self.benchmarks}
+        return {benchmark_family(b) for b in self.benchmarks}
 
 
 @dataclass
@@ -145,7 +159,7 @@ class ModelCard:
 
     @property
     def documented_families(self) -> set[str]:
-        return {BENCHMARK_FAMILIES[b][1] for b in self.documented_benchmarks}
+        return {benchmark_family(b) for b in self.documented_benchmarks}
 
     def documentation_for(self, task: str, components: tuple[str, ...] = ()) -> str:
         """DOC_RELEVANT, DOC_IRRELEVANT or DOC_NONE for `task`.

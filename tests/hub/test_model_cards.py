@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from raygems.hub.cards import (DOC_IRRELEVANT, DOC_NONE, DOC_RELEVANT, ModelCardError, benchmarks_in,
-                               normalise_task, parse_model_card, salvage_base_models)
+from raygems.hub.cards import (BENCHMARK_FAMILIES, DOC_IRRELEVANT, DOC_NONE, DOC_RELEVANT, ModelCardError,
+                               benchmark_family, benchmarks_in, normalise_task, parse_model_card, salvage_base_models)
+from raygems.tasks.info import task_info
 
 MODEL_INDEX_CARD = """---
 base_model:
@@ -138,3 +139,11 @@ def test_benchmark_name_matching():
     assert benchmarks_in("XCOPA") == set()                  # not COPA: word boundaries matter
     assert benchmarks_in("MMLU-Pro") == {"mmlu"}
     assert normalise_task("ARC-Challenge") == "arc_challenge"
+
+
+def test_every_benchmark_a_card_may_name_has_one_skill_family_defined_once():
+    assert all(benchmark_family(name) for name in BENCHMARK_FAMILIES)
+    assert benchmark_family("gsm8k") == task_info("gsm8k").skill_family == "math"      # the task's own
+    assert benchmark_family("humaneval") == benchmark_family("livecodebench") == "code"
+    for name, (_, family) in BENCHMARK_FAMILIES.items():      # never a second definition of a task's family
+        assert family is None or task_info(name).skill_family is None, name
