@@ -183,6 +183,19 @@ def test_installs_are_identical_wherever_they_are_written(tiny_tree, tmp_path):
     assert other.key != tiny_tree.key     # the key includes where the tree is
 
 
+def test_installing_needs_neither_torch_nor_transformers(tmp_path):
+    """The demo's first step stays well under a second: importing torch alone takes longer."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from raygems.demo import install_tiny_tree; install_tiny_tree(sys.argv[1]); "
+            "print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "tree")], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["False", "False"]
+    assert (tmp_path / "tree" / "hastyuploads" / "tiny-sft-missing-tensor" / "model.safetensors").is_file()
+
+
 def test_damaged_shipped_files_are_refused(tmp_path):
     import shutil
 
