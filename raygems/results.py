@@ -106,7 +106,21 @@ def result_files(source: str | Path) -> list[Path]:
     if path.suffix.lower() != ".parquet":
         raise UsageError(f"{path} is not a .parquet file of result rows (nor a search's run directory or a "
                          f"result store)")
+    _check_result_file(path)
     return [path]
+
+
+def _check_result_file(path: Path) -> None:
+    """UsageError naming `path`, a file given as results, when it is not parquet or lacks the result columns."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except (OSError, ValueError) as exc:   # arrow's errors derive from these
+        raise UsageError(f"{path} is not a parquet file of result rows ({one_line(exc)})") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise UsageError(f"{path} is not a parquet file of result rows: it lacks the column(s) {missing}")
 
 
 def no_results_yet(source: str | Path) -> str:

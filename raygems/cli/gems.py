@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         if args.results is None:
             raise UsageError("--tree is needed with --matrix")
         if not RunDirectory(args.results).tree.is_file():
-            raise UsageError(f"--tree is needed: --results {args.results} holds results but no tree.parquet (a "
-                             f"search's run directory holds one)")
+            raise UsageError(f"--tree is needed: --results {args.results} has no tree.parquet beside its results (a "
+                             f"search's run directory has one)")
         tree_path = RunDirectory(args.results).tree
     tree = read_tree(tree_path)
     overall = None if args.no_overall else OVERALL

@@ -113,6 +113,19 @@ def test_results_that_are_missing_empty_or_not_results_are_named(tmp_path, capsy
         assert f"{path}" in err and message in err and "--tree is needed" not in err, err
 
 
+def test_a_parquet_name_that_is_not_a_parquet_of_result_rows_is_named(files, tmp_path, capsys):
+    """With or without --tree: exit 2 naming the file and what it lacks, not the advice meant for a store's part."""
+    tree_path, _, _ = files
+    (tmp_path / "fake.parquet").write_text("not parquet")
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "other.parquet")
+    for path, message in ((tmp_path / "fake.parquet", "is not a parquet file of result rows (ArrowInvalid"),
+                          (tmp_path / "other.parquet", "lacks the column(s) ['model_id'")):
+        for extra in ([], ["--tree", str(tree_path)]):
+            assert main(["gems", "--results", str(path), *extra]) == 2
+            err = one_line_err(capsys)
+            assert str(path) in err and message in err and "move it out" not in err, err
+
+
 def test_a_run_directory_without_a_store_has_no_results_yet(files, tmp_path, capsys):
     """An interrupted search: search.json, tree.parquet and pool.parquet, no store/ yet. Its pool is not a result
     part to move out of a store: the run has recorded no results."""
