@@ -29,7 +29,7 @@ SETTINGS = {
     "balanced": {"bandwidth": 1e6, "per_task": 60, "budget": 20},
     "compute-bound": {"bandwidth": 20e6, "per_task": 200, "budget": 60},
 }
-CACHE_LIMIT = "3MB"          # less than the tree (7.8 MB): checkpoints are deleted to make room
+CACHE_LIMIT = "3MB"          # less than the tree's 7.3 MB of checkpoint files: checkpoints are deleted to make room
 MAX_LOADED = 2
 
 

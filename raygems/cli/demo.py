@@ -28,7 +28,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("demo", help="search the shipped tiny model tree on CPU through Ray",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
-    p.add_argument("--tree-dir", help="where the tiny tree is installed (default ~/.cache/raygems/tiny-tree)")
+    p.add_argument("--tree-dir", help="where the tiny tree is installed (default $RAYGEMS_CACHE/tiny-tree, else "
+                                      "~/.cache/raygems/tiny-tree)")
     p.add_argument("--budget", type=int, default=20, help="average queries per model N (default 20)")
     p.add_argument("--per-task", type=int, default=100, help="queries per task in the pool (default 100)")
     for name in SEARCH_SETTINGS:           # the same flags as `raygems search`, with its defaults
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out, tree=str(tree.root), tasks=DEMO_TASKS, per_task=args.per_task, budget=args.budget, **given,
         backend_settings={"batch_size": 64, "device": "cpu"} if args.backend in (None, "transformers") else {},
         cpus_per_model=1.0, exhaustive=True, progress=not args.quiet)
+    _check_same_tree(config)
     result = run_search(config)
     print_outcome(result)
     s = result.summary
@@ -62,6 +64,21 @@ def run(args: argparse.Namespace) -> int:
               f"{s['popular_base']} ({s['base_accuracy']:.1%}): {gain:+.1f} points, found with "
               f"{s['budget_used']} evaluations ({s['budget_per_model']} per model)")
     return 0
+
+
+def _check_same_tree(config) -> None:
+    """A demo run in --out continues only on the tree it searched: say which one (the search's own refusal would
+    only name the setting)."""
+    from raygems.errors import UsageError
+    from raygems.run_directory import RunDirectory
+    from raygems.runtime.search import read_saved_search
+
+    if not RunDirectory(config.out).search.is_file():
+        return
+    saved = read_saved_search(config.out).get("tree")
+    if saved is not None and Path(str(saved)).resolve() != Path(config.tree).resolve():
+        raise UsageError(f"{config.out} holds a demo run on the tiny tree installed at {saved}, not at {config.tree}: "
+                         f"give --tree-dir {saved} (or that run's RAYGEMS_CACHE) to continue it, or another --out")
 
 
 def on_interrupt(args: argparse.Namespace) -> str:

@@ -203,3 +203,14 @@ def test_output_paths_are_refused_before_the_work(capsys, tmp_path, monkeypatch)
     err = one_line_error(capsys, ["gems", "--results", str(tmp_path / "absent"), "--out", str(a_file)])
     assert f"--out {a_file}: is a file, not a directory" in err
     assert a_file.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["taken.txt"]
+
+
+def test_a_demo_run_on_another_install_of_the_tiny_tree_names_both_places(capsys, tmp_path):
+    """The run directory of a demo run on a tree installed elsewhere (another RAYGEMS_CACHE): one line naming the
+    tree it searched and how to continue it, before any Ray or search work."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "search.json").write_text(json.dumps({"tree": str(tmp_path / "first-cache" / "tiny-tree")}))
+    err = one_line_error(capsys, ["demo", "--out", str(out), "--tree-dir", str(tmp_path / "tree"), "--quiet"])
+    assert f"installed at {tmp_path / 'first-cache' / 'tiny-tree'}, not at {tmp_path / 'tree'}" in err
+    assert f"give --tree-dir {tmp_path / 'first-cache' / 'tiny-tree'}" in err and "another --out" in err
