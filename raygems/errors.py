@@ -30,9 +30,9 @@ class HubUnreachable(SetupError):
 
     def __init__(self, reason: str):
         super().__init__(
-            f"the Hugging Face hub cannot be reached ({reason}). To work without it, give --tree a local directory "
-            f"in the hub layout (docs/architecture.md) and --data-dir a folder of benchmark files "
-            f"(or set RAYGEMS_DATA_DIR); see docs/tasks.md")
+            f"the Hugging Face hub cannot be reached ({reason}). To work without it, use local files: a model "
+            f"tree as a directory in the hub layout in place of a hub id (docs/architecture.md), benchmark files "
+            f"with --data-dir or RAYGEMS_DATA_DIR (docs/tasks.md)")
         self.reason = reason
 
 

@@ -60,7 +60,7 @@ class HubFetcher:
     revision: str | None = None
 
     def __call__(self, repo_id: str, filename: str) -> Path:
-        from raygems.errors import HubUnreachable
+        from raygems.errors import HubUnreachable, SetupError
         from raygems.hub.retry import RetryPolicy, cached_or_unreachable, call_with_retries, check_reachable
 
         download = self.downloader
@@ -72,9 +72,22 @@ class HubFetcher:
             except HubUnreachable as error:   # a copy cached by an earlier download still serves
                 return Path(cached_or_unreachable(repo_id, filename, error, repo_type="dataset",
                                                   revision=self.revision))
-        return Path(call_with_retries(
-            lambda: download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=self.revision),
-            RetryPolicy(retries=3), what=f"download of {repo_id}/{filename}"))
+        try:
+            return Path(call_with_retries(
+                lambda: download(repo_id=repo_id, filename=filename, repo_type="dataset", revision=self.revision),
+                RetryPolicy(retries=3), what=f"download of {repo_id}/{filename}"))
+        except HubUnreachable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the hub answered, but not with the file: say which file
+            from raygems.hub.retry import http_status
+
+            status = http_status(exc)
+            if status is None:
+                raise
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise SetupError(f"benchmark file {filename} of dataset {repo_id} could not be downloaded (HTTP {status}"
+                             f"{': ' + lines[1] if len(lines) > 1 else ''}); give --data-dir a folder of benchmark "
+                             f"files (docs/tasks.md)") from None
 
 
 def read_parquet_rows(path: Path, fields: Mapping | None = None) -> list[dict]:

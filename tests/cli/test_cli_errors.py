@@ -104,10 +104,11 @@ def test_offline_mode_is_one_line_at_once(capsys, tmp_path, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     err = one_line_error(capsys, ["tree", "some-org/some-model", "--out", str(tmp_path / "t.parquet")], status=1)
-    assert "hub cannot be reached (HF_HUB_OFFLINE=1 is set)" in err and "--tree a local directory" in err
+    assert "hub cannot be reached (HF_HUB_OFFLINE=1 is set)" in err
+    assert "a directory in the hub layout in place of a hub id" in err
     monkeypatch.delenv("RAYGEMS_DATA_DIR", raising=False)
     err = one_line_error(capsys, ["pool", "--tasks", "gsm8k", "--out", str(tmp_path / "p.parquet")], status=1)
-    assert "hub cannot be reached" in err and "--data-dir" in err
+    assert "hub cannot be reached" in err and "--data-dir" in err and "--tree" not in err   # pool has no --tree
 
 
 def test_an_unreachable_hub_is_one_line_at_once(capsys, tmp_path, monkeypatch):

@@ -204,3 +204,29 @@ def test_malformed_file_is_one_line_from_the_command_line(tmp_path, capsys):
                  "--out", str(tmp_path / "p.parquet")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ARC-Challenge-Test.jsonl, line 1: missing field 'question'" in err[0]
+
+
+def test_a_benchmark_file_the_hub_does_not_have_is_named_in_one_line(tmp_path, monkeypatch):
+    """The hub (here the local hub server, which serves no datasets) answers 404: the error names the file and the
+    dataset, and says how to work from local files; not huggingface_hub's bare '404 Client Error.'."""
+    import functools
+
+    from huggingface_hub import constants, hf_hub_download
+
+    from raygems.errors import SetupError
+    from raygems.hub.catalog import DirectoryCatalog
+    from raygems.hub.serve import HubServer
+    from raygems.tasks.sources import HubFetcher
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)        # real HTTP, to the loopback server only
+    (tmp_path / "hub" / "org" / "model").mkdir(parents=True)
+    (tmp_path / "hub" / "org" / "model" / "config.json").write_text("{}")
+    with HubServer(DirectoryCatalog(tmp_path / "hub")) as hub:
+        fetch = HubFetcher(downloader=functools.partial(hf_hub_download, endpoint=hub.endpoint,
+                                                        cache_dir=tmp_path / "cache"))
+        with pytest.raises(SetupError) as caught:
+            fetch("openai/gsm8k", "main/test.parquet")
+    message = str(caught.value)
+    assert message.startswith("benchmark file main/test.parquet of dataset openai/gsm8k could not be downloaded "
+                              "(HTTP 404: Repository Not Found") and "give --data-dir" in message
+    assert "\n" not in message
