@@ -18,6 +18,7 @@ A query record is a plain dict, JSON- and parquet-friendly:
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -82,6 +83,11 @@ class Task(ABC):
     description: str | None = None
     skill_family: str | None = None
     guess_rate: float | None = None
+
+    def __init__(self, data_dir: str | os.PathLike | None = None) -> None:
+        """`get_task(name, data_dir)` builds a task as `cls(data_dir=data_dir, **options)`: a task that reads no
+        files (or takes no options) needs no constructor of its own."""
+        self.data_dir = data_dir
 
     @abstractmethod
     def load(self) -> list[dict]:

@@ -72,6 +72,23 @@ def test_register_task_class_and_function(isolated_registry):
     assert {"my_class_task", "my_function_task"} <= set(list_tasks())
 
 
+def test_a_task_class_without_a_constructor_of_its_own(isolated_registry):
+    """What a plug-in author writes first: name, load and score; get_task passes data_dir to Task's constructor."""
+    @register_task("tiny_plugin_task")
+    class TinyTask(Task):
+        name = "tiny_plugin_task"
+
+        def load(self):
+            return [{"query_id": "0", "task": self.name, "source_id": "0", "messages": [], "reference": "4"}]
+
+        def score(self, query, completion):
+            return int(completion.strip() == query["reference"])
+
+    task = get_task("tiny_plugin_task", data_dir="somewhere")
+    assert task.data_dir == "somewhere" and task.score(task.load()[0], " 4") == 1
+    assert get_task("tiny_plugin_task").data_dir is None
+
+
 def test_register_task_refuses_a_second_factory_for_a_name(isolated_registry):
     with pytest.raises(ValueError, match="already registered"):
         register_task("gsm8k")(lambda data_dir=None: None)
