@@ -116,7 +116,7 @@ def _check_result_file(path: Path) -> None:
 
     try:
         names = pq.read_schema(path).names
-    except (OSError, ValueError) as exc:   # arrow's errors derive from these
+    except (OSError, ValueError, TypeError) as exc:   # arrow's errors derive from these (as in read_part)
         raise UsageError(f"{path} is not a parquet file of result rows ({one_line(exc)})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:

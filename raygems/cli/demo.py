@@ -75,7 +75,10 @@ def _check_same_tree(config) -> None:
 
     if not RunDirectory(config.out).search.is_file():
         return
-    saved = read_saved_search(config.out).get("tree")
+    saved_search = read_saved_search(config.out)
+    saved = saved_search.get("tree")
+    if list(saved_search.get("tasks") or ()) != list(DEMO_TASKS):   # not a demo run: the search's own refusal
+        return
     if saved is not None and Path(str(saved)).resolve() != Path(config.tree).resolve():
         raise UsageError(f"{config.out} holds a demo run on the tiny tree installed at {saved}, not at {config.tree}: "
                          f"give --tree-dir {saved} (or that run's RAYGEMS_CACHE) to continue it, or another --out")

@@ -45,11 +45,11 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from raygems.analysis.gems import OVERALL, accuracy_from_matrix, accuracy_from_results, find_gems
-    from raygems.run_directory import RunDirectory
     from raygems.errors import UsageError
     from raygems.files import check_output_path
     from raygems.hub.listing import read_tree
     from raygems.results import no_results_yet, result_files
+    from raygems.run_directory import RunDirectory
 
     if args.plots and args.out is None:
         raise UsageError("--plots needs --out")

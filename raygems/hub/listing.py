@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from raygems.hub.sources import RELATIONS, TreeSource, _check_kinds
-from raygems.hub.types import ModelRecord
+from raygems.hub.types import DEFAULT_KINDS, ModelRecord
 
 #: Names of official instruction-tuned releases (matched on the part after the organisation).
 OFFICIAL_NAME_PATTERN = r"(?i)(?:^|[-_.])(?:instruct|chat|it)(?:$|[-_.])"
@@ -52,7 +52,7 @@ def _may_have_children(record: ModelRecord, kinds: Sequence[str]) -> bool:
     return int(count) > 0
 
 
-def list_tree(source: TreeSource, base_id: str, kinds: Sequence[str] = ("finetune", "adapter"),
+def list_tree(source: TreeSource, base_id: str, kinds: Sequence[str] = DEFAULT_KINDS,
               max_depth: int | None = None, progress: bool = True,
               official_pattern: str = OFFICIAL_NAME_PATTERN) -> pd.DataFrame:
     """The tree under `base_id`: the root (depth 0) and its descendants of `kinds`, down to `max_depth`.

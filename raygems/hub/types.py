@@ -6,6 +6,8 @@ from typing import Any
 
 #: How a model relates to its parent, as the hub's `base_model:<relation>:<parent>` tags say.
 MODEL_KINDS = ("base", "finetune", "adapter", "quantized", "merge")
+#: The relations a tree is listed through unless told otherwise (the paper's trees: fine-tunes and adapters).
+DEFAULT_KINDS = ("finetune", "adapter")
 #: The paper's selection per kind (App. C; `raygems.hub.selection`): its most popular models, then this many
 #: random others.
 PAPER_TOP_MODELS = 300

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from raygems.errors import UsageError
+from raygems.hub.types import DEFAULT_KINDS
+from raygems.tasks.routerbench import PAPER_PER_TASK
 
 #: The method a search uses unless told otherwise (the evidence: docs/statistics.md).
 DEFAULT_METHOD = "recommended"
@@ -55,10 +57,10 @@ class SearchConfig:
                                      "from it)", group="source")
     models: str | None = setting(doc="models table for --matrix (downloads, is_base)")
     tasks: tuple[str, ...] = setting(("routerbench",), doc="comma-separated task names")
-    per_task: int | None = setting(500, doc="queries per task in the pool, 0 for all of them")
+    per_task: int | None = setting(PAPER_PER_TASK, doc="queries per task in the pool, 0 for all of them")
     pool_seed: int = setting(0, doc="seed of the query pool's draw")
     data_dir: str | None = setting(doc="local benchmark directory (else $RAYGEMS_DATA_DIR, else the hub)")
-    kinds: tuple[str, ...] = setting(("finetune", "adapter"), doc="kinds of descendants to include")
+    kinds: tuple[str, ...] = setting(DEFAULT_KINDS, doc="kinds of descendants to include")
     max_depth: int | None = setting(doc="deepest generation below the base to include (default: all)")
     max_models: int | None = setting(doc="keep the most-downloaded N models")
     method: str = setting(DEFAULT_METHOD, doc="search method (docs/statistics.md; the paper's method is 'ours')")

@@ -26,6 +26,7 @@ import pandas as pd
 from raygems.errors import UsageError
 from raygems.tasks.base import EXTRA_COLUMN, as_query
 from raygems.tasks.registry import get_task
+from raygems.tasks.routerbench import PAPER_PER_TASK
 
 POOL_COLUMNS = ("query_id", "task", "source_id", "messages", "reference", "max_new_tokens", "stop", EXTRA_COLUMN)
 _STANDARD_KEYS = set(POOL_COLUMNS) - {EXTRA_COLUMN}
@@ -203,7 +204,7 @@ class QueryPool:
         return pool
 
 
-def build_query_pool(task_names: str | Sequence[str], per_task: int | None = 500, seed: int = 0,
+def build_query_pool(task_names: str | Sequence[str], per_task: int | None = PAPER_PER_TASK, seed: int = 0,
                      data_dir: str | os.PathLike | None = None, *, stratify_by: str | None = None,
                      **task_options) -> QueryPool:
     """Draw ``per_task`` queries from each task (``None``: all of them).

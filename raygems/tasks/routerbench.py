@@ -15,6 +15,8 @@ from raygems.tasks.benchmark import FALLBACK_TURN_STOP
 from raygems.tasks.registry import get_task, register_task
 
 ROUTERBENCH_TASKS = ("arc_challenge", "winogrande", "mmlu", "mbpp", "gsm8k")
+#: Queries drawn from each task for the paper's pool (its 2,500 queries: 500 of each RouterBench task).
+PAPER_PER_TASK = 500
 
 
 @register_task("routerbench")

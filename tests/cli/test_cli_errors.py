@@ -211,7 +211,12 @@ def test_a_demo_run_on_another_install_of_the_tiny_tree_names_both_places(capsys
     tree it searched and how to continue it, before any Ray or search work."""
     out = tmp_path / "demo"
     out.mkdir()
-    (out / "search.json").write_text(json.dumps({"tree": str(tmp_path / "first-cache" / "tiny-tree")}))
+    (out / "search.json").write_text(json.dumps({"tree": str(tmp_path / "first-cache" / "tiny-tree"),
+                                                 "tasks": ["toy_arith", "toy_choice"]}))
     err = one_line_error(capsys, ["demo", "--out", str(out), "--tree-dir", str(tmp_path / "tree"), "--quiet"])
     assert f"installed at {tmp_path / 'first-cache' / 'tiny-tree'}, not at {tmp_path / 'tree'}" in err
     assert f"give --tree-dir {tmp_path / 'first-cache' / 'tiny-tree'}" in err and "another --out" in err
+    # a run directory of another search (not the demo's tasks) is refused as the search refuses it
+    (out / "search.json").write_text(json.dumps({"tree": "Qwen/Qwen2.5-3B", "tasks": ["gsm8k"], "budget": 50}))
+    err = one_line_error(capsys, ["demo", "--out", str(out), "--tree-dir", str(tmp_path / "tree"), "--quiet"])
+    assert "holds a different search" in err and "tiny tree" not in err
