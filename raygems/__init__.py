@@ -19,6 +19,10 @@ Plug-ins: each kind has one registry (`raygems.registry.Registry`), filled by a 
     @register_backend("my_backend")           # a Backend: generate([GenerationRequest]) -> [Generation]
     class MyBackend(Backend): ...             # (or register_backend(name, "package.module:Class"): lazy)
     prior = ModelPrior.load(path)             # a fitted prior: ranking scores and beliefs for a search
+
+A live search runs in Ray workers: name the module that registers your plug-ins, `SearchConfig(...,
+plugins=("mymodule",))` (`--plugins`), so that they import it too (`raygems.plugins`). A complete example of each
+kind: tests/plugins/raygems_example_plugins.py.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ _EXPORTS: dict[str, str] = {
     # bandits
     "BanditAlgorithm": "raygems.bandits", "Pulls": "raygems.bandits", "make_algorithm": "raygems.bandits",
     "list_methods": "raygems.bandits", "get_method": "raygems.bandits", "repetition_keys": "raygems.bandits",
-    "MethodSpec": "raygems.bandits", "register_method": "raygems.bandits",
+    "MethodSpec": "raygems.bandits", "register_method": "raygems.bandits", "make_pulls": "raygems.bandits",
     "aggressive_schedule": "raygems.bandits", "karnin_schedule": "raygems.bandits",
     # replay
     "CorrectnessMatrix": "raygems.replay", "load_matrix": "raygems.replay", "replay": "raygems.replay",

@@ -75,6 +75,12 @@ class Registry(Generic[T]):
             raise TypeError(f"{self.kind} {name!r} is {target!r}, which does not extend {self.base.__name__}")
         return target
 
+    def entry(self, name: str) -> T | str | None:
+        """What is registered under `name`, as registered (a lazy entry stays a "module:attribute" string, not
+        imported); None for an unknown name."""
+        self._ensure_discovered()
+        return self._entries.get(name) if isinstance(name, str) else None
+
     def names(self) -> list[str]:
         """Registered names, in registration order."""
         self._ensure_discovered()

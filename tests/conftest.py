@@ -24,6 +24,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("RAYGEMS_SHARED_DIR", REPO_ROOT.parent / "shared"))
+#: A plug-in module as a user writes one (tests/plugins/raygems_example_plugins.py), importable here and in the
+#: Ray workers.
+PLUGINS_DIR = str(REPO_ROOT / "tests" / "plugins")
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +41,10 @@ def ray_session():
     """A local Ray cluster shared by every test that needs one (started on first use)."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
+        workers_path = os.pathsep.join(filter(None, [PLUGINS_DIR, os.environ.get("PYTHONPATH")]))
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled"}})
+                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled",
+                                           "PYTHONPATH": workers_path}})   # the example plug-ins too
     yield ray
     # Shut down at the end of the session (not per test).
 

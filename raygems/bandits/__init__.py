@@ -1,6 +1,6 @@
 """Fixed-budget best-arm identification for model search: every method of the paper behind one ask/tell
 interface (pure numpy; no I/O, no clocks). See `base.py` for the protocol and `registry.py` for the names."""
-from raygems.bandits.base import AllArmsFailed, BanditAlgorithm, Pulls
+from raygems.bandits.base import AllArmsFailed, BanditAlgorithm, Pulls, make_pulls
 from raygems.bandits.randomness import QueryOrder, repetition_keys
 from raygems.bandits.registry import (
     MethodSpec,
@@ -21,6 +21,6 @@ from raygems.bandits.schedules import (
 
 __all__ = [
     "AllArmsFailed", "BanditAlgorithm", "MethodSpec", "Pulls", "QueryOrder", "Round", "aggressive_schedule",
-    "get_method", "karnin_schedule", "list_methods", "make_algorithm", "ratio_schedule", "register_method",
-    "repetition_keys", "schedule_budget", "successive_rejects_schedule", "table4_literal_schedule",
+    "get_method", "karnin_schedule", "list_methods", "make_algorithm", "make_pulls", "ratio_schedule",
+    "register_method", "repetition_keys", "schedule_budget", "successive_rejects_schedule", "table4_literal_schedule",
 ]

@@ -127,7 +127,7 @@ def _settings() -> dict[str, tuple]:
 
 def _setting_help(setting) -> str:
     default = setting.default
-    if default is None or isinstance(default, bool) or default is MISSING:
+    if default is None or isinstance(default, bool) or default is MISSING or default == ():
         return setting.metadata["doc"].replace("%", "%%")
     shown = ",".join(default) if isinstance(default, tuple) else default
     return f"{setting.metadata['doc']} (default {shown})".replace("%", "%%")
@@ -144,7 +144,7 @@ def _resume_config(args, given: dict):
     runtime = {name: value for name, value in given.items() if name in RUNTIME_ONLY}
     given = {name: value for name, value in given.items() if name not in RUNTIME_ONLY}
     saved = read_saved_search(args.out)
-    wanted = SearchConfig.from_dict({**saved, **given, "resume": True}).identity()
+    wanted = SearchConfig.from_dict({**saved, **given, **runtime, "resume": True}).identity()
     differing = sorted(name for name in given if wanted.get(name) != saved.get(name))
     if differing:
         details = ", ".join(f"--{name.replace('_', '-')} (saved {saved.get(name)!r}, given {wanted.get(name)!r})"

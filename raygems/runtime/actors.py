@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from raygems.hub.types import ModelRecord
+from raygems.plugins import import_plugins
 from raygems.runtime.evaluation import MATRIX_BACKENDS, EvaluatorSpec
 from raygems.runtime.store import ResultStore
 from raygems.tasks.prompting import PROMPT_VARIANTS
@@ -48,6 +49,7 @@ class ModelActor:
         os.environ["OMP_NUM_THREADS"] = str(threads)   # torch is imported later (warm_up, or the first load), not
         self.threads = threads                         # here: the driver learns the actor's node, and starts
         self.spec = spec                               # fetching there, as soon as the actor is up
+        import_plugins(spec.plugins)                   # plug-in backends and tasks register themselves here too
         self.pool = pool
         self.store = ResultStore(store_root)
         self.model: ModelRecord | None = None

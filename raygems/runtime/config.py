@@ -68,7 +68,7 @@ class SearchConfig:
     seed: int = setting(0, doc="seed of the search's draws")
     method_options: dict[str, Any] = setting(doc="the method's own settings (its constructor's keyword arguments)",
                                              flag=False, default_factory=dict)
-    backend: str = setting("transformers", doc="transformers | vllm")
+    backend: str = setting("transformers", doc="transformers, vllm, or a backend a plug-in registers")
     backend_settings: dict[str, Any] = setting(doc='the backend\'s settings as JSON, e.g. \'{"batch_size": 64, '
                                                    '"dtype": "bfloat16"}\'', runtime=True, default_factory=dict)
     max_loaded: int = setting(2, doc="model actors loaded at once", runtime=True)
@@ -100,6 +100,9 @@ class SearchConfig:
     fetch_ahead: bool = setting(True, doc="hub trees: download checkpoints ahead of the slots that need them",
                                 off="hub trees: download a checkpoint only when a slot needs it (the serial "
                                     "design; slower)", runtime=True)
+    plugins: tuple[str, ...] = setting((), doc="modules that register methods, tasks or backends (comma-separated "
+                                                "import names): imported here and in every Ray worker "
+                                                "(raygems.plugins)", runtime=True)
     lookahead: bool = setting(False, doc="fill each generate batch with the next round's shared queries "
                                          "(correlated methods such as recommended): fewer reloads and downloads on "
                                          "GPUs, more pairs paid (docs/cost.md)", runtime=True)
@@ -107,6 +110,10 @@ class SearchConfig:
     def __post_init__(self) -> None:
         from raygems.runtime.evaluation import MATRIX_BACKENDS   # (here: the CLI builds its flags from this module)
 
+        from raygems.plugins import import_plugins
+
+        self.plugins = tuple(self.plugins)
+        import_plugins(self.plugins)   # first: their registrations are what the names below are checked against
         if (self.tree is None) == (self.matrix is None):
             raise ValueError("give exactly one of tree (a directory or hub id) or matrix (replay backend)")
         if self.matrix is not None and self.backend not in MATRIX_BACKENDS:
@@ -163,6 +170,23 @@ class SearchConfig:
             raise ValueError(f"backend {self.backend!r} answers from a correctness matrix: give matrix, not tree")
         if self.backend not in MATRIX_BACKENDS:
             _check_backend(self.backend, self.backend_settings)
+        self._check_workers_know_the_names(spec)
+
+    def _check_workers_know_the_names(self, method_spec) -> None:
+        """The method, backend and tasks registered in this process only (a plug-in not named in `plugins`, or one
+        in the script itself) are refused: the Ray workers would not know them (raygems.plugins)."""
+        from raygems.backends import BACKENDS
+        from raygems.plugins import check_workers_can_import
+        from raygems.runtime.evaluation import MATRIX_BACKENDS
+        from raygems.tasks.registry import TASKS
+
+        check_workers_can_import("method", self.method, method_spec.cls, self.plugins)
+        if self.backend not in MATRIX_BACKENDS:
+            check_workers_can_import("backend", self.backend, BACKENDS.entry(self.backend), self.plugins)
+        for task in self.tasks:
+            target = TASKS.entry(task)
+            if target is not None:     # (an unknown task is named when the pool is drawn)
+                check_workers_can_import("task", task, target, self.plugins)
 
     @property
     def algorithm_options(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import pandas as pd
 from raygems.bandits import AllArmsFailed, get_method, make_algorithm, repetition_keys
 from raygems.errors import SetupError, one_line
 from raygems.hub.types import ModelRecord
+from raygems.plugins import import_plugins
 from raygems.runtime.config import DEFAULT_METHOD
 from raygems.runtime.cost import CostLedger
 from raygems.runtime.evaluation import EvaluationError, EvaluatorSpec
@@ -113,6 +114,7 @@ class SearchDriver:
                  settings: DriverSettings, checkpoints: CheckpointSource | None = None):
         if len(candidates) < 2:
             raise ValueError(f"need at least 2 candidate models, got {len(candidates)}")
+        import_plugins(spec.plugins)    # a plug-in method registers itself in this process too
         self.candidates = list(candidates)
         self.pool = pool
         self.query_ids = list(pool.query_ids)
@@ -130,6 +132,7 @@ class SearchDriver:
         self._pid_refs: dict[Any, Any] = {}                # actor -> ObjectRef of its pid (asked at creation)
         self._restarts: dict[int, int] = {}
         self._failed: dict[int, Failure] = {}
+        self._recorded_failures: set[int] = set()           # arms whose failure is in the store (the checkpoint's)
         self._loaded_before: set[int] = set()              # arms loaded once already (a load again is a reload)
         # failures recorded by an earlier run of this search: applied when the arm next needs new work, which
         # is the moment it failed before, so a rerun follows the same path as the run it continues
@@ -222,9 +225,17 @@ class SearchDriver:
 
     def _every_candidate_failed(self) -> str:
         example = next(iter(self._failed.values()))
+        recorded = len(self._recorded_failures & set(self._failed))
+        where = Path(self.store_root) / "failures"
+        if recorded == len(self._failed):
+            kept = f"each reason is recorded in {where}"
+        elif recorded == 0:     # not the checkpoints' own failures (e.g. a backend the workers do not know)
+            kept = "none is a checkpoint's own failure, so none is recorded: a rerun tries every model again"
+        else:
+            kept = (f"the {recorded} checkpoints' own failures are recorded in {where}; a rerun tries the other "
+                    f"{len(self._failed) - recorded} again")
         return (f"every candidate failed ({count_by_stage(f.stage for f in self._failed.values())}; "
-                f"e.g. {example.model_id}: {example.reason}), so there is nothing to choose: each reason is recorded "
-                f"in {Path(self.store_root) / 'failures'}")
+                f"e.g. {example.model_id}: {example.reason}), so there is nothing to choose: {kept}")
 
     def evaluate_all(self, arms: list[int]) -> None:
         """Evaluate `arms` on the whole pool (for final accuracies and exhaustive comparisons)."""
@@ -283,6 +294,7 @@ class SearchDriver:
             missing = self.book.missing(arm, queries)
             self.progress.reused += len(queries) - len(missing)
             if missing and arm in self._known_failures:   # it failed here in an earlier run
+                self._recorded_failures.add(arm)              # (recorded then)
                 self._fail(arm, self._known_failures[arm], persist=False)
                 continue
             missing_by_arm[arm] = missing
@@ -499,6 +511,7 @@ class SearchDriver:
         self.progress.requested -= self._asked_now.pop(arm, 0)   # what a failed model was asked is not spent
         if persist:
             self.store.put_failure(failure)
+            self._recorded_failures.add(arm)
         for slot in self.schedule.slots:
             if slot.arm == arm:    # the slot is fine; only its checkpoint failed
                 slot.handle.unload.remote()

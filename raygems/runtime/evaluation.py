@@ -45,6 +45,7 @@ class EvaluatorSpec:
     tree: str | None = None
     matrix: str | None = None
     allow_code_execution: bool = False     # tasks that score by running model-written code may run it
+    plugins: tuple[str, ...] = ()          # modules that register methods, tasks or backends (raygems.plugins)
 
     def build(self, model: ModelRecord, pool) -> "Evaluator":
         """The replay backend's evaluator, a generative one, or the replay backend's test double (backend

@@ -10,6 +10,7 @@ store/, leaderboard.parquet, events.parquet, summary.json).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -105,8 +106,14 @@ def _init_ray(config: SearchConfig) -> None:
 
     if not ray.is_initialized():
         _check_ray_address(config.address)
+        env_vars = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        if config.plugins:   # the workers import the plug-ins from where this process did (raygems.plugins)
+            from raygems.plugins import plugin_folders
+
+            env_vars["PYTHONPATH"] = os.pathsep.join([*plugin_folders(config.plugins),
+                                                      *filter(None, [os.environ.get("PYTHONPATH")])])
         ray.init(address=config.address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}})
+                 runtime_env={"env_vars": env_vars})
 
 
 def _started_ray_here() -> bool:
@@ -206,7 +213,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
     import ray
 
     spec = EvaluatorSpec(backend=config.backend, settings=dict(config.backend_settings), tree=config.tree,
-                         matrix=config.matrix, allow_code_execution=allow_code_execution)
+                         matrix=config.matrix, allow_code_execution=allow_code_execution, plugins=config.plugins)
     settings = DriverSettings(method=config.method, budget_per_model=config.budget, seed=config.seed,
                               method_options={**config.algorithm_options, **decision.method_options},
                               max_loaded=config.max_loaded,

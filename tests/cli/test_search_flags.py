@@ -18,7 +18,8 @@ SAMPLES = {int: ("3", 3), float: ("0.5", 0.5), str: ("org/name", "org/name"), tu
            dict: ('{"k": 1}', {"k": 1})}
 #: Settings that take only some values.
 VALID = {"method": ("ours", "ours"), "backend": ("replay", "replay"), "cache_limit": ("5MB", "5MB"),
-         "data_dir": ("/", "/")}   # (a directory that exists)
+         "data_dir": ("/", "/"),   # (a directory that exists)
+         "plugins": ("json, textwrap", ("json", "textwrap"))}   # (modules that import)
 FLAGGED = [f for f in fields(SearchConfig) if f.metadata["flag"]]
 
 

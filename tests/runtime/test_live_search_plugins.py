@@ -1,0 +1,65 @@
+"""A live search whose method, task and backend are all plug-ins (tests/plugins/raygems_example_plugins.py): the
+driver and the model actors import the module named in `plugins`, and the search finds the best model."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import raygems
+from raygems.backends import BACKENDS
+from raygems.bandits.registry import METHODS
+from raygems.runtime.search import SearchConfig, run_search
+from raygems.tasks.registry import TASKS
+
+from tiny_tree_fixture import tiny_tree, tiny_tree_root  # noqa: F401  (session fixture)
+
+pytestmark = [pytest.mark.usefixtures("ray_session")]
+
+PLUGINS = "raygems_example_plugins"
+PLUGINS_DIR = Path(__file__).resolve().parents[1] / "plugins"
+
+
+@pytest.fixture
+def plugins_here(monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGINS_DIR))
+    saved = {registry: dict(registry._entries) for registry in (METHODS, BACKENDS, TASKS)}
+    yield
+    for registry, entries in saved.items():
+        registry._entries = entries
+    sys.modules.pop(PLUGINS, None)
+
+
+def test_a_search_of_plugins_runs_them_in_the_ray_workers(tiny_tree, plugins_here, tmp_path):
+    config = SearchConfig(tree=str(tiny_tree.root), tasks=("plugin_sums",), per_task=40, budget=8,
+                          method="plugin-uniform", backend="plugin_oracle", plugins=(PLUGINS,),
+                          out=str(tmp_path / "run"), progress=False)
+    result = run_search(config)
+    summary = result.summary
+    assert summary["chosen_model"] == "quietmath/tiny-arith-pro"          # the plug-in backend's best model
+    assert summary["queries_paid"] > 0
+    rows = raygems.read_results(tmp_path / "run")
+    assert set(rows["task"]) == {"plugin_sums"} and set(rows["backend"]) == {"plugin_oracle"}
+
+
+def test_failures_that_are_not_the_checkpoints_own_are_not_said_to_be_recorded(tiny_tree, plugins_here, tmp_path):
+    """A backend that crashes on every model it loads: those failures are not the checkpoints' (a rerun tries them
+    again, nothing is recorded); the three folders without config.json fail at load, recorded. The one line says
+    which is which."""
+    from raygems.errors import SetupError
+
+    config = SearchConfig(tree=str(tiny_tree.root), tasks=("plugin_sums",), per_task=40, budget=8,
+                          method="plugin-uniform", backend="plugin_oracle", backend_settings={"crash": True},
+                          plugins=(PLUGINS,), out=str(tmp_path / "run"), progress=False)
+    with pytest.raises(SetupError) as raised:
+        run_search(config)
+    message = str(raised.value)
+    from raygems.runtime.store import ResultStore
+
+    recorded = ResultStore(tmp_path / "run" / "store").failures()      # the folders without config.json
+    assert len(recorded) == 3 and set(recorded["stage"]) == {"load"}
+    assert message.startswith("every candidate failed (14 at evaluate, 3 at load; e.g. ") and "\n" not in message
+    assert "RuntimeError: the plug-in backend crashed" in message
+    assert message.endswith(f"the 3 checkpoints' own failures are recorded in {tmp_path / 'run' / 'store' / 'failures'}"
+                            f"; a rerun tries the other 14 again")
