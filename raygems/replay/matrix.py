@@ -28,7 +28,7 @@ class MatrixError(ValueError):
     """A correctness matrix or models table that cannot be used, with the reason."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class CorrectnessMatrix:
     """K models x Q queries of 0/1 results, with the ids that name rows and columns."""
 
@@ -76,6 +76,15 @@ class CorrectnessMatrix:
         return repr(ids[i]) if i < len(ids) else f"#{i}"
 
     # ------------------------------------------------------------------------------------------ views
+    def __repr__(self) -> str:
+        """The shape and a few ids (the ids in full run to thousands of queries)."""
+        def few(ids: tuple[str, ...]) -> str:
+            return ", ".join(map(repr, ids[:3])) + (f", ... ({len(ids)})" if len(ids) > 3 else "")
+
+        tasks = f", tasks=({few(tuple(dict.fromkeys(self.tasks)))})" if self.tasks else ""
+        return (f"CorrectnessMatrix({self.num_models} models x {self.num_queries} queries, accuracy "
+                f"{float(np.mean(self.values)):.3f}; models=({few(self.model_ids)}){tasks})")
+
     @property
     def num_models(self) -> int:
         return self.values.shape[0]

@@ -168,3 +168,12 @@ def test_cli_json_contract(tmp_path, capsys):
         assert row["reps"] == 10 and 1 <= row["mean_rank"] <= 8
     printed = capsys.readouterr().out
     assert "mean_rank" in printed and "ours" in printed
+
+
+def test_a_matrix_prints_its_shape_and_a_few_ids_not_all_of_them():
+    ids = [f"q{i}" for i in range(5000)]
+    matrix = CorrectnessMatrix(np.eye(4, 5000, dtype=np.uint8), ("a", "b", "c", "d"), tuple(ids),
+                               tasks=tuple(["gsm8k", "mbpp"] * 2500))
+    text = repr(matrix)
+    assert text.startswith("CorrectnessMatrix(4 models x 5000 queries, accuracy 0.000; models=('a', 'b', 'c', ... (4))")
+    assert "tasks=('gsm8k', 'mbpp')" in text and "q4999" not in text and len(text) < 200
