@@ -50,8 +50,9 @@ def test_a_plugin_not_named_in_plugins_is_refused_in_one_line(plugin_registries,
         with pytest.raises(UsageError) as caught:
             SearchConfig(tree=str(tmp_path), **settings)
         message = str(caught.value)
-        assert message.startswith(f"{kind} {name!r} is registered by module {PLUGINS!r} in this process only")
-        assert f"--plugins {PLUGINS}" in message and "\n" not in message
+        assert message.startswith(f"{kind} {name!r} is registered in this process only (it is defined in module "
+                                  f"{PLUGINS!r}), and no plug-in module is named")
+        assert "name that module in plugins (--plugins MODULE" in message and "\n" not in message
 
 
 def test_a_plugin_registered_in_the_script_itself_is_refused():
@@ -77,3 +78,33 @@ def test_plugin_folders_of_a_package_and_of_a_module(tmp_path, monkeypatch):
     finally:
         for name in ("pkg.sub.mod", "pkg.sub", "pkg", "flat_plugin_mod"):
             sys.modules.pop(name, None)
+
+
+def test_one_name_is_one_plugin_not_its_letters(tmp_path):
+    config = SearchConfig(tree=str(tmp_path), plugins="json", tasks="gsm8k")
+    assert config.plugins == ("json",) and config.tasks == ("gsm8k",)
+
+
+def test_an_unknown_method_says_how_to_bring_ones_own(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown method 'mine'.*name the module that registers it in plugins"):
+        SearchConfig(tree=str(tmp_path), method="mine")
+
+
+def test_a_script_that_names_itself_as_a_plugin_is_told_why(tmp_path):
+    """Its registrations are made under __main__; importing it again by name would register them twice."""
+    import subprocess
+
+    (tmp_path / "selfplug.py").write_text(
+        "from raygems import register_method\n"
+        "from raygems.bandits.elimination import SequentialHalving\n"
+        "from raygems.errors import UsageError\n"
+        "from raygems.runtime.config import SearchConfig\n"
+        "register_method('self-mine', SequentialHalving)\n"
+        "if __name__ == '__main__':\n"
+        "    try:\n"
+        "        SearchConfig(tree='.', method='self-mine', plugins=('selfplug',))\n"
+        "    except UsageError as exc:\n"
+        "        print(exc)\n")
+    out = subprocess.run([sys.executable, "selfplug.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("plug-in module 'selfplug' is the script you ran: its registrations live in "
+                                 "__main__"), out.stdout + out.stderr

@@ -112,7 +112,7 @@ class SearchConfig:
 
         from raygems.plugins import import_plugins
 
-        self.plugins = tuple(self.plugins)
+        self.plugins, self.tasks, self.kinds = (_names(v) for v in (self.plugins, self.tasks, self.kinds))
         import_plugins(self.plugins)   # first: their registrations are what the names below are checked against
         if (self.tree is None) == (self.matrix is None):
             raise ValueError("give exactly one of tree (a directory or hub id) or matrix (replay backend)")
@@ -142,8 +142,6 @@ class SearchConfig:
             raise ValueError(f"cpus_per_model must be a finite number >= 0, got {self.cpus_per_model}")
         if self.gpus_per_model is not None and (not math.isfinite(self.gpus_per_model) or self.gpus_per_model < 0):
             raise ValueError(f"gpus_per_model must be a finite number >= 0, got {self.gpus_per_model}")
-        self.tasks = tuple(self.tasks)
-        self.kinds = tuple(self.kinds)
         for name in PATH_SETTINGS:   # a local path (not a hub id) is kept absolute
             value = getattr(self, name)
             if value is not None and Path(value).expanduser().exists():
@@ -161,7 +159,11 @@ class SearchConfig:
                 raise UsageError(f"--tree {self.tree}: no such directory (and not a hub model id such as 'org/name')")
         from raygems.bandits import get_method
 
-        spec = get_method(self.method)
+        try:
+            spec = get_method(self.method)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (a method of your own: name the module that registers it in plugins, "
+                             f"--plugins MODULE)") from None
         unknown = sorted(k for k in self.algorithm_options if not spec.accepts(k))
         if unknown:
             raise ValueError(f"method {self.method!r} takes no option(s) {unknown} "
@@ -211,6 +213,11 @@ class SearchConfig:
 #: Settings that may differ between a run and its resumption without changing the search (`out` too: a run
 #: directory that was moved or copied continues where it is).
 RUNTIME_ONLY = tuple(f.name for f in fields(SearchConfig) if f.metadata["runtime"])
+
+
+def _names(value: str | Any) -> tuple[str, ...]:
+    """A tuple of names from a tuple, a list, or one name (not its letters)."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _check_backend(name: str, settings: dict[str, Any]) -> None:

@@ -182,6 +182,7 @@ class SearchDriver:
     def run(self) -> dict:
         import ray
 
+        self._check_names_known()
         self._pool_ref = ray.put(self.pool)
         if self._known_parts is None:
             self._load_book()
@@ -223,6 +224,21 @@ class SearchDriver:
             "progress": self.progress.as_dict(),
         }
 
+    def _check_names_known(self) -> None:
+        """The method, backend and tasks as a Ray worker knows them, its plug-ins imported: a name registered only
+        in the process that started the search is one line here, not a failure of every model."""
+        from raygems.backends import BACKENDS
+        from raygems.bandits.registry import METHODS
+        from raygems.plugins import check_known
+        from raygems.runtime.evaluation import MATRIX_BACKENDS
+        from raygems.tasks.registry import TASKS
+
+        check_known("method", self.settings.method, METHODS)
+        if self.spec.backend not in MATRIX_BACKENDS:
+            check_known("backend", self.spec.backend, BACKENDS)
+            for task in dict.fromkeys(self.query_tasks):
+                check_known("task", task, TASKS)
+
     def _every_candidate_failed(self) -> str:
         example = next(iter(self._failed.values()))
         recorded = len(self._recorded_failures & set(self._failed))
@@ -232,8 +248,8 @@ class SearchDriver:
         elif recorded == 0:     # not the checkpoints' own failures (e.g. a backend the workers do not know)
             kept = "none is a checkpoint's own failure, so none is recorded: a rerun tries every model again"
         else:
-            kept = (f"the {recorded} checkpoints' own failures are recorded in {where}; a rerun tries the other "
-                    f"{len(self._failed) - recorded} again")
+            own = "checkpoint's own failure is" if recorded == 1 else f"{recorded} checkpoints' own failures are"
+            kept = f"the {own} recorded in {where}; a rerun tries the other {len(self._failed) - recorded} again"
         return (f"every candidate failed ({count_by_stage(f.stage for f in self._failed.values())}; "
                 f"e.g. {example.model_id}: {example.reason}), so there is nothing to choose: {kept}")
 

@@ -107,11 +107,13 @@ def _init_ray(config: SearchConfig) -> None:
     if not ray.is_initialized():
         _check_ray_address(config.address)
         env_vars = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-        if config.plugins:   # the workers import the plug-ins from where this process did (raygems.plugins)
+        if config.plugins and config.address is None and not os.environ.get("RAY_ADDRESS"):
+            # a local Ray started here: its workers import the plug-ins from where this process did
             from raygems.plugins import plugin_folders
 
-            env_vars["PYTHONPATH"] = os.pathsep.join([*plugin_folders(config.plugins),
-                                                      *filter(None, [os.environ.get("PYTHONPATH")])])
+            folders = plugin_folders(config.plugins)
+            if folders:
+                env_vars["PYTHONPATH"] = os.pathsep.join([*folders, *filter(None, [os.environ.get("PYTHONPATH")])])
         ray.init(address=config.address, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": env_vars})
 

@@ -63,3 +63,24 @@ def test_failures_that_are_not_the_checkpoints_own_are_not_said_to_be_recorded(t
     assert "RuntimeError: the plug-in backend crashed" in message
     assert message.endswith(f"the 3 checkpoints' own failures are recorded in {tmp_path / 'run' / 'store' / 'failures'}"
                             f"; a rerun tries the other 14 again")
+
+
+def test_a_name_registered_only_where_the_search_started_is_one_line_from_the_driver(tiny_tree, plugins_here,
+                                                                                    tmp_path):
+    """A built-in class under a new name, registered in this process only: the workers import the plug-ins and
+    still do not know the name; the driver says so before anything is evaluated."""
+    from raygems import register_method
+    from raygems.bandits.elimination import SequentialHalving
+    from raygems.errors import UsageError
+
+    register_method("caller-only-halving", SequentialHalving)
+    config = SearchConfig(tree=str(tiny_tree.root), tasks=("plugin_sums",), per_task=40, budget=8,
+                          method="caller-only-halving", backend="plugin_oracle", plugins=(PLUGINS,),
+                          out=str(tmp_path / "run"), progress=False)
+    with pytest.raises(UsageError) as raised:
+        run_search(config)
+    assert str(raised.value) == ("method 'caller-only-halving' is not registered in the search's Ray workers (it "
+                                 "was, in the process that started the search): register it in a module and name "
+                                 "that module in plugins (--plugins MODULE; raygems.plugins)")
+    assert not (tmp_path / "run" / "store" / "results").exists() or not any((tmp_path / "run" / "store" /
+                                                                              "results").iterdir())
