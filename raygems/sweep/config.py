@@ -42,7 +42,7 @@ BEST_AVAILABLE = "best-available"
 NO_SCHEDULE = "-"
 
 TOP_LEVEL_KEYS = ("name", "description", "reps", "seeds", "seed", "budgets", "methods", "references", "trees",
-                  "resources_per_trial", "max_concurrent_trials")
+                  "resources_per_trial", "max_concurrent_trials", "plugins")
 TREE_KEYS = ("name", "preset", "overrides", "matrix", "models", "reps")
 METHOD_KEYS = ("name", "schedules", "schedule", "options")
 
@@ -140,6 +140,7 @@ class SweepConfig:
     description: str = ""
     resources_per_trial: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
     max_concurrent_trials: int | None = None
+    plugins: tuple[str, ...] = ()        # modules that register methods, imported in every trial (raygems.plugins)
 
     # ----------------------------------------------------------------------------------------- loading
     @classmethod
@@ -167,6 +168,7 @@ class SweepConfig:
         if "seed" in raw and "seeds" in raw:
             raise SweepConfigError("give either 'seed' or 'seeds', not both")
         seeds = raw.get("seeds", [raw.get("seed", 0)])
+        plugins = _parse_plugins(raw.get("plugins", []))     # first: the methods below may be theirs
         config = cls(
             name=_name(raw.get("name", "sweep"), "name"),
             description=str(raw.get("description") or ""),
@@ -179,6 +181,7 @@ class SweepConfig:
             resources_per_trial=_parse_resources(raw.get("resources_per_trial", {"cpu": 1})),
             max_concurrent_trials=(None if raw.get("max_concurrent_trials") is None else
                                    _positive_int(raw["max_concurrent_trials"], "max_concurrent_trials")),
+            plugins=plugins,
         )
         return config
 
@@ -197,6 +200,21 @@ class SweepConfig:
 
 
 # ----------------------------------------------------------------------------------------------- parsing
+def _parse_plugins(value: Any) -> tuple[str, ...]:
+    """Plug-in module names (one name or a list), imported here: a method they register is then known."""
+    from raygems.plugins import import_plugins
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise SweepConfigError(f"plugins must be a module name or a list of them, got {value!r}")
+    names = tuple(n.strip() for n in names)
+    try:
+        import_plugins(names)
+    except ValueError as exc:    # UsageError: the module named, one line
+        raise SweepConfigError(str(exc)) from None
+    return names
+
+
 def _check_keys(raw: dict, allowed: tuple[str, ...], where: str) -> None:
     unknown = [k for k in raw if k not in allowed]
     if unknown:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from raygems.plugins import plugin_folders
 from raygems.sweep import store
 from raygems.sweep.config import BEST_AVAILABLE, NO_SCHEDULE, SweepConfig, SweepConfigError, reference_methods
 from raygems.sweep.trainable import CELL_KEYS, PER_REP_METRICS, SUMMARY_METRICS, per_rep_frame, replay_trial
@@ -177,13 +178,18 @@ def finish_rows(rows: pd.DataFrame, matrices: dict[str, Any]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------ Tune
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Use the running Ray session, join `address`, or start a local one in this process."""
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, plugins: tuple[str, ...] = ()) -> None:
+    """Use the running Ray session, join `address`, or start a local one in this process (whose workers get the
+    plug-ins' folders on their PYTHONPATH: raygems.plugins)."""
     import ray
 
     if ray.is_initialized():
         return
     runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
+    folders = [] if address or os.environ.get("RAY_ADDRESS") else plugin_folders(plugins)
+    if folders:
+        runtime_env["env_vars"]["PYTHONPATH"] = os.pathsep.join([*folders,
+                                                                 *filter(None, [os.environ.get("PYTHONPATH")])])
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
@@ -285,7 +291,7 @@ def run_trials(trials: list[dict[str, Any]], matrices: dict[str, Any], config: S
     from ray import tune
 
     refs = {tree: ray.put(matrix) for tree, matrix in matrices.items()}
-    trainable = tune.with_resources(tune.with_parameters(replay_trial, matrix_refs=refs),
+    trainable = tune.with_resources(tune.with_parameters(replay_trial, matrix_refs=refs, plugins=config.plugins),
                                     dict(config.resources_per_trial))
     recorder = _make_recorder(out_dir, matrices, total_cells, progress)
     run_name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', config.name)}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
@@ -471,7 +477,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, *, address: str | None =
     plan = plan_run(config, matrices, store.load_results(out_dir), only_methods=only_methods, fresh=fresh)
     trials = group_trials(plan.todo)
     if trials:   # Ray up, and the trials fit its nodes, before anything is written
-        ensure_ray(address, num_cpus)
+        ensure_ray(address, num_cpus, config.plugins)
         check_trial_resources(config.resources_per_trial, cluster_nodes())
     store.save(out_dir, finish_rows(best_available_rows(config, matrices), matrices), pd.DataFrame())
     errors: list[str] = []

@@ -98,12 +98,18 @@ def cached_matrix(tree_spec: str, ref):
     return _MATRIX_CACHE[tree_spec]
 
 
-def replay_trial(config: dict[str, Any], matrix_refs: dict[str, Any] | None = None) -> None:
+def replay_trial(config: dict[str, Any], matrix_refs: dict[str, Any] | None = None,
+                 plugins: tuple[str, ...] = ()) -> None:
     """Tune function trainable. `config["cell"]` describes the trial (see `run_cell`); `matrix_refs` maps a
-    tree's name to the ObjectRef of its matrix (given through `tune.with_parameters`)."""
+    tree's name to the ObjectRef of its matrix, `plugins` names the modules that register the sweep's own methods
+    (both given through `tune.with_parameters`)."""
     import os
 
     from ray import tune
+
+    from raygems.plugins import import_plugins
+
+    import_plugins(plugins)
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cell = config["cell"]
