@@ -108,3 +108,17 @@ def test_a_script_that_names_itself_as_a_plugin_is_told_why(tmp_path):
     out = subprocess.run([sys.executable, "selfplug.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.startswith("plug-in module 'selfplug' is the script you ran: its registrations live in "
                                  "__main__"), out.stdout + out.stderr
+
+
+def test_raygems_replay_takes_plugins(plugin_registries, tmp_path, capsys):
+    import numpy as np
+
+    from raygems.cli import main
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "m.npy", (rng.random((5, 40)) < np.linspace(0.2, 0.8, 5)[:, None]).astype(np.uint8))
+    argv = ["replay", "--matrix", str(tmp_path / "m.npy"), "--methods", "plugin-uniform", "--budgets", "4",
+            "--reps", "3", "--quiet"]
+    assert main(argv) == 2 and "unknown method 'plugin-uniform'" in capsys.readouterr().err
+    assert main([*argv, "--plugins", PLUGINS]) == 0
+    assert "plugin-uniform" in capsys.readouterr().out

@@ -31,6 +31,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="resolve every pull to explicit query ids (slower; what a live search does)")
     p.add_argument("--json", dest="json_out", help="write the summary rows to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--plugins", help="comma-separated modules that register methods of your own (raygems.plugins), "
+                                     "imported first")
     return p
 
 
@@ -64,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from raygems.replay import load_matrix, replay_grid
     from raygems.errors import UsageError
     from raygems.files import check_output_path
+    from raygems.plugins import import_plugins
     from raygems.replay.engine import check_replay
 
+    import_plugins(m.strip() for m in (args.plugins or "").split(",") if m.strip())
     methods = parse_methods(args.methods)
     budgets = parse_budgets(args.budgets)
     if args.reps < 1:
