@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import site
 import sys
 from collections.abc import Iterable
@@ -65,6 +66,18 @@ def plugin_folders(modules: Iterable[str]) -> list[str]:
         if str(root) not in folders and str(root) not in installed:
             folders.append(str(root))
     return folders
+
+
+def local_workers_env(plugins: Iterable[str], address: str | None) -> dict[str, str]:
+    """The environment variables for the workers of a Ray this process is about to start (`address` None, no
+    RAY_ADDRESS): PYTHONPATH with the plug-ins' folders first; nothing for a cluster it joins (its nodes have
+    their own paths) or when no folder is needed."""
+    if address or os.environ.get("RAY_ADDRESS"):
+        return {}
+    folders = plugin_folders(plugins)
+    if not folders:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join([*folders, *filter(None, [os.environ.get("PYTHONPATH")])])}
 
 
 def check_workers_can_import(kind: str, name: str, target: object, plugins: tuple[str, ...]) -> None:

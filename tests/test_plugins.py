@@ -122,3 +122,15 @@ def test_raygems_replay_takes_plugins(plugin_registries, tmp_path, capsys):
     assert main(argv) == 2 and "unknown method 'plugin-uniform'" in capsys.readouterr().err
     assert main([*argv, "--plugins", PLUGINS]) == 0
     assert "plugin-uniform" in capsys.readouterr().out
+
+
+def test_only_a_ray_started_here_gets_the_plugin_folders(plugin_registries, monkeypatch):
+    from raygems.plugins import local_workers_env
+
+    import_plugins([PLUGINS])
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    assert local_workers_env([PLUGINS], None) == {"PYTHONPATH": f"{PLUGINS_DIR}:/elsewhere"}
+    assert local_workers_env([PLUGINS], "auto") == {} and local_workers_env([], None) == {}
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert local_workers_env([PLUGINS], None) == {}

@@ -10,7 +10,6 @@ store/, leaderboard.parquet, events.parquet, summary.json).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -106,14 +105,10 @@ def _init_ray(config: SearchConfig) -> None:
 
     if not ray.is_initialized():
         _check_ray_address(config.address)
-        env_vars = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-        if config.plugins and config.address is None and not os.environ.get("RAY_ADDRESS"):
-            # a local Ray started here: its workers import the plug-ins from where this process did
-            from raygems.plugins import plugin_folders
+        from raygems.plugins import local_workers_env
 
-            folders = plugin_folders(config.plugins)
-            if folders:
-                env_vars["PYTHONPATH"] = os.pathsep.join([*folders, *filter(None, [os.environ.get("PYTHONPATH")])])
+        env_vars = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+                    **local_workers_env(config.plugins, config.address)}   # workers import the plug-ins from here
         ray.init(address=config.address, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": env_vars})
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raygems.plugins import plugin_folders
+from raygems.plugins import local_workers_env
 from raygems.sweep import store
 from raygems.sweep.config import BEST_AVAILABLE, NO_SCHEDULE, SweepConfig, SweepConfigError, reference_methods
 from raygems.sweep.trainable import CELL_KEYS, PER_REP_METRICS, SUMMARY_METRICS, per_rep_frame, replay_trial
@@ -185,11 +185,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, plugins:
 
     if ray.is_initialized():
         return
-    runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
-    folders = [] if address or os.environ.get("RAY_ADDRESS") else plugin_folders(plugins)
-    if folders:
-        runtime_env["env_vars"]["PYTHONPATH"] = os.pathsep.join([*folders,
-                                                                 *filter(None, [os.environ.get("PYTHONPATH")])])
+    runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                                **local_workers_env(plugins, address)}}   # workers import the plug-ins from here
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
     else:
