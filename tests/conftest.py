@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,23 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"{SHARED_DIR} is absent")
     return SHARED_DIR
+
+
+@pytest.fixture
+def example_plugins(monkeypatch):
+    """The name of the example plug-in module (tests/plugins), importable here as in the Ray workers; the method,
+    backend and task registries as they were afterwards (other tests list their names)."""
+    from raygems.backends import BACKENDS
+    from raygems.bandits.registry import METHODS
+    from raygems.tasks.registry import TASKS
+
+    name = "raygems_example_plugins"
+    monkeypatch.syspath_prepend(PLUGINS_DIR)
+    saved = {registry: dict(registry._entries) for registry in (METHODS, BACKENDS, TASKS)}
+    yield name
+    for registry, entries in saved.items():
+        registry._entries = entries
+    sys.modules.pop(name, None)
 
 
 @pytest.fixture(scope="session")

@@ -7,26 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from raygems.backends import BACKENDS
 from raygems.bandits.registry import METHODS
 from raygems.errors import UsageError
 from raygems.plugins import check_workers_can_import, import_plugins, plugin_folders
 from raygems.runtime.config import SearchConfig
 from raygems.tasks.registry import TASKS
-
-PLUGINS = "raygems_example_plugins"
-PLUGINS_DIR = Path(__file__).resolve().parent / "plugins"     # (tests/conftest.py gives it to the Ray workers)
-
-
-@pytest.fixture
-def plugin_registries(monkeypatch):
-    """The example plug-ins importable here; every registry as it was afterwards (other tests list methods)."""
-    monkeypatch.syspath_prepend(str(PLUGINS_DIR))
-    saved = {registry: dict(registry._entries) for registry in (METHODS, BACKENDS, TASKS)}
-    yield
-    for registry, entries in saved.items():
-        registry._entries = entries
-    sys.modules.pop(PLUGINS, None)
 
 
 def test_a_plugin_module_that_cannot_be_imported_is_named():
@@ -35,15 +20,15 @@ def test_a_plugin_module_that_cannot_be_imported_is_named():
         import_plugins(["no_such_plugin_module"])
 
 
-def test_names_from_plugins_are_checked_after_the_plugins_are_imported(plugin_registries, tmp_path):
+def test_names_from_plugins_are_checked_after_the_plugins_are_imported(example_plugins, tmp_path):
     config = SearchConfig(tree=str(tmp_path), tasks=("plugin_sums",), method="plugin-uniform",
-                          backend="plugin_oracle", plugins=(PLUGINS,))
-    assert config.plugins == (PLUGINS,) and "plugin-uniform" in METHODS and "plugin_sums" in TASKS
-    assert plugin_folders(config.plugins) == [str(sys.modules[PLUGINS].__file__).rsplit("/", 1)[0]]
+                          backend="plugin_oracle", plugins=(example_plugins,))
+    assert config.plugins == (example_plugins,) and "plugin-uniform" in METHODS and "plugin_sums" in TASKS
+    assert plugin_folders(config.plugins) == [str(sys.modules[example_plugins].__file__).rsplit("/", 1)[0]]
 
 
-def test_a_plugin_not_named_in_plugins_is_refused_in_one_line(plugin_registries, tmp_path):
-    import_plugins([PLUGINS])                      # registered in this process only
+def test_a_plugin_not_named_in_plugins_is_refused_in_one_line(example_plugins, tmp_path):
+    import_plugins([example_plugins])                      # registered in this process only
     for settings, kind, name in (({"method": "plugin-uniform"}, "method", "plugin-uniform"),
                                  ({"backend": "plugin_oracle"}, "backend", "plugin_oracle"),
                                  ({"tasks": ("plugin_sums",)}, "task", "plugin_sums")):
@@ -51,7 +36,7 @@ def test_a_plugin_not_named_in_plugins_is_refused_in_one_line(plugin_registries,
             SearchConfig(tree=str(tmp_path), **settings)
         message = str(caught.value)
         assert message.startswith(f"{kind} {name!r} is registered in this process only (it is defined in module "
-                                  f"{PLUGINS!r}), and no plug-in module is named")
+                                  f"{example_plugins!r}), and no plug-in module is named")
         assert "name that module in plugins (--plugins MODULE" in message and "\n" not in message
 
 
@@ -110,7 +95,7 @@ def test_a_script_that_names_itself_as_a_plugin_is_told_why(tmp_path):
                                  "__main__"), out.stdout + out.stderr
 
 
-def test_raygems_replay_takes_plugins(plugin_registries, tmp_path, capsys):
+def test_raygems_replay_takes_plugins(example_plugins, tmp_path, capsys):
     import numpy as np
 
     from raygems.cli import main
@@ -120,17 +105,18 @@ def test_raygems_replay_takes_plugins(plugin_registries, tmp_path, capsys):
     argv = ["replay", "--matrix", str(tmp_path / "m.npy"), "--methods", "plugin-uniform", "--budgets", "4",
             "--reps", "3", "--quiet"]
     assert main(argv) == 2 and "unknown method 'plugin-uniform'" in capsys.readouterr().err
-    assert main([*argv, "--plugins", PLUGINS]) == 0
+    assert main([*argv, "--plugins", example_plugins]) == 0
     assert "plugin-uniform" in capsys.readouterr().out
 
 
-def test_only_a_ray_started_here_gets_the_plugin_folders(plugin_registries, monkeypatch):
+def test_only_a_ray_started_here_gets_the_plugin_folders(example_plugins, monkeypatch):
     from raygems.plugins import local_workers_env
 
-    import_plugins([PLUGINS])
+    import_plugins([example_plugins])
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
-    assert local_workers_env([PLUGINS], None) == {"PYTHONPATH": f"{PLUGINS_DIR}:/elsewhere"}
-    assert local_workers_env([PLUGINS], "auto") == {} and local_workers_env([], None) == {}
+    folder = Path(sys.modules[example_plugins].__file__).parent
+    assert local_workers_env([example_plugins], None) == {"PYTHONPATH": f"{folder}:/elsewhere"}
+    assert local_workers_env([example_plugins], "auto") == {} and local_workers_env([], None) == {}
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
-    assert local_workers_env([PLUGINS], None) == {}
+    assert local_workers_env([example_plugins], None) == {}

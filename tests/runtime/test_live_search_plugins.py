@@ -2,38 +2,19 @@
 driver and the model actors import the module named in `plugins`, and the search finds the best model."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 import raygems
-from raygems.backends import BACKENDS
-from raygems.bandits.registry import METHODS
 from raygems.runtime.search import SearchConfig, run_search
-from raygems.tasks.registry import TASKS
 
 from tiny_tree_fixture import tiny_tree, tiny_tree_root  # noqa: F401  (session fixture)
 
 pytestmark = [pytest.mark.usefixtures("ray_session")]
 
-PLUGINS = "raygems_example_plugins"
-PLUGINS_DIR = Path(__file__).resolve().parents[1] / "plugins"
 
-
-@pytest.fixture
-def plugins_here(monkeypatch):
-    monkeypatch.syspath_prepend(str(PLUGINS_DIR))
-    saved = {registry: dict(registry._entries) for registry in (METHODS, BACKENDS, TASKS)}
-    yield
-    for registry, entries in saved.items():
-        registry._entries = entries
-    sys.modules.pop(PLUGINS, None)
-
-
-def test_a_search_of_plugins_runs_them_in_the_ray_workers(tiny_tree, plugins_here, tmp_path):
+def test_a_search_of_plugins_runs_them_in_the_ray_workers(tiny_tree, example_plugins, tmp_path):
     config = SearchConfig(tree=str(tiny_tree.root), tasks=("plugin_sums",), per_task=40, budget=8,
-                          method="plugin-uniform", backend="plugin_oracle", plugins=(PLUGINS,),
+                          method="plugin-uniform", backend="plugin_oracle", plugins=(example_plugins,),
                           out=str(tmp_path / "run"), progress=False)
     result = run_search(config)
     summary = result.summary
@@ -43,7 +24,7 @@ def test_a_search_of_plugins_runs_them_in_the_ray_workers(tiny_tree, plugins_her
     assert set(rows["task"]) == {"plugin_sums"} and set(rows["backend"]) == {"plugin_oracle"}
 
 
-def test_failures_that_are_not_the_checkpoints_own_are_not_said_to_be_recorded(tiny_tree, plugins_here, tmp_path):
+def test_failures_that_are_not_the_checkpoints_own_are_not_said_to_be_recorded(tiny_tree, example_plugins, tmp_path):
     """A backend that crashes on every model it loads: those failures are not the checkpoints' (a rerun tries them
     again, nothing is recorded); the three folders without config.json fail at load, recorded. The one line says
     which is which."""
@@ -51,7 +32,7 @@ def test_failures_that_are_not_the_checkpoints_own_are_not_said_to_be_recorded(t
 
     config = SearchConfig(tree=str(tiny_tree.root), tasks=("plugin_sums",), per_task=40, budget=8,
                           method="plugin-uniform", backend="plugin_oracle", backend_settings={"crash": True},
-                          plugins=(PLUGINS,), out=str(tmp_path / "run"), progress=False)
+                          plugins=(example_plugins,), out=str(tmp_path / "run"), progress=False)
     with pytest.raises(SetupError) as raised:
         run_search(config)
     message = str(raised.value)
@@ -65,7 +46,7 @@ def test_failures_that_are_not_the_checkpoints_own_are_not_said_to_be_recorded(t
                             f"; a rerun tries the other 14 again")
 
 
-def test_a_name_registered_only_where_the_search_started_is_one_line_from_the_driver(tiny_tree, plugins_here,
+def test_a_name_registered_only_where_the_search_started_is_one_line_from_the_driver(tiny_tree, example_plugins,
                                                                                     tmp_path):
     """A built-in class under a new name, registered in this process only: the workers import the plug-ins and
     still do not know the name; the driver says so before anything is evaluated."""
@@ -75,7 +56,7 @@ def test_a_name_registered_only_where_the_search_started_is_one_line_from_the_dr
 
     register_method("caller-only-halving", SequentialHalving)
     config = SearchConfig(tree=str(tiny_tree.root), tasks=("plugin_sums",), per_task=40, budget=8,
-                          method="caller-only-halving", backend="plugin_oracle", plugins=(PLUGINS,),
+                          method="caller-only-halving", backend="plugin_oracle", plugins=(example_plugins,),
                           out=str(tmp_path / "run"), progress=False)
     with pytest.raises(UsageError) as raised:
         run_search(config)

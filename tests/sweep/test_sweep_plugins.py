@@ -1,31 +1,15 @@
 """A sweep of a plug-in method (tests/plugins/raygems_example_plugins.py, named under `plugins:`): every Tune trial
-imports the module, and its numbers are a direct replay's."""
+imports the module, and its numbers are a direct replay's. (tests/conftest.py: the `example_plugins` fixture.)"""
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import pytest
 
-from raygems.bandits.registry import METHODS
 from raygems.populations import generate_tree
 from raygems.replay import replay_budgets
 from raygems.sweep import SweepConfig, SweepConfigError, run_sweep
 from raygems.sweep.store import load_results
 
 from sweep_helpers import SMALL_TREE, write_config
-
-PLUGINS = "raygems_example_plugins"
-PLUGINS_DIR = Path(__file__).resolve().parents[1] / "plugins"   # (tests/conftest.py gives it to the Ray workers)
-
-
-@pytest.fixture
-def plugins_here(monkeypatch):
-    monkeypatch.syspath_prepend(str(PLUGINS_DIR))
-    saved = dict(METHODS._entries)
-    yield
-    METHODS._entries = saved
-    sys.modules.pop(PLUGINS, None)
 
 
 def test_plugins_that_are_not_module_names_or_do_not_import_are_named(tmp_path):
@@ -36,10 +20,10 @@ def test_plugins_that_are_not_module_names_or_do_not_import_are_named(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_sweep_of_a_plugin_method_equals_a_direct_replay(ray_session, plugins_here, tmp_path):
-    config = SweepConfig.from_yaml(write_config(tmp_path, plugins=PLUGINS, methods=["plugin-uniform"], reps=4,
-                                                references=[]))
-    assert config.plugins == (PLUGINS,)
+def test_a_sweep_of_a_plugin_method_equals_a_direct_replay(ray_session, example_plugins, tmp_path):
+    config = SweepConfig.from_yaml(write_config(tmp_path, plugins=example_plugins, methods=["plugin-uniform"],
+                                                reps=4, references=[]))
+    assert config.plugins == (example_plugins,)
     outcome = run_sweep(config, tmp_path / "out", progress=False)
     assert not outcome.errors
     rows = load_results(tmp_path / "out")
