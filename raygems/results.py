@@ -93,10 +93,9 @@ def result_files(source: str | Path) -> list[Path]:
     if not path.exists():
         raise FileNotFoundError(f"result store {str(path)!r} does not exist")
     if is_run_directory(path):
-        path = RunDirectory(path).store   # absent when the search stopped before its first answers
-        return sorted((path / "results").glob("part-*.parquet")) if (path / "results").is_dir() else []
+        return _store_parts(RunDirectory(path).store)   # (absent when the search stopped before its first answers)
     if path.is_dir() and ((path / "results").is_dir() or (path / "failures").is_dir()):   # a store root
-        return sorted((path / "results").glob("part-*.parquet")) if (path / "results").is_dir() else []
+        return _store_parts(path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.parquet") if not p.name.startswith("."))
         if not files:
@@ -110,6 +109,11 @@ def result_files(source: str | Path) -> list[Path]:
     return [path]
 
 
+def _store_parts(store: Path) -> list[Path]:
+    """The result parts of a store root (none when nothing was written to it yet)."""
+    return sorted((store / "results").glob("part-*.parquet")) if (store / "results").is_dir() else []
+
+
 def _check_result_file(path: Path) -> None:
     """UsageError naming `path`, a file given as results, when it is not parquet or lacks the result columns."""
     import pyarrow.parquet as pq
@@ -118,7 +122,7 @@ def _check_result_file(path: Path) -> None:
         names = pq.read_schema(path).names
     except (OSError, ValueError, TypeError) as exc:   # arrow's errors derive from these (as in read_part)
         raise UsageError(f"{path} is not a parquet file of result rows ({one_line(exc)})") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    missing = _missing_columns(names)
     if missing:
         raise UsageError(f"{path} is not a parquet file of result rows: it lacks the column(s) {missing}")
 
@@ -195,13 +199,15 @@ def served(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
-def _check_columns(available: Iterable[str], where: str) -> None:
+def _missing_columns(available: Iterable[str]) -> list[str]:
     available = set(available)
-    missing = [c for c in REQUIRED_COLUMNS if c not in available]
+    return [c for c in REQUIRED_COLUMNS if c not in available]
+
+
+def _check_columns(available: Iterable[str], where: str) -> None:
+    missing = _missing_columns(available)
     if missing:
-        raise ValueError(f"{where}: missing column(s) {missing}; have {sorted(available)}")
-
-
+        raise ValueError(f"{where}: missing column(s) {missing}; have {sorted(set(available))}")
 
 
 # ----------------------------------------------------------------------------------------------- accuracy

@@ -154,8 +154,9 @@ def _candidates(config: SearchConfig, out: Path, pool) -> tuple[list[ModelRecord
     this search started. A search continued in its directory (`--resume`, or the same command again) reuses
     that tree instead of listing again: a hub tree changes (downloads, new uploads, revisions), and a
     different candidate list would ask for different (model, query) pairs."""
-    saved_tree = RunDirectory(out).tree
-    if saved_tree.exists() and RunDirectory(out).search.exists():
+    run = RunDirectory(out)
+    saved_tree = run.tree
+    if saved_tree.exists() and run.search.exists():
         from raygems.hub.listing import tree_records
 
         frame = pd.read_parquet(saved_tree)
@@ -196,13 +197,14 @@ def run_search(config: SearchConfig) -> SearchResult:
 def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_code_execution: bool,
                 listed: list[ModelRecord], decision: PriorDecision, continued: bool) -> SearchResult:
     candidates, priority, pruned = decision.kept, decision.priority, decision.pruned
-    pool_path = RunDirectory(out).pool
-    write_json(RunDirectory(out).search, {**config.identity(), **{
+    run = RunDirectory(out)
+    pool_path = run.pool
+    write_json(run.search, {**config.identity(), **{
         k: getattr(config, k) for k in RUNTIME_ONLY if k not in ("progress", "resume")}})
     if not continued:
         table = pd.DataFrame([m.to_row() for m in listed])
         table["pruned_by_prior"] = table["model_id"].isin(set(pruned))
-        write_parquet(RunDirectory(out).tree, table)
+        write_parquet(run.tree, table)
     if not pool_path.exists():
         atomic_write(pool_path, pool.to_parquet)
 
@@ -219,7 +221,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
                               arm_priority=priority,
                               lookahead_batch=_lookahead_batch(config))
     _check_slots_fit(config, settings)
-    store_root = str(RunDirectory(out).store.resolve())
+    store_root = str(run.store.resolve())
     checkpoints = _checkpoint_source(config, candidates)
     driver = remote_driver().remote(candidates, pool, store_root, spec, settings, checkpoints)
     try:
@@ -247,7 +249,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
     ResultStore(store_root).compact()     # one part instead of one per batch: the next reader opens one file
     measured_cost = _write_events(out, events, cost)                  # what raygems plan calibrates from
     leaderboard = _leaderboard(accuracy, candidates, outcome, failures, chosen, base)
-    write_parquet(RunDirectory(out).leaderboard, leaderboard)
+    write_parquet(run.leaderboard, leaderboard)
     complete = leaderboard[leaderboard["complete"]]
     best = complete.sort_values(["accuracy", "downloads"], ascending=[False, False]).iloc[0]["model_id"] \
         if config.exhaustive and not complete.empty else None
@@ -269,7 +271,7 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
         "backend": config.backend, "elapsed_s": round(time.time() - started, 2), "cost": cost,
         "measured_cost": measured_cost,
     }
-    write_json(RunDirectory(out).summary, summary)
+    write_json(run.summary, summary)
     return SearchResult(summary, leaderboard, out)
 
 
@@ -277,12 +279,12 @@ def _write_events(out: Path, events: list[dict], cost: dict) -> dict:
     """Write this run's events log, unless it made no actor call (everything was in the store) and an earlier
     run's log is there: that one measured the speeds `raygems plan --calibrate-from` needs, so it stays. Returns
     the cost summary of the run whose log is kept (`summary.json["measured_cost"]`)."""
-    path = RunDirectory(out).events
-    if any(event.get("kind") == "call" for event in events) or not path.exists():
-        write_parquet(path, pd.DataFrame(events))
+    run = RunDirectory(out)
+    if any(event.get("kind") == "call" for event in events) or not run.events.exists():
+        write_parquet(run.events, pd.DataFrame(events))
         return cost
     try:
-        earlier = json.loads(RunDirectory(out).summary.read_text())
+        earlier = json.loads(run.summary.read_text())
     except (OSError, ValueError):
         return cost
     return earlier.get("measured_cost") or earlier.get("cost") or cost
