@@ -61,7 +61,8 @@ class HubFetcher:
 
     def __call__(self, repo_id: str, filename: str) -> Path:
         from raygems.errors import HubUnreachable, SetupError
-        from raygems.hub.retry import RetryPolicy, cached_or_unreachable, call_with_retries, check_reachable
+        from raygems.hub.retry import (RetryPolicy, cached_or_unreachable, call_with_retries, check_reachable,
+                                       http_status)
 
         download = self.downloader
         if download is None:
@@ -79,8 +80,6 @@ class HubFetcher:
         except HubUnreachable:
             raise
         except Exception as exc:  # noqa: BLE001 - the hub answered, but not with the file: say which file
-            from raygems.hub.retry import http_status
-
             status = http_status(exc)
             if status is None:
                 raise
