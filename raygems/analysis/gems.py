@@ -276,48 +276,13 @@ def _summarise(task: str, group: pd.DataFrame, n: int) -> dict[str, Any]:
 
 
 def _card_getter(cards: CardLookup) -> Callable[[str], ModelCard]:
-    from raygems.hub.sources import HubTreeSource
-
     if isinstance(cards, Mapping):
         return lambda model_id: cards.get(model_id) or ModelCard(model_id=model_id)
-    if isinstance(cards, HubTreeSource):
-        return _HubCards(cards)
     if hasattr(cards, "model_card"):
         return cards.model_card
     if callable(cards):
         return cards
     raise TypeError(f"cards must be a mapping, a callable or a TreeSource, got {type(cards).__name__}")
-
-
-class _HubCards:
-    """Model cards from a `HubTreeSource` (its `model_card`: a card the hub says is absent is an empty card, ✗;
-    one that could not be asked for raises HubUnreachable, ?). Before the first card, one request checks that the
-    hub answers HTTP, within the retry deadline (`raygems.hub.retry`): huggingface_hub's download retries a failing
-    connection for about 25 s on its own, per card."""
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self._answered = False     # the hub answered once: downloads may retry on their own
-
-    def __call__(self, model_id: str) -> ModelCard:
-        from huggingface_hub import constants, hf_hub_url
-
-        from raygems.hub.retry import is_retryable, unreachable
-
-        source, api = self.source, self.source._api
-        if not self._answered and not constants.HF_HUB_OFFLINE and hasattr(api, "get_hf_file_metadata"):
-            url = hf_hub_url(model_id, "README.md", endpoint=getattr(api, "endpoint", None))
-
-            def probe() -> None:
-                try:
-                    api.get_hf_file_metadata(url=url)
-                except Exception as exc:  # noqa: BLE001 - any answer (a 404, a gated repository) will do
-                    if unreachable(exc) is not None or is_retryable(exc):
-                        raise
-
-            source._retrying(probe, f"README.md of {model_id}")
-            self._answered = True
-        return source.model_card(model_id)
 
 
 def _hub_problem(exc: BaseException) -> HubUnreachable | None:

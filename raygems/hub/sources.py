@@ -105,6 +105,7 @@ class HubTreeSource(TreeSource):
         self.fetch_ignore = tuple(fetch_ignore)
         self.sleep = sleep
         self._expand: tuple[str, ...] | None = None  # EXPAND, minus what the hub refused
+        self._cards_answered = False                  # the hub answered a card request once (see model_card)
 
     # -------------------------------------------------------------- plumbing
     @property
@@ -161,6 +162,10 @@ class HubTreeSource(TreeSource):
         return records
 
     def model_card(self, model_id: str, revision: str | None = None) -> ModelCard:
+        """The parsed README.md: an empty card when the hub says there is none; HubUnreachable (or the last
+        error) when it could not be asked. Before the first card, one metadata request checks that the hub
+        answers HTTP within the retry deadline (`raygems.hub.retry`): huggingface_hub's download retries a
+        failing connection for about 25 s on its own, per card."""
         from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
         def download() -> str | None:
@@ -176,10 +181,32 @@ class HubTreeSource(TreeSource):
         except HubUnreachable as error:   # a card cached by an earlier download still serves
             path = cached_or_unreachable(model_id, "README.md", error, revision=revision, cache_dir=self.cache_dir)
             return parse_model_card(Path(path).read_text(encoding="utf-8", errors="replace"), model_id)
+        if not self._cards_answered:
+            self._check_cards_answer(model_id, revision)
         path = self._retrying(download, f"README.md of {model_id}")
         if path is None:
             return ModelCard(model_id=model_id)
         return parse_model_card(Path(path).read_text(encoding="utf-8", errors="replace"), model_id)
+
+    def _check_cards_answer(self, model_id: str, revision: str | None) -> None:
+        from huggingface_hub import constants, hf_hub_url
+
+        from raygems.hub.retry import is_retryable, unreachable
+
+        api = self._api
+        if constants.HF_HUB_OFFLINE or not hasattr(api, "get_hf_file_metadata"):
+            return
+        url = hf_hub_url(model_id, "README.md", revision=revision, endpoint=getattr(api, "endpoint", None))
+
+        def probe() -> None:
+            try:
+                api.get_hf_file_metadata(url=url)
+            except Exception as exc:  # noqa: BLE001 - any answer (a 404, a gated repository) will do
+                if unreachable(exc) is not None or is_retryable(exc):
+                    raise
+
+        self._retrying(probe, f"README.md of {model_id}")
+        self._cards_answered = True
 
     def fetch(self, model: ModelRecord) -> Path:
         folder = self._retrying(
