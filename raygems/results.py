@@ -48,7 +48,8 @@ RESULT_COLUMNS = {
     "latency_s": "float64", "backend": "string", "backend_settings": "string", "pool_hash": "string",
     "scoring_version": "string", "recorded_at": "float64",
 }
-#: What rows must hold to be read at all (the other columns may be missing: they read as missing values).
+#: What rows must hold to be read at all (the other columns may be missing: they read as missing values, and the
+#: token counts, which an integer column cannot leave missing, as 0).
 REQUIRED_COLUMNS = ("model_id", "revision", "query_id", "variant", "task", "reward")
 #: What scoring needs: the required columns and the scorer's version.
 SCORE_COLUMNS = REQUIRED_COLUMNS + ("scoring_version",)
@@ -150,7 +151,7 @@ def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
             frame["scoring_version"] = LEGACY_SCORING_VERSION
         for column in wanted:     # an optional column this part lacks: missing values
             if column not in frame.columns:
-                frame[column] = None
+                frame[column] = _absent_value(RESULT_COLUMNS[column])
         return frame.astype({c: t for c, t in RESULT_COLUMNS.items() if c in frame.columns})
     except (OSError, ValueError, TypeError) as exc:   # arrow's errors derive from these
         raise SetupError(f"{path} is not a result part raygems can read ({one_line(exc)}); move it out of the "
@@ -159,20 +160,31 @@ def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 
 def read_parts(paths: list[Path]) -> pd.DataFrame:
     """Every row of many parts (served or not), in order, in one arrow read (pyarrow reads them in parallel);
-    parts without `scoring_version` get the legacy version."""
+    parts without `scoring_version` get the legacy version, and an optional column a part lacks reads as missing
+    values (as in `read_part`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = []
+    schema, tables = arrow_schema(), []
     for path in paths:
         try:
             table = pq.read_table(path)
+            _check_columns(set(table.column_names), str(path))
         except (OSError, ValueError) as exc:
             raise SetupError(f"{path} is not a result part raygems can read ({one_line(exc)})") from None
         if "scoring_version" not in table.column_names:
             table = table.append_column("scoring_version", pa.array([LEGACY_SCORING_VERSION] * len(table), pa.string()))
-        tables.append(table.select(list(RESULT_COLUMNS)).cast(arrow_schema()))
+        for column in schema:
+            if column.name not in table.column_names:
+                absent = pa.scalar(_absent_value(RESULT_COLUMNS[column.name]), column.type)
+                table = table.append_column(column.name, pa.repeat(absent, len(table)))
+        tables.append(table.select(list(RESULT_COLUMNS)).cast(schema))
     return pa.concat_tables(tables).to_pandas().astype(RESULT_COLUMNS)
+
+
+def _absent_value(dtype: str) -> int | None:
+    """What an optional column a part lacks reads as (REQUIRED_COLUMNS)."""
+    return 0 if dtype.startswith("int") else None
 
 
 _ARROW_TYPES = {"string": "string", "int8": "int8", "int32": "int32", "float64": "float64"}

@@ -164,11 +164,12 @@ class ResultStore:
 
     def compact(self) -> Path | None:
         """Merge all result parts into one (atomically: the merged file is visible before old parts go). Rows of
-        an older scorer are kept (they are kept on disk, only not served)."""
+        an older scorer are kept (they are kept on disk, only not served), and so is the row of the same key
+        scored again by the current scorer: duplicates go per (key, scoring version)."""
         parts = self._parts(self.results_dir)
         if len(parts) <= 1:
             return parts[0] if parts else None
-        every = read_parts(parts).drop_duplicates(list(KEY), keep="first")
+        every = read_parts(parts).drop_duplicates([*KEY, "scoring_version"], keep="first")
         table = _to_arrow(every)
         path = self._write_table(table)
         for part in parts:

@@ -61,6 +61,41 @@ def test_compact_keeps_everything(tmp_path):
     pd.testing.assert_frame_equal(before.drop(columns="recorded_at"), after.drop(columns="recorded_at"))
 
 
+def test_compact_keeps_the_rescored_row_of_a_key_an_older_scorer_wrote_first(tmp_path):
+    """An old MBPP verdict (not served) and the same pair scored again by the current scorer: after compacting,
+    the paid re-score is still served (keeping only the first row of each key would delete it, and every later
+    run would pay for it again)."""
+    from raygems.results import read_results
+    from raygems.tasks.registry import scoring_version
+
+    current = scoring_version("mbpp")
+    assert current != "1"
+    store = ResultStore(tmp_path)
+    old = [{**row, "task": "mbpp", "query_id": "mbpp/1", "scoring_version": "1"} for row in rows(queries=("q",))]
+    store.put(old)
+    store.put([{**row, "reward": 0, "scoring_version": current} for row in old])
+    assert len(read_results(tmp_path)) == 2
+    store.compact()
+    assert len(list((tmp_path / "results").glob("part-*.parquet"))) == 1
+    served = read_results(tmp_path)
+    assert len(served) == 2 and (served["scoring_version"] == current).all() and (served["reward"] == 0).all()
+    assert len(pd.read_parquet(tmp_path / "results")) == 4            # the old verdicts stay on disk
+
+
+def test_compact_reads_parts_written_without_the_optional_columns(tmp_path):
+    """A part of an older raygems (no recorded_at, no backend columns) compacts with the others, as missing values."""
+    store = ResultStore(tmp_path)
+    store.put(rows(queries=("q1",)))
+    (tmp_path / "results").mkdir(exist_ok=True)
+    pd.DataFrame(rows(queries=("q2",)))[["model_id", "revision", "query_id", "variant", "task", "reward"]] \
+        .to_parquet(tmp_path / "results" / "part-00000000000000000001-old.parquet")
+    assert len(store.results()) == 4
+    store.compact()
+    after = ResultStore(tmp_path).results()
+    assert len(after) == 4 and set(after["query_id"]) == {"q1", "q2"}
+    assert after.loc[after["query_id"] == "q2", "backend"].isna().all()
+
+
 def test_failures(tmp_path):
     store = ResultStore(tmp_path)
     assert store.failure_of("org/x", "main") is None
