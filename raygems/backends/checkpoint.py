@@ -56,19 +56,31 @@ def resolve_model_dir(model: ModelRecord) -> Path:
     return folder
 
 
-def locate(model: ModelRecord) -> CheckpointFiles:
-    """Resolve `model` to its folders; for a LoRA adapter also the base model's folder."""
-    folder = resolve_model_dir(model)
+def read_adapter_config(folder: Path, model_id: str | None = None) -> dict[str, Any] | None:
+    """The folder's adapter_config.json (None: not an adapter). CheckpointError when it cannot be read, is not a
+    JSON object, or names no base model (a text in `base_model_name_or_path`)."""
     config_path = folder / ADAPTER_CONFIG
     if not config_path.is_file():
-        return CheckpointFiles(model_dir=folder, is_adapter=False)
+        return None
     try:
         adapter_config = json.loads(config_path.read_text())
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"corrupt {ADAPTER_CONFIG}", model.model_id) from exc
+        raise CheckpointError(f"corrupt {ADAPTER_CONFIG}", model_id) from exc
+    if not isinstance(adapter_config, dict):
+        raise CheckpointError(f"corrupt {ADAPTER_CONFIG} (not a JSON object)", model_id)
     base = adapter_config.get("base_model_name_or_path")
-    if not base:
-        raise CheckpointError(f"{ADAPTER_CONFIG} names no base model", model.model_id)
+    if not base or not isinstance(base, str):
+        raise CheckpointError(f"{ADAPTER_CONFIG} names no base model", model_id)
+    return adapter_config
+
+
+def locate(model: ModelRecord) -> CheckpointFiles:
+    """Resolve `model` to its folders; for a LoRA adapter also the base model's folder."""
+    folder = resolve_model_dir(model)
+    adapter_config = read_adapter_config(folder, model.model_id)
+    if adapter_config is None:
+        return CheckpointFiles(model_dir=folder, is_adapter=False)
+    base = adapter_config["base_model_name_or_path"]
     base_dir = Path(base)
     if not base_dir.is_absolute() or not base_dir.is_dir():
         if base_dir.is_absolute() or base.startswith("."):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from raygems.backends.base import CheckpointError
 from raygems.errors import RaygemsError, UsageError
 from raygems.files import NO_SPACE, DiskFull
 from raygems.hub.types import ModelRecord
@@ -206,6 +207,8 @@ class FetchWorker:
             self._fetch_base(model_id, path)
         except (DownloadError, TooLarge) as exc:
             return self._report(model_id, None, started, failure=str(exc).splitlines()[0])
+        except CheckpointError as exc:     # what the upload says cannot be followed: this arm's failure only
+            return self._report(model_id, None, started, failure=f"{model_id}: {exc.reason}")
         except OSError as exc:
             if exc.errno in NO_SPACE:     # the node's disk, not the model: the search stops (DiskFull)
                 raise DiskFull(self.cache.root) from None
@@ -259,13 +262,23 @@ class FetchWorker:
         return folder
 
     def _fetch_base(self, model_id: str, folder: Path) -> None:
-        """An adapter loads on its base: fetched beside it, and kept while the adapter is in the search."""
-        config = folder / "adapter_config.json"
-        if not config.is_file():
+        """An adapter loads on its base: fetched beside it, and kept while the adapter is in the search.
+        CheckpointError when its adapter_config.json cannot be read or names a base that is not a hub model id."""
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        from raygems.backends.checkpoint import ADAPTER_CONFIG, read_adapter_config
+
+        adapter = read_adapter_config(folder, model_id)
+        if adapter is None:
             return
-        base = json.loads(config.read_text()).get("base_model_name_or_path")
-        if not base or Path(base).is_absolute() or base.startswith("."):
+        base = adapter["base_model_name_or_path"]
+        if Path(base).is_absolute() or base.startswith("."):
             return                                 # a local base path: loading finds it (or fails) itself
+        try:
+            validate_repo_id(base)
+        except HFValidationError:
+            raise CheckpointError(f"{ADAPTER_CONFIG} names base model {base[:200]!r}, not a hub model id",
+                                  model_id) from None
         self._fetch(base, self.revisions.get(base, "main"))
         with self._lock:
             self.cache.needs_base(model_id, base)

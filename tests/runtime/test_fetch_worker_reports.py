@@ -34,3 +34,29 @@ def test_concurrent_fetches_report_their_own_bytes(tiny_tree, tmp_path, monkeypa
         assert report.plan_s > 0 and report.wait_s >= 0 and report.seconds >= report.plan_s
     assert worker.status()["fetch_bytes"] == sum(sizes.values())
     assert again.bytes == 0 and again.seconds == pytest.approx(again.plan_s, abs=0.5)
+
+
+@pytest.mark.parametrize("config_text, reason", [
+    ('{"base_model_name_or_path": ', "corrupt adapter_config.json"),
+    ('["not", "an", "object"]', "corrupt adapter_config.json (not a JSON object)"),
+    ('{"base_model_name_or_path": "models--org--base/snapshots/abc"}',
+     "adapter_config.json names base model 'models--org--base/snapshots/abc', not a hub model id"),
+    ('{"base_model_name_or_path": 7}', "adapter_config.json names no base model"),
+])
+def test_an_adapter_whose_config_cannot_be_followed_fails_that_fetch_only(tmp_path, monkeypatch, config_text,
+                                                                           reason):
+    """One bad upload costs one arm: the fetch reports a failure (which the search records), it does not raise
+    (which stopped the search, and every rerun at the same checkpoint)."""
+    from huggingface_hub import constants
+
+    from raygems.demo import install_tiny_tree
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    tree = install_tiny_tree(tmp_path / "tree")
+    adapter = tree.adapters()[0].model_id
+    (tree.root / adapter / "adapter_config.json").write_text(config_text)
+    with HubServer(DirectoryCatalog(tree.root)) as hub:
+        worker = FetchWorker(FetchSettings(cache_dir=str(tmp_path / "cache"), endpoint=hub.endpoint), {}, "node0")
+        report = worker.fetch(adapter)
+        assert report.path is None and report.failure == f"{adapter}: {reason}"
+        assert worker.fetch(MODELS[0]).failure is None            # the worker goes on
