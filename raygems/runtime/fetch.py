@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from raygems.backends.base import CheckpointError
-from raygems.errors import RaygemsError, UsageError
+from raygems.errors import RaygemsError, SetupError, UsageError
 from raygems.files import NO_SPACE, DiskFull
 from raygems.hub.types import ModelRecord
 from raygems.runtime.cache import CheckpointCache, TooLarge, delete_folder
@@ -151,6 +151,8 @@ class FetchWorker:
         limit = settings.limit_bytes
         if limit is None:
             limit = int(0.9 * _shutil.disk_usage(root).free)
+            if limit <= 0:                 # no room for any checkpoint here: the disk, not a model
+                raise DiskFull(root)
         self.cache = CheckpointCache(root, limit)
         self._scan_existing()
         self._lock = threading.Condition()
@@ -285,6 +287,12 @@ class FetchWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def _last_line(message: str) -> str:
+    """The exception line of a Ray error's message (its last line: the traceback's end)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else message
 
 
 def remote_fetch_worker():
@@ -439,7 +447,10 @@ class FetchStage(CheckpointSource):
             if isinstance(cause, RaygemsError):   # the hub cannot be reached, a full disk: stop the search
                 raise cause from None
             raise
-        except ray.exceptions.RayActorError:
+        except ray.exceptions.RayActorError as exc:
+            if exc.actor_init_failed:   # it will not start on the next try either (its cache folder, its disk)
+                raise SetupError(f"the checkpoint downloader of node {node[:12]} could not start: "
+                                 f"{_last_line(str(exc))}") from None
             self.workers.pop(node, None)
             return None
 

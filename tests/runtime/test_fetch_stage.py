@@ -80,6 +80,27 @@ def test_a_checkpoint_that_cannot_be_fetched_fails_that_model_only(tiny_tree, hu
     assert {f["model_id"] for f in store_failures} == set(failed)
 
 
+def test_a_downloader_that_cannot_start_stops_the_search_with_its_reason(tmp_path):
+    """A cache folder that cannot be made (here: under a file) stops the search with one line, not a loop that
+    starts a new downloader for every event (the driver took its death for a node that left)."""
+    import ray
+
+    from raygems.errors import SetupError
+    from raygems.hub.types import ModelRecord
+    from raygems.runtime.fetch import FetchSettings, FetchStage
+
+    (tmp_path / "a-file").write_text("x")
+    node = ray.get_runtime_context().get_node_id()
+    stage = FetchStage([ModelRecord(model_id="org/a"), ModelRecord(model_id="org/b")],
+                       FetchSettings(cache_dir=str(tmp_path / "a-file" / "cache"), endpoint="http://127.0.0.1:9"))
+    stage.set_slots({node: 1}, idle_slots=1)
+    stage.want([0, 1])
+    ready, _ = ray.wait(stage.pending(), num_returns=1, timeout=60)
+    with pytest.raises(SetupError, match=r"downloader of node \w+ could not start: .*NotADirectoryError.*a-file"):
+        stage.completed(ready[0])
+    stage.shutdown()
+
+
 def test_fetched_files_are_reused_by_the_next_search(tiny_tree, hub, tmp_path):  # noqa: F811
     cache = str(tmp_path / "cache")
     first = run_search(SearchConfig(out=str(tmp_path / "a"), tree=BASE, cache_dir=cache, **SETTINGS))
