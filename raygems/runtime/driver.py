@@ -81,9 +81,11 @@ class Progress:
     phase: str = "search"
     round: int = 0
     survivors: int = 0
-    requested: int = 0        # (model, query) pairs asked so far in this phase, of models that have not failed
-    paid: int = 0             # pairs evaluated in this run
-    reused: int = 0           # pairs served from the store
+    requested: int = 0        # (model, query) pairs the phase asked for so far (never goes down: a model that
+                              # fails takes its outstanding pairs with it, from `outstanding`)
+    paid: int = 0             # pairs evaluated in this run (with --lookahead, also pairs a later round will ask)
+    reused: int = 0           # pairs asked for that were recorded already (by an earlier run or phase); not
+                              # pairs this run paid ahead of their round (--lookahead), which `paid` counts
     failed: int = 0
     loaded: int = 0
     budget: int = 0           # pairs this phase will ask for at most (the search's budget; the final evaluation's)
@@ -99,11 +101,11 @@ class Progress:
         in_phase = max(now - self.phase_started, 1e-9)
         rate = (self.paid - self.paid_at_phase_start) / in_phase
         remaining = max(0, self.budget - self.requested) + self.outstanding
-        eta = remaining / rate if rate > 0 else None
+        eta = 0.0 if self.done else remaining / rate if rate > 0 else None
         return {**self.__dict__, "elapsed_s": elapsed, "throughput_qps": self.paid / elapsed, "eta_s": eta}
 
     def start_phase(self, phase: str, budget: int) -> None:
-        self.phase, self.budget, self.requested = phase, budget, 0
+        self.phase, self.budget, self.requested, self.done = phase, budget, 0, False
         self.paid_at_phase_start, self.phase_started = self.paid, time.time()
 
 
@@ -149,7 +151,7 @@ class SearchDriver:
         self._slot_ids: dict[SlotState, int] = {}          # slot -> its number in the events log
         self._only_node: str | None = None                 # _only_slot_node's answer ...
         self._only_node_asked = False                      # ... once asked (None from the first placement on)
-        self._asked_now: dict[int, int] = {}               # arm -> pairs asked of it by the request being served
+        self._served_ahead: dict[int, set[int]] = {}       # arm -> queries served before a round asked them
 
     def _load_book(self, only_new: bool = False) -> None:
         """Read result parts into the reward book: all of them when the search starts; later (`only_new`) the
@@ -203,7 +205,7 @@ class SearchDriver:
             self.progress.survivors = len(requests)
             round_started = time.time()
             self._serve(with_lookahead(pulls, requests, lambda arm, queries: len(self.book.missing(arm, queries)),
-                                       s.lookahead_batch, len(self.query_ids)))
+                                       s.lookahead_batch, len(self.query_ids)), asked=requests)
             self.cost.event("round", round=self.progress.round, start=self.cost.since_start(round_started),
                             survivors=len(requests), asked=sum(len(q) for q in requests.values()))
             try:
@@ -267,6 +269,7 @@ class SearchDriver:
         self.checkpoints.retire([arm for arm in range(len(self.candidates)) if arm not in set(arms)])
         phase_started = time.time()
         self._serve({arm: everything for arm in arms})
+        self.progress.done = True
         self.cost.event("phase", phase="final evaluation", start=self.cost.since_start(phase_started),
                         survivors=len(arms), asked=len(arms) * len(everything))
 
@@ -296,19 +299,25 @@ class SearchDriver:
         return self.cost.events(self.checkpoints.events)
 
     # ----------------------------------------------------------------------------------------- serving
-    def _serve(self, requests: dict[int, list[int]]) -> None:
-        """Make sure every (arm, query) of `requests` is recorded, or the arm is recorded as failed."""
+    def _serve(self, requests: dict[int, list[int]], asked: dict[int, list[int]] | None = None) -> None:
+        """Make sure every (arm, query) of `requests` is recorded, or the arm is recorded as failed. `asked`: what
+        the algorithm asked for, when `requests` also serves queries ahead of it (`with_lookahead`); the progress
+        counts those as asked when a later round asks them, and never as reused."""
         import ray
 
+        asked = requests if asked is None else asked
         missing_by_arm: dict[int, list[int]] = {}
-        self._asked_now = {}
         for arm, queries in requests.items():
             if arm in self._failed:
                 continue
-            self.progress.requested += len(queries)
-            self._asked_now[arm] = len(queries)
             missing = self.book.missing(arm, queries)
-            self.progress.reused += len(queries) - len(missing)
+            wanted, ahead = asked.get(arm, []), self._served_ahead.get(arm, set())
+            self.progress.requested += len(wanted)
+            unpaid = set(missing)
+            self.progress.reused += sum(1 for q in wanted if q not in unpaid and q not in ahead)
+            ahead.difference_update(wanted)           # asked now: asked again later, it is reused
+            if len(queries) > len(wanted):
+                self._served_ahead.setdefault(arm, set()).update((set(queries) - set(wanted)) & unpaid)
             if missing and arm in self._known_failures:   # it failed here in an earlier run
                 self._recorded_failures.add(arm)              # (recorded then)
                 self._fail(arm, self._known_failures[arm], persist=False)
@@ -524,7 +533,6 @@ class SearchDriver:
         """`arm` is out of this search. A checkpoint's own failure (fetch, load, generate) is persisted so a
         rerun does not pay for it again; other errors (`persist=False`) are retried by a rerun."""
         self._failed[arm] = failure
-        self.progress.requested -= self._asked_now.pop(arm, 0)   # what a failed model was asked is not spent
         if persist:
             self.store.put_failure(failure)
             self._recorded_failures.add(arm)

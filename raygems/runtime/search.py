@@ -379,9 +379,9 @@ def _wait(driver, ref, progress: bool, label: str):
     while True:
         ready, _ = ray.wait([ref], timeout=2.0)
         if progress:
-            line = "\r" + progress_line(label, ray.get(driver.status.remote()))
-            if line != last:
-                print(line, end="", file=sys.stderr, flush=True)
+            line = progress_line(label, ray.get(driver.status.remote()))
+            if line != last:     # (padded: a shorter line leaves none of the longer one behind it)
+                print("\r" + line.ljust(len(last)), end="", file=sys.stderr, flush=True)
                 last = line
         if ready:
             if progress:

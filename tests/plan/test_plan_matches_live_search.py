@@ -137,6 +137,7 @@ def test_lookahead_pays_ahead_and_chooses_the_same_and_the_plan_follows_it(matri
     assert (ahead["chosen_model"], ahead["budget_used"], ahead["rounds"]) == \
         (plain["chosen_model"], plain["budget_used"], plain["rounds"])
     assert ahead["queries_paid"] > plain["queries_paid"] and ahead["cost"]["loads"] < plain["cost"]["loads"]
+    assert ahead["queries_reused"] == plain["queries_reused"]    # pairs paid ahead of their round are not reuse
     plan = simulate(work_for_search(config(matrix, tmp_path / "unused", lookahead=True)), Cluster(max_loaded=1),
                     Speeds(), lookahead=True)
     assert (plan.loads, plan.calls, plan.queries_paid) == \

@@ -135,6 +135,44 @@ def test_a_recorded_failure_applies_where_it_happened_not_from_round_one(recorde
     assert again.summary["failed_models"] == []        # it never needed new work in this run
 
 
+def test_progress_never_counts_down_when_a_model_fails_and_ends_at_its_totals(recorded, tmp_path):
+    """A model failing mid-round takes its outstanding pairs off the ETA, not off what was asked: "asked" only
+    grows within a phase, and a finished phase shows all it asked and an ETA of 0."""
+    from raygems.runtime.driver import Progress, SearchDriver
+
+    ids = recorded[0].matrix.model_ids
+    cfg = config(recorded, tmp_path, method="sequential-halving")
+    candidates, pool = load_candidates(cfg)
+    spec = EvaluatorSpec(backend=SIMULATED_REPLAY, matrix=cfg.matrix,
+                         settings={"fail": {ids[5]: ("generate", "CUDA error"), ids[7]: ("generate", "CUDA error")}})
+    settings = DriverSettings(method="sequential-halving", budget_per_model=8, seed=4, max_loaded=3,
+                              cpus_per_model=0.25, chunk_size=4)
+    seen = []
+
+    class Recorded(Progress):
+        def __setattr__(self, name, value):
+            if name == "requested":
+                seen.append((self.__dict__.get("phase"), value))
+            super().__setattr__(name, value)
+
+    driver = SearchDriver(candidates, pool, str(tmp_path / "store"), spec, settings)
+    driver.progress = Recorded()
+    try:
+        outcome = driver.run()
+        assert set(outcome["failed"]) == {ids[5], ids[7]}
+        status = driver.status()
+        asked = sum(event["asked"] for event in driver.cost_events() if event["kind"] == "round")
+        assert status["requested"] == asked >= outcome["budget_used"] and status["eta_s"] == 0.0
+        finalists = [outcome["chosen"], ids.index(ids[5])]          # one finalist that fails at once
+        driver.evaluate_all(finalists)
+        status = driver.status()
+        assert status["requested"] == status["budget"] == len(pool) and status["eta_s"] == 0.0
+    finally:
+        driver.shutdown()
+    for (phase, before), (same_phase, after) in zip(seen, seen[1:]):
+        assert after >= before or (after == 0 and phase != same_phase), seen
+
+
 def test_kill_9_of_a_model_actor_mid_round(recorded, tmp_path):
     import ray
 
