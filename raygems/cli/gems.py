@@ -19,7 +19,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "gems", help="find hidden gems: popular vs elite models per task, gain, documentation check",
         description="From a tree table and per-query results (a result store or a correctness matrix): per "
-                    "task the popular consensus (top 1%% by downloads), the elite (top 1%% by accuracy), the "
+                    "task the popular consensus (top 1% by downloads), the elite (top 1% by accuracy), the "
                     "hidden gems (obscure, excellent and dominant) and the gain over the best popular model; "
                     "with --cards-from, whether each gem's model card documents relevant evaluations.")
     parser.add_argument("--tree", type=Path, help="tree table (parquet from `raygems tree`; default: the "

@@ -31,15 +31,17 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def parse_per_task(text: str) -> int | None:
+    """--per-task (pool, search, plan, demo): queries per task, or 'all' (or 0) for the whole benchmark (None)."""
     if text.strip().lower() == "all":
         return None
     try:
         value = int(text)
     except ValueError:
-        raise ValueError(f"--per-task must be a positive integer or 'all', got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"--per-task must be at least 1, got {value}")
-    return value
+        raise ValueError(f"--per-task must be a positive integer, or 'all' (or 0) for every query, got {text!r}") \
+            from None
+    if value < 0:
+        raise ValueError(f"--per-task must be a positive integer, or 'all' (or 0) for every query, got {value}")
+    return value or None
 
 
 def run(args) -> int:

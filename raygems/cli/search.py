@@ -1,6 +1,7 @@
 """`raygems search`: find the best checkpoint of a model tree for your tasks, live, on Ray.
 
-    raygems search --tree HUB_ID|DIR --tasks gsm8k,mbpp --method ours --budget 50 --out DIR [--resume] [--address auto]
+    raygems search --tree HUB_ID|DIR --tasks gsm8k,mbpp --allow-code-execution --budget 50 --out DIR [--resume]
+        [--address auto]
 
 Model actors each hold one checkpoint (a GPU fraction when there are GPUs); a driver actor broadcasts each
 round's queries to the survivors. Every answer is kept in DIR/store, so a crash or a re-run never pays twice.
@@ -58,16 +59,23 @@ def add_setting_flag(p, name: str) -> None:
     """The flag of SearchConfig setting `name`: --name-with-dashes VALUE, or for a setting that is on by default
     --no-name (off), or off by default --name (on). Its value becomes the setting's in `config_from_args`."""
     setting = _field(name)
-    flag = "--" + name.replace("_", "-")
+    flag = flag_of(name)
     kind = _kind(name)
     if kind is bool:
         if setting.default is True:
-            p.add_argument("--no-" + flag[2:], dest=name, action="store_const", const=False,
+            p.add_argument(flag, dest=name, action="store_const", const=False,
                            help=setting.metadata["off"].replace("%", "%%"))
         else:
             p.add_argument(flag, action="store_const", const=True, help=_setting_help(setting))
         return
-    p.add_argument(flag, type=kind if kind in (int, float) else None, help=_setting_help(setting))
+    numeric = kind in (int, float) and name != "per_task"      # (--per-task also takes 'all')
+    p.add_argument(flag, type=kind if numeric else None, help=_setting_help(setting))
+
+
+def flag_of(name: str) -> str:
+    """The flag of SearchConfig setting `name` (`add_setting_flag`)."""
+    flag = name.replace("_", "-")
+    return f"--no-{flag}" if _kind(name) is bool and _field(name).default is True else f"--{flag}"
 
 
 def config_from_args(args: argparse.Namespace):
@@ -87,7 +95,8 @@ _NOT_FROM_FLAGS = ("resume", "progress")
 
 
 def _from_text(name: str, value):
-    """A flag's value as its setting's: comma-separated names -> tuple, JSON -> dict, 0 queries per task -> all."""
+    """A flag's value as its setting's: comma-separated names -> tuple, JSON -> dict, 'all' (or 0) queries per
+    task -> all of them."""
     kind = _kind(name)
     if kind is tuple:
         return tuple(item.strip() for item in value.split(",") if item.strip())
@@ -96,8 +105,10 @@ def _from_text(name: str, value):
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"--{name.replace('_', '-')} is not valid JSON: {exc}") from None
-    if name == "per_task" and value == 0:          # --per-task 0: the whole benchmark
-        return None
+    if name == "per_task":                          # --per-task all (or 0): the whole benchmark
+        from raygems.cli.pool import parse_per_task
+
+        return parse_per_task(value)
     return value
 
 
@@ -147,7 +158,7 @@ def _resume_config(args, given: dict):
     wanted = SearchConfig.from_dict({**saved, **given, **runtime, "resume": True}).identity()
     differing = sorted(name for name in given if wanted.get(name) != saved.get(name))
     if differing:
-        details = ", ".join(f"--{name.replace('_', '-')} (saved {saved.get(name)!r}, given {wanted.get(name)!r})"
+        details = ", ".join(f"{flag_of(name)} (saved {saved.get(name)!r}, given {wanted.get(name)!r})"
                             for name in differing)
         raise UsageError(f"--resume continues the search saved in {args.out}, but {details} differ from it; drop "
                          f"them, or start a new search with another --out")

@@ -57,7 +57,7 @@ class SearchConfig:
                                      "from it)", group="source")
     models: str | None = setting(doc="models table for --matrix (downloads, is_base)")
     tasks: tuple[str, ...] = setting(("routerbench",), doc="comma-separated task names")
-    per_task: int | None = setting(PAPER_PER_TASK, doc="queries per task in the pool, 0 for all of them")
+    per_task: int | None = setting(PAPER_PER_TASK, doc="queries per task in the pool, 'all' (or 0) for all of them")
     pool_seed: int = setting(0, doc="seed of the query pool's draw")
     data_dir: str | None = setting(doc="local benchmark directory (else $RAYGEMS_DATA_DIR, else the hub)")
     kinds: tuple[str, ...] = setting(DEFAULT_KINDS, doc="kinds of descendants to include")

@@ -45,7 +45,8 @@ def test_a_flag_value_becomes_its_setting(setting, tmp_path):
     ("final_evaluation", ["--no-final-evaluation"], False), ("fetch_ahead", ["--no-fetch-ahead"], False),
     ("exhaustive", ["--exhaustive"], True), ("lookahead", ["--lookahead"], True),
     ("allow_code_execution", ["--allow-code-execution"], True), ("progress", ["--quiet"], False),
-    ("per_task", ["--per-task", "0"], None),
+    ("per_task", ["--per-task", "0"], None), ("per_task", ["--per-task", "all"], None),
+    ("per_task", ["--per-task", "12"], 12),
 ])
 def test_switches_and_special_values(name, argv, value, tmp_path):
     assert getattr(parse("--matrix", str(tmp_path / "m.npy"), *argv), name) == value

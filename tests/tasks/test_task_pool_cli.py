@@ -27,12 +27,12 @@ def test_writes_a_pool(benchmarks_dir, tmp_path, capsys):
     assert "wrote 50 queries" in printed and pool.content_hash in printed
 
 
-@pytest.mark.parametrize("text,value", [("all", None), ("ALL", None), ("12", 12)])
+@pytest.mark.parametrize("text,value", [("all", None), ("ALL", None), ("0", None), ("12", 12)])
 def test_per_task_values(text, value):
     assert pool_cli.parse_per_task(text) == value
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "many"])
+@pytest.mark.parametrize("text", ["-1", "many", "1.5"])
 def test_bad_per_task(text):
     with pytest.raises(ValueError, match="--per-task"):
         pool_cli.parse_per_task(text)
