@@ -3,6 +3,7 @@ synthetic trees sized like the paper's (K = 479, 650, 280, 617; Q = 2,500).
 
     python benchmarks/replay_grid.py                       # the full grid, 2 worker processes
     python benchmarks/replay_grid.py --quick               # smoke test: one small tree, 10 repetitions
+                                                           # (writes replay_grid_quick.*, not the grid's results)
     python benchmarks/replay_grid.py --methods ucb,ours --trees qwen-3b --reps 20 --workers 1
 
 Writes benchmarks/results/replay_grid.md (Table 7 layout: rows budget x method, columns tree, "rank / acc";
@@ -216,7 +217,8 @@ def main(argv=None) -> dict:
                         help="measure the naive loop on this many repetitions per (tree, method) and extrapolate")
     parser.add_argument("--naive-json", default=None, help="reuse a naive_replay.py measurement (its JSON output)")
     parser.add_argument("--out", default=str(RESULTS), help="folder for replay_grid.md / .json")
-    parser.add_argument("--name", default="replay_grid", help="file name stem of the results")
+    parser.add_argument("--name", default=None,
+                        help="file name stem of the results (default: replay_grid, with --quick replay_grid_quick)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -224,6 +226,7 @@ def main(argv=None) -> dict:
     methods = (args.methods or ",".join(PAPER_METHODS)).split(",")
     budgets = tuple(int(b) for b in (args.budgets or ("10,50" if args.quick else "10,25,50,100,200")).split(","))
     args.reps = args.reps or (10 if args.quick else 100)
+    args.name = args.name or ("replay_grid_quick" if args.quick else "replay_grid")   # (the grid's results stay)
     for m in methods:
         get_method(m)  # clear error for an unknown name
     for t in trees:
