@@ -138,6 +138,8 @@ class Work:
     adapter_base: dict[int, str] = field(default_factory=dict)    # arm -> id of the base fetched beside it
     base_sizes: dict[str, int] = field(default_factory=dict)      # sizes of those bases
     failures: dict[int, str] = field(default_factory=dict)        # arm -> stage it fails at (fetch, load, ...)
+    recorded_failures: frozenset[int] = frozenset()               # of those, failed in the run's store already:
+                                                                  # failed when next asked, without a call
     arm_priority: list[float] | None = None    # a prior's first-round tie-break (methods that take one)
     beliefs: dict = field(default_factory=dict)                   # a prior's starting beliefs (the search's method)
     drawn: bool = False                        # answers drawn for accuracies (not a recorded matrix)

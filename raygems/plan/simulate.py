@@ -434,7 +434,11 @@ class Simulation:
             if arm in self.failed:
                 continue
             index = np.asarray(queries, dtype=np.int64)
-            missing_by_arm[arm] = index[~self.answered[arm, index]].tolist() if index.size else []
+            missing = index[~self.answered[arm, index]].tolist() if index.size else []
+            if missing and arm in self.work.recorded_failures:    # it failed here in an earlier run
+                self._fail(arm, self.work.failures[arm])
+                continue
+            missing_by_arm[arm] = missing
         waiting = self.schedule.begin(missing_by_arm)
         self.checkpoints.want(waiting)
         while not self.schedule.done:

@@ -215,9 +215,11 @@ def _with_recorded(work: Work, config, candidates) -> Work:
     from raygems.runtime.store import ResultStore
 
     failed = ResultStore(RunDirectory(config.out).store).failures()
-    failures = {**work.failures, **{arm_of[key]: stage for key, stage in
-                                    zip(zip(failed["model_id"], failed["revision"]), failed["stage"]) if key in arm_of}}
-    return _answered_as_recorded(replace(work, recorded=recorded, recorded_answers=answers, failures=failures))
+    in_store = {arm_of[key]: stage for key, stage in zip(zip(failed["model_id"], failed["revision"]), failed["stage"])
+                if key in arm_of}
+    return _answered_as_recorded(replace(work, recorded=recorded, recorded_answers=answers,
+                                         failures={**work.failures, **in_store},
+                                         recorded_failures=frozenset(in_store)))
 
 
 def _answered_as_recorded(work: Work) -> Work:

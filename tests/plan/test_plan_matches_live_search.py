@@ -65,6 +65,16 @@ def test_a_plan_of_a_search_to_continue_pays_only_what_its_store_lacks(matrix, t
     run_search(config(matrix, out))
     finished = simulate(work_for_search(config(matrix, out)), Cluster(max_loaded=1), Speeds())
     assert (finished.queries_paid, finished.loads) == (0, 0)
+    # models whose failure the run recorded fail again without a call, as the resumed search's do
+    failing = tmp_path / "failing"
+    model_ids = list(pd.read_parquet(matrix[1])["model_id"])
+    settings = {"delay_s": DELAY_S, "warm_up_s": WARM_UP_S,
+                "fail": {model_ids[3]: ("load", "missing tensor"), model_ids[5]: ("generate", "CUDA error")}}
+    run_search(config(matrix, failing, backend_settings=settings))
+    again = simulate(work_for_search(config(matrix, failing, backend_settings=settings)), Cluster(max_loaded=1),
+                     Speeds())
+    assert (again.queries_paid, again.loads, again.calls) == (0, 0, 0)
+    assert again.wall_s < Speeds().slot_start_s and len(again.failed) == 2
     half = tmp_path / "half"
     shutil.copytree(out, half)
     parts = sorted((half / "store" / "results").glob("part-*.parquet"))
