@@ -10,6 +10,7 @@ store/, leaderboard.parquet, events.parquet, summary.json).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.errors import SetupError, UsageError
-from raygems.files import atomic_write, remove_stale_temporaries, write_json, write_parquet
+from raygems.files import DiskFull, atomic_write, remove_stale_temporaries, write_json, write_parquet
 from raygems.hub.types import ModelRecord
 from raygems.run_directory import RunDirectory
 from raygems.runtime.candidates import (PriorDecision, apply_prior, list_tree_candidates, matrix_candidates,
@@ -30,6 +31,8 @@ from raygems.runtime.driver import DriverSettings, remote_driver
 from raygems.runtime.evaluation import MATRIX_BACKENDS, EvaluatorSpec
 from raygems.runtime.lock import RunLock
 from raygems.runtime.store import ResultStore
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["SearchConfig", "SearchResult", "run_search"]
 
@@ -246,7 +249,6 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
     finally:
         ray.kill(driver)      # its model actors and fetch workers die with it (an error, Ctrl-C: nothing lingers)
 
-    ResultStore(store_root).compact()     # one part instead of one per batch: the next reader opens one file
     measured_cost = _write_events(out, events, cost)                  # what raygems plan calibrates from
     leaderboard = _leaderboard(accuracy, candidates, outcome, failures, chosen, base)
     write_parquet(run.leaderboard, leaderboard)
@@ -272,7 +274,17 @@ def _run_locked(config: SearchConfig, out: Path, started: float, pool, allow_cod
         "measured_cost": measured_cost,
     }
     write_json(run.summary, summary)
+    _compact(store_root)
     return SearchResult(summary, leaderboard, out)
+
+
+def _compact(store_root: str) -> None:
+    """One part instead of one per batch, so that the next reader opens one file: the run's last write, after its
+    summary, and not needed for anything (a full disk here leaves the parts as they are, every result kept)."""
+    try:
+        ResultStore(store_root).compact()
+    except DiskFull as error:
+        logger.warning("the result store's parts were not merged into one: %s", error)
 
 
 def _write_events(out: Path, events: list[dict], cost: dict) -> dict:

@@ -84,6 +84,23 @@ def test_a_full_disk_stops_the_search_and_resume_loses_nothing(recorded, small_d
     assert json.loads((out / "summary.json").read_text())["chosen_model"] == result.summary["chosen_model"]
 
 
+def test_no_room_to_merge_the_store_at_the_end_keeps_the_runs_record(recorded, tmp_path, monkeypatch, caplog):
+    """Merging the store's parts is the run's last write and needs the store's size again: a full disk there
+    leaves the parts as they are, after the events log, leaderboard and summary are written."""
+    from raygems.files import DiskFull
+
+    def no_room(store):
+        raise DiskFull(store.root)
+
+    monkeypatch.setattr(ResultStore, "compact", no_room)
+    out = tmp_path / "run"
+    result = run_search(config(recorded, out))
+    assert json.loads((out / "summary.json").read_text())["chosen_model"] == result.summary["chosen_model"]
+    assert (out / "events.parquet").is_file() and (out / "leaderboard.parquet").is_file()
+    assert len(list((out / "store" / "results").glob("part-*.parquet"))) > 1
+    assert "parts were not merged" in caplog.text
+
+
 def test_a_copied_run_directory_continues_in_place(recorded, tmp_path):
     original = tmp_path / "original"
     run_search(config(recorded, original))
