@@ -158,3 +158,12 @@ def check_output_path(path: Path, flag: str, folder: bool = False) -> None:
                 step.rmdir()
             except OSError:
                 pass
+
+
+def format_bytes(n: float) -> str:
+    """'512 B', '41.2 GB' (decimal units, as the hub and disks count)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

@@ -132,7 +132,8 @@ def _bandwidth(text: str) -> float:
 
 
 def print_plans(config, args: argparse.Namespace, methods: list[str] | None = None) -> int:
-    from raygems.runtime.search import format_bytes, format_duration
+    from raygems.files import format_bytes
+    from raygems.runtime.search import format_duration
 
     data = plans_for(config, args, methods)
     if args.json:

@@ -450,7 +450,7 @@ class Simulation:
             elif isinstance(ref, SlotState):
                 ref.node = self.clocks[ref].node
             else:
-                for arm, _ in self.checkpoints.completed(ref):
+                for arm, _, _ in self.checkpoints.completed(ref):
                     if self.schedule.has_work(arm):
                         self._fail(arm, "fetch")
             self.now += self.speeds.driver_event_s

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from raygems.errors import UsageError
+from raygems.files import format_bytes
 
 
 class TooLarge(Exception):
@@ -85,8 +86,8 @@ class CheckpointCache:
         the caller must delete first (already removed from the books), or None when it does not fit yet: wait
         for a release and ask again. Raises TooLarge when it can never fit."""
         if size > self.limit_bytes:
-            raise TooLarge(f"needs {size / 1e9:.2f} GB, more than the whole checkpoint cache "
-                           f"({self.limit_bytes / 1e9:.2f} GB, --cache-limit)")
+            raise TooLarge(f"{model_id} needs {format_bytes(size)}, more than the whole checkpoint cache "
+                           f"({format_bytes(self.limit_bytes)}, --cache-limit)")
         existing = self.entries.get(model_id)
         others = self.used_bytes - (existing.size if existing else 0)
         if others + size > self.limit_bytes:
@@ -94,8 +95,8 @@ class CheckpointCache:
             if victims is None:
                 if not any(e.holds or e.fresh or not e.ready for e in self.entries.values() if e.model_id != model_id):
                     # nothing will ever be released: what holds the space are bases of adapters still searched
-                    raise TooLarge(f"needs {size / 1e9:.3f} GB, but the checkpoint cache "
-                                   f"({self.limit_bytes / 1e9:.3f} GB, --cache-limit) is held by the bases of "
+                    raise TooLarge(f"{model_id} needs {format_bytes(size)}, but the checkpoint cache "
+                                   f"({format_bytes(self.limit_bytes)}, --cache-limit) is held by the bases of "
                                    f"adapters still in the search")
                 return None
         else:

@@ -346,9 +346,9 @@ class SearchDriver:
                 slot, arm, chunk = in_flight.pop(ref)
                 self._finish_batch(slot, arm, chunk, ref)
             else:
-                for arm, failure in self.checkpoints.completed(ref):
+                for arm, failure, persist in self.checkpoints.completed(ref):
                     if self.schedule.has_work(arm):
-                        self._fail(arm, failure, persist=True)
+                        self._fail(arm, failure, persist=persist)
             self.cost.add_driver(time.time() - handling)     # (the next dispatch is counted with the next event)
         self.progress.outstanding = 0
 

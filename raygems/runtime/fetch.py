@@ -27,6 +27,7 @@ from typing import Any
 from raygems.backends.base import CheckpointError
 from raygems.errors import RaygemsError, SetupError, UsageError
 from raygems.files import NO_SPACE, DiskFull
+from raygems.hub.retry import RetryPolicy
 from raygems.hub.types import ModelRecord
 from raygems.runtime.cache import CheckpointCache, TooLarge, delete_folder
 
@@ -67,6 +68,8 @@ class CheckpointSource:
         return []
 
     def completed(self, ref) -> list:
+        """The models whose fetch `ref` failed, as (arm, Failure, persist): `persist` false for a failure that is
+        not the checkpoint's own (a busy hub, a cache limit the checkpoint does not fit), which a rerun tries again."""
         return []
 
     def status(self) -> dict:
@@ -87,6 +90,7 @@ class FetchSettings:
         only when a slot is idle and needs a checkpoint (False: the serial design, kept for comparison).
     endpoint, token, offline: the hub as the search's own process sees it (endpoint None: HF_ENDPOINT's; token
         None: the node's saved token); the workers follow it, whatever their environment says.
+    retry: the back-off on a busy or unreachable hub (`raygems.hub.retry`).
     """
 
     cache_dir: str
@@ -96,6 +100,7 @@ class FetchSettings:
     endpoint: str | None = None
     token: str | None = None
     offline: bool = False
+    retry: RetryPolicy = RetryPolicy()
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -115,6 +120,7 @@ class FetchReport:
     peak_cache_bytes: int
     cache_limit_bytes: int
     failure: str | None = None
+    failure_persists: bool = True  # the checkpoint's own (recorded); false: a busy hub, a cache it does not fit
     plan_s: float = 0.0           # asking the hub which files (metadata), for the checkpoint and its base
     wait_s: float = 0.0           # waiting for room in the cache
 
@@ -207,8 +213,10 @@ class FetchWorker:
         try:
             path = self._fetch(model_id, self.revisions.get(model_id, "main"))
             self._fetch_base(model_id, path)
-        except (DownloadError, TooLarge) as exc:
-            return self._report(model_id, None, started, failure=str(exc).splitlines()[0])
+        except DownloadError as exc:     # (still 429/5xx after the retries: not the checkpoint's, try it next run)
+            return self._report(model_id, None, started, failure=str(exc).splitlines()[0], persists=not exc.transient)
+        except TooLarge as exc:          # (another --cache-limit may hold it)
+            return self._report(model_id, None, started, failure=str(exc).splitlines()[0], persists=False)
         except CheckpointError as exc:     # what the upload says cannot be followed: this arm's failure only
             return self._report(model_id, None, started, failure=f"{model_id}: {exc.reason}")
         except OSError as exc:
@@ -217,17 +225,19 @@ class FetchWorker:
             raise
         return self._report(model_id, str(path), started)
 
-    def _report(self, model_id: str, path: str | None, started: float, failure: str | None = None) -> FetchReport:
+    def _report(self, model_id: str, path: str | None, started: float, failure: str | None = None,
+                persists: bool = True) -> FetchReport:
         with self._lock:
             return FetchReport(model_id, path, self._call.bytes, time.monotonic() - started,
                                self.cache.used_bytes, self.cache.peak_bytes, self.cache.limit_bytes, failure,
-                               plan_s=self._call.plan_s, wait_s=self._call.wait_s)
+                               failure_persists=persists, plan_s=self._call.plan_s, wait_s=self._call.wait_s)
 
     def _fetch(self, model_id: str, revision: str) -> Path:
         from raygems.hub.download import download, is_complete, plan_download
 
         asked = time.monotonic()
-        plan = plan_download(model_id, revision, endpoint=self.settings.endpoint, token=self.settings.token)
+        plan = plan_download(model_id, revision, endpoint=self.settings.endpoint, token=self.settings.token,
+                             retry=self.settings.retry)
         self._call.plan_s += time.monotonic() - asked
         folder = self.cache.folder(model_id)
         waiting = time.monotonic()
@@ -249,7 +259,7 @@ class FetchWorker:
         seconds = time.monotonic()
         try:
             with self._downloads:
-                result = download(plan, folder, token=self.settings.token)
+                result = download(plan, folder, token=self.settings.token, retry=self.settings.retry)
         except BaseException:
             with self._lock:
                 self.cache.abandon(model_id)
@@ -391,7 +401,7 @@ class FetchStage(CheckpointSource):
         self._launch()
         model = self.candidates[arm]
         if report.failure is not None:
-            return [(arm, Failure(model.model_id, model.revision, "fetch", report.failure))]
+            return [(arm, Failure(model.model_id, model.revision, "fetch", report.failure), report.failure_persists)]
         self.local[(arm, node)] = report.path
         return []
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.errors import SetupError, UsageError
-from raygems.files import DiskFull, atomic_write, remove_stale_temporaries, write_json, write_parquet
+from raygems.files import DiskFull, atomic_write, format_bytes, remove_stale_temporaries, write_json, write_parquet
 from raygems.hub.types import ModelRecord
 from raygems.run_directory import RunDirectory
 from raygems.runtime.candidates import (PriorDecision, apply_prior, list_tree_candidates, matrix_candidates,
@@ -419,12 +419,3 @@ def format_duration(seconds: float) -> str:
     """'12m05s', or '3h07m' from an hour on (the progress line, `raygems plan`'s table)."""
     seconds = int(round(seconds))
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def format_bytes(n: float) -> str:
-    """'512 B', '41.2 GB' (decimal units, as the hub and disks count)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"

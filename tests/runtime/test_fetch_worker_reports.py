@@ -8,6 +8,7 @@ import pytest
 
 from raygems.hub.catalog import DirectoryCatalog
 from raygems.hub.download import plan_download
+from raygems.hub.retry import RetryPolicy
 from raygems.hub.serve import HubServer
 from raygems.runtime.fetch import FetchSettings, FetchWorker
 
@@ -60,3 +61,25 @@ def test_an_adapter_whose_config_cannot_be_followed_fails_that_fetch_only(tmp_pa
         report = worker.fetch(adapter)
         assert report.path is None and report.failure == f"{adapter}: {reason}"
         assert worker.fetch(MODELS[0]).failure is None            # the worker goes on
+
+
+@pytest.mark.parametrize("status, persists", [(404, True), (503, False)])
+def test_a_fetch_failure_is_recorded_only_when_it_is_the_checkpoints_own(tiny_tree, tmp_path, monkeypatch,  # noqa: F811
+                                                                        status, persists):
+    """A repository that is gone fails its model for good (recorded: a rerun does not ask again); a hub still busy
+    after the retries, or a cache limit the checkpoint does not fit, fails it for this run only."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    victim = MODELS[0]
+    with HubServer(DirectoryCatalog(tiny_tree.root)) as hub:
+        hub.fail_next(f"/api/models/{victim}", [status] * 20, retry_after=0)
+        worker = FetchWorker(FetchSettings(cache_dir=str(tmp_path / "cache"), endpoint=hub.endpoint,
+                                           retry=RetryPolicy(retries=2, backoff=0.01)), {}, "node0")
+        report = worker.fetch(victim)
+        assert victim in report.failure and str(status) in report.failure and report.failure_persists is persists
+        small = FetchWorker(FetchSettings(cache_dir=str(tmp_path / "small"), endpoint=hub.endpoint,
+                                          limit_bytes=1000), {}, "node0")
+        too_large = small.fetch(MODELS[1])
+        assert too_large.failure.startswith(f"{MODELS[1]} needs ") and "(1.0 KB, --cache-limit)" in too_large.failure
+        assert too_large.failure_persists is False
