@@ -266,7 +266,8 @@ class SearchDriver:
         arms = [arm for arm in arms if arm not in self._failed]
         self.progress.start_phase("final evaluation", len(arms) * len(self.query_ids))
         everything = list(range(len(self.query_ids)))
-        self.checkpoints.retire([arm for arm in range(len(self.candidates)) if arm not in set(arms)])
+        finalists = set(arms)
+        self.checkpoints.retire([arm for arm in range(len(self.candidates)) if arm not in finalists])
         phase_started = time.time()
         self._serve({arm: everything for arm in arms})
         self.progress.done = True
