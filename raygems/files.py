@@ -95,9 +95,12 @@ def write_bytes(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
-def write_json(path: Path, data) -> Path:
-    text = json.dumps(data, indent=2, default=str) + "\n"
+def write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, data) -> Path:
+    return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def write_parquet(path: Path, frame) -> Path:

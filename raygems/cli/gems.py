@@ -102,14 +102,17 @@ def _card_source(spec: str | None):
 
 
 def _write(report, text: str, out: Path, tree, accuracy, plots: bool) -> None:
+    """The report's files, each written atomically (raygems.files)."""
+    from raygems.files import atomic_write, write_parquet, write_text
+
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(text, encoding="utf-8")
-    report.summary.to_parquet(out / "summary.parquet", index=False)
-    report.models.to_parquet(out / "models.parquet", index=False)
-    report.table1().to_csv(out / "table1.csv")
-    report.table6().to_csv(out / "table6.csv")
+    write_text(out / "report.md", text)
+    write_parquet(out / "summary.parquet", report.summary)
+    write_parquet(out / "models.parquet", report.models)
+    for name, table in (("table1.csv", report.table1()), ("table6.csv", report.table6())):
+        atomic_write(out / name, lambda temporary, table=table: table.to_csv(temporary))
     if report.documentation is not None:
-        report.documentation.to_parquet(out / "documentation.parquet", index=False)
+        write_parquet(out / "documentation.parquet", report.documentation)
     if plots:
         import matplotlib
 
@@ -122,9 +125,11 @@ def _write(report, text: str, out: Path, tree, accuracy, plots: bool) -> None:
             slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
             fig, ax = plt.subplots(figsize=(7, 7))
             tree_atlas(tree, accuracy, ax=ax, gems=report, task=task, title=f"{task}")
-            fig.savefig(out / f"atlas_{slug}.png", dpi=120, bbox_inches="tight")
+            atomic_write(out / f"atlas_{slug}.png",
+                         lambda temporary, fig=fig: fig.savefig(temporary, format="png", dpi=120, bbox_inches="tight"))
             plt.close(fig)
             fig, ax = plt.subplots(figsize=(5, 3.5))
             cumulative_accuracy(accuracy, task=task, ax=ax, title=task)
-            fig.savefig(out / f"cumulative_{slug}.png", dpi=120, bbox_inches="tight")
+            atomic_write(out / f"cumulative_{slug}.png",
+                         lambda temporary, fig=fig: fig.savefig(temporary, format="png", dpi=120, bbox_inches="tight"))
             plt.close(fig)

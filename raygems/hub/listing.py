@@ -98,14 +98,14 @@ def tree_frame(records) -> pd.DataFrame:
 
 
 def save_tree(tree: pd.DataFrame, path: str | Path) -> Path:
-    """Write a tree table as parquet (creating the parent folder)."""
+    """Write a tree table as parquet (creating the parent folder; atomically: a crash leaves the old file or the
+    new one, never a torn one)."""
+    from raygems.files import write_parquet
+
     missing = [c for c in TREE_COLUMNS if c not in tree.columns]
     if missing:
         raise ValueError(f"tree table lacks columns {missing}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tree.to_parquet(path, index=False)
-    return path
+    return write_parquet(Path(path), tree)
 
 
 def read_tree(path: str | Path) -> pd.DataFrame:

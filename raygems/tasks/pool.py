@@ -170,16 +170,15 @@ class QueryPool:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from raygems.files import atomic_write
+
         table = pa.Table.from_pandas(self.queries, preserve_index=False)
         info = {"format_version": FORMAT_VERSION, "tasks": list(self.tasks), "per_task": self.per_task,
                 "seed": self.seed, "sources": self.sources, "content_hash": self.content_hash,
                 "num_queries": len(self)}
         metadata = {**(table.schema.metadata or {}), _METADATA_KEY: _canonical(info).encode()}
         table = table.replace_schema_metadata(metadata)
-        pq.write_table(table, path)
-        return path
+        return atomic_write(Path(path), lambda temporary: pq.write_table(table, temporary))
 
     @classmethod
     def from_parquet(cls, path: str | os.PathLike, verify: bool = True) -> QueryPool:
