@@ -60,7 +60,8 @@ def ray_session():
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
         workers_path = os.pathsep.join(filter(None, [PLUGINS_DIR, os.environ.get("PYTHONPATH")]))
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+        # address="local": a new cluster of the session's own, never one a crashed run left recorded in /tmp/ray
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled",
                                            "PYTHONPATH": workers_path}})   # the example plug-ins too
     yield ray

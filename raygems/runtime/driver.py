@@ -149,6 +149,7 @@ class SearchDriver:
         self._pool_ref = None
         self._capacity: tuple[float, int] = (0.0, 0)      # (when, slots the cluster holds) for _slot_capacity
         self._slot_ids: dict[SlotState, int] = {}          # slot -> its number in the events log
+        self._lost_nodes_seen = 0                          # how many lost nodes _follow_lost_nodes has followed
         self._only_node: str | None = None                 # _only_slot_node's answer ...
         self._only_node_asked = False                      # ... once asked (None from the first placement on)
         self._served_ahead: dict[int, set[int]] = {}       # arm -> queries served before a round asked them
@@ -330,6 +331,8 @@ class SearchDriver:
         while not self.schedule.done:
             for dispatch in self._dispatch():
                 self._submit(dispatch, in_flight)
+            if self._follow_lost_nodes():
+                continue                 # dispatch again: new slots, fetches for the arms the lost node held
             self.progress.outstanding = self.schedule.outstanding
             # a slot created but not placed yet: its node (the files it can load) is known once it is
             unplaced = ({slot.node: slot for slot in self.schedule.slots if _is_ref(slot.node)}
@@ -341,8 +344,8 @@ class SearchDriver:
             handling = time.time()
             ref = ready[0]
             if ref in unplaced:
-                unplaced[ref].node = ray.get(ref)
-                self.cost.event("slot_placed", slot=self._slot_ids.get(unplaced[ref]))
+                if self._learn_node(unplaced[ref]):
+                    self.cost.event("slot_placed", slot=self._slot_ids.get(unplaced[ref]))
             elif ref in in_flight:
                 slot, arm, chunk = in_flight.pop(ref)
                 self._finish_batch(slot, arm, chunk, ref)
@@ -361,7 +364,9 @@ class SearchDriver:
             return decisions
         self.schedule.grow(self._slot_capacity(), self._new_slot)
         if self.checkpoints.fetches:
-            nodes = [self._node_of(slot) for slot in self.schedule.slots]
+            for slot in list(self.schedule.slots):     # (a slot whose actor died unplaced leaves the list)
+                self._node_of(slot)
+            nodes = [self._node_of_id(slot.node) for slot in self.schedule.slots]
             if any(node is not None for node in nodes):    # from now on, fetches follow the placed slots only
                 self._only_node, self._only_node_asked = None, True
             placed = slots_by_node(nodes, self._only_slot_node())
@@ -379,10 +384,35 @@ class SearchDriver:
 
         if _is_ref(slot.node):
             ready, _ = ray.wait([slot.node], timeout=0)
-            if not ready:
+            if not ready or not self._learn_node(slot):
                 return None
-            slot.node = ray.get(slot.node)
         return slot.node
+
+    def _learn_node(self, slot: SlotState) -> bool:
+        """The placed slot's node, from its actor's answer; False when the actor died before it answered (its node
+        left): the slot is lost (it held no model yet) and replaced when a slot is next needed."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        try:
+            slot.node = ray.get(slot.node)
+        except RayActorError:
+            self._slot_lost(slot)
+            return False
+        return True
+
+    def _follow_lost_nodes(self) -> bool:
+        """When the fetch stage has found more nodes gone (`lost_nodes`): their idle slots are lost (a busy one
+        learns it from its call), and the waiting arms whose files were there are fetched again elsewhere. True
+        when there were new ones."""
+        lost = self.checkpoints.lost_nodes
+        if len(lost) == self._lost_nodes_seen:
+            return False
+        self._lost_nodes_seen = len(lost)
+        for slot in [s for s in self.schedule.slots if not s.busy and not _is_ref(s.node) and s.node in lost]:
+            self._slot_lost(slot)
+        self.checkpoints.want(list(self.schedule.waiting))
+        return True
 
     @staticmethod
     def _node_of_id(node):
@@ -434,6 +464,8 @@ class SearchDriver:
                 return
             self._load_book(only_new=True)   # it may have recorded the batch before it died
             self.schedule.requeue(arm, self.book.missing(arm, chunk), returned=len(chunk))
+            if slot.node in self.checkpoints.lost_nodes:     # its files went with the node: fetched again
+                self.checkpoints.want(list(self.schedule.waiting))
             return
         self.cost.event("call", **call, load_s=report.load_s, generate_s=report.generate_s, score_s=report.score_s,
                         record_s=report.record_s, prompt_tokens=report.prompt_tokens,

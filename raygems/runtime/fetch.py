@@ -41,6 +41,7 @@ class CheckpointSource:
     def __init__(self, candidates: list[ModelRecord] | None = None):
         self.candidates = candidates
         self.events: list[dict] = []   # one record per finished fetch, for the run's events log (none here)
+        self.lost_nodes: set[str] = set()   # nodes found to have left the cluster (their slots are lost too)
 
     def want(self, arms: list[int]) -> None:
         pass
@@ -346,8 +347,9 @@ class FetchStage(CheckpointSource):
 
     # ------------------------------------------------------------------------------------------ placement
     def set_slots(self, slots_per_node: dict[str, int], idle_slots: int) -> None:
-        """The nodes that have slots (placed ones), and how many slots are idle: fetches are launched now."""
-        self.slots_per_node = dict(slots_per_node)
+        """The nodes that have slots (placed ones), and how many slots are idle: fetches are launched now. A node
+        that left is not one of them, whatever its slots' actors (not yet known to be lost) say."""
+        self.slots_per_node = {node: n for node, n in slots_per_node.items() if node not in self.lost_nodes}
         self.idle_slots = idle_slots
         self._launch()
 
@@ -461,13 +463,36 @@ class FetchStage(CheckpointSource):
             if exc.actor_init_failed:   # it will not start on the next try either (its cache folder, its disk)
                 raise SetupError(f"the checkpoint downloader of node {node[:12]} could not start: "
                                  f"{_last_line(str(exc))}") from None
-            self.workers.pop(node, None)
+            self._worker_lost(node)
+            return None
+        except ray.exceptions.ActorUnschedulableError:    # started for a node that has left meanwhile
+            self._worker_lost(node)
             return None
 
     def _hold_on(self, node, arm: int) -> bool:
         import ray
 
-        return node in self.workers and ray.get(self.workers[node].hold.remote(self.candidates[arm].model_id))
+        if node not in self.workers:
+            return False
+        try:
+            return ray.get(self.workers[node].hold.remote(self.candidates[arm].model_id))
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError):   # its node left
+            self._worker_lost(node)
+            return False
+
+    def _worker_lost(self, node: str) -> None:
+        """The node's downloader died. If the node itself left the cluster, its files are gone with it and no
+        fetch goes there again (a new worker there could never start: the search would start one per event);
+        otherwise the next fetch there starts a new worker."""
+        import ray
+
+        self.workers.pop(node, None)
+        if any(n.get("NodeID") == node and n.get("Alive") for n in ray.nodes()):
+            return
+        self.lost_nodes.add(node)
+        self.slots_per_node.pop(node, None)
+        for key in [key for key in self.local if key[1] == node]:
+            del self.local[key]
 
     def _release_on(self, node, arm: int) -> None:
         if node in self.workers:

@@ -108,3 +108,38 @@ def test_fetched_files_are_reused_by_the_next_search(tiny_tree, hub, tmp_path): 
     assert first.summary["cost"]["fetch_bytes"] > 0 and second.summary["cost"]["fetch_bytes"] == 0
     assert second.summary["chosen_model"] == first.summary["chosen_model"]
     assert Path(cache, BASE, ".raygems_download.json").is_file()
+
+
+def test_a_node_that_leaves_while_checkpoints_are_fetched_then_a_new_one(tiny_tree, tmp_path):  # noqa: F811
+    """The hub-fetch search on a simulated multi-node cluster (tests/runtime/cluster_fetch_scenario.py, in its own
+    process): the node holding the model actors and the node's downloader leaves mid-search, a new node joins;
+    the search re-fetches there and chooses what the offline replay of the same answers chooses, paying no pair
+    twice."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from raygems.replay import CorrectnessMatrix, replay
+
+    ids = sorted(m.model_id for m in tiny_tree.working() if m.kind != "merge")
+    rng = np.random.default_rng(3)
+    levels = np.linspace(0.2, 0.9, len(ids))
+    values = (rng.random((len(ids), 48)) < levels[:, None]).astype(np.uint8)
+    matrix = CorrectnessMatrix(values, tuple(ids), tuple(f"q{i}" for i in range(48)))
+    path = matrix.to_parquet(tmp_path / "matrix.parquet")
+    store = tmp_path / "run" / "store"
+    script = Path(__file__).with_name("cluster_fetch_scenario.py")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, str(script), str(tiny_tree.root), str(path), str(store),
+                           str(tmp_path / "cache")], env=env, capture_output=True, text=True, timeout=400)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert result["removed"] and result["added"] and not result["failed"]
+    offline = replay(matrix, "ours", 8, reps=1, seed=4, exact=True).per_rep.iloc[0]
+    assert (result["chosen_model"], result["budget_used"]) == (offline["model_id"], offline["budget_used"])
+    parts = sorted((store / "results").glob("part-*.parquet"))
+    keys = pd.concat([pd.read_parquet(p) for p in parts])[["model_id", "revision", "query_id", "variant"]]
+    assert not keys.duplicated().any()

@@ -1,0 +1,74 @@
+"""A preempted GPU node while checkpoints are fetched from the hub, simulated: a live search of a hub tree (the
+tiny tree served by the local hub; answers from a correctness matrix of its model ids, so that which model wins
+is known) on a multi-node Ray cluster on this machine (ray.cluster_utils.Cluster). The worker node that holds
+the model actors and the node's downloader is removed mid-search, then a new node joins; the outcome is
+printed as JSON. Run as a script (its own Ray cluster, apart from the test session's):
+
+    python cluster_fetch_scenario.py TREE_ROOT MATRIX STORE CACHE_DIR
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import ray
+from ray.cluster_utils import Cluster
+
+from raygems.hub.catalog import DirectoryCatalog
+from raygems.hub.serve import HubServer
+from raygems.runtime import DriverSettings, EvaluatorSpec, SearchConfig
+from raygems.runtime.candidates import load_candidates
+from raygems.runtime.driver import remote_driver
+from raygems.runtime.fetch import FetchSettings, FetchStage
+from raygems.runtime.testing import SIMULATED_REPLAY
+
+SLOTS = {"num_cpus": 2, "resources": {"model_slot": 2}}
+
+
+def main(tree_root: str, matrix: str, store: str, cache_dir: str) -> dict:
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        return _search(cluster, tree_root, matrix, store, cache_dir)
+    finally:                   # (whatever happened: no cluster left running, or recorded in /tmp/ray as current)
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _search(cluster: Cluster, tree_root: str, matrix: str, store: str, cache_dir: str) -> dict:
+    worker = cluster.add_node(**SLOTS)
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+    cluster.wait_for_nodes()
+    config = SearchConfig(out=str(Path(store).parent), matrix=matrix, method="ours", budget=8, seed=4)
+    candidates, pool = load_candidates(config)
+    spec = EvaluatorSpec(backend=SIMULATED_REPLAY, matrix=matrix, settings={"delay_s": 0.15})
+    settings = DriverSettings(method="ours", budget_per_model=8, seed=4, max_loaded=2, cpus_per_model=0.5,
+                              chunk_size=8, slot_resource="model_slot")
+    # a slow link, so that downloads are still going when the node leaves
+    with HubServer(DirectoryCatalog(Path(tree_root)), bandwidth=1.5e6) as hub:
+        fetch = FetchStage(candidates, FetchSettings(cache_dir=str(Path(cache_dir) / "{node}"), endpoint=hub.endpoint,
+                                                     offline=False))
+        driver = remote_driver().remote(candidates, pool, store, spec, settings, fetch)   # pinned to the head node
+        run = driver.run.remote()
+        removed = added = False
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            ready, _ = ray.wait([run], timeout=0.3)
+            if ready:
+                break
+            written = len(list((Path(store) / "results").glob("part-*.parquet")))
+            if not removed and written >= 4:
+                cluster.remove_node(worker)       # its model actors and its downloader are gone, mid-search
+                removed = True
+                time.sleep(1.0)
+                cluster.add_node(**SLOTS)         # elastic scaling brings another
+                added = True
+        outcome = ray.get(run, timeout=300)
+        ray.get(driver.shutdown.remote())
+    return {"chosen_model": outcome["chosen_model"], "budget_used": outcome["budget_used"],
+            "failed": outcome["failed"], "removed": removed, "added": added}
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(main(*sys.argv[1:5])))
