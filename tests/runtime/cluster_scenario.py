@@ -19,6 +19,14 @@ from raygems.runtime.testing import SIMULATED_REPLAY
 
 def main(matrix: str, models: str, store: str) -> dict:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        return _search(cluster, matrix, models, store)
+    finally:                   # (whatever happened: no cluster left running, or recorded in /tmp/ray as current)
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _search(cluster: Cluster, matrix: str, models: str, store: str) -> dict:
     worker = cluster.add_node(num_cpus=2, resources={"model_slot": 3})
     ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
     cluster.wait_for_nodes()
@@ -44,8 +52,6 @@ def main(matrix: str, models: str, store: str) -> dict:
             added = True
     outcome = ray.get(run, timeout=300)
     nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
-    ray.shutdown()
-    cluster.shutdown()
     return {"chosen_model": outcome["chosen_model"], "budget_used": outcome["budget_used"],
             "failed": outcome["failed"], "removed": removed, "added": added, "alive_nodes": len(nodes),
             "paid": outcome["progress"]["paid"]}
