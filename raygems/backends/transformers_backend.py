@@ -25,6 +25,7 @@ import gc
 import hashlib
 import itertools
 import logging
+import re
 import time
 import weakref
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ class TransformersSettings:
     cache_bucket: int = 256
 
     def __post_init__(self) -> None:
-        if not (self.device in DEVICES or self.device.startswith("cuda:")):
+        if not isinstance(self.device, str) or not (self.device in DEVICES or re.fullmatch(r"cuda:\d+", self.device)):
             raise ValueError(f"device must be one of {DEVICES} or 'cuda:N', got {self.device!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")

@@ -103,8 +103,8 @@ def _from_text(name: str, value):
     if kind is dict:
         try:
             return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--{name.replace('_', '-')} is not valid JSON: {exc}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:   # (nested thousands deep)
+            raise ValueError(f"--{name.replace('_', '-')} is not valid JSON: {str(exc)[:200]}") from None
     if name == "per_task":                          # --per-task all (or 0): the whole benchmark
         from raygems.cli.pool import parse_per_task
 

@@ -40,6 +40,15 @@ class CorrectnessMatrix:
 
     def __post_init__(self) -> None:
         values = np.asarray(self.values)
+        if values.dtype.kind == "O":               # (numbers in an object array: as numbers; None: as NaN)
+            try:
+                values = values.astype(np.float64)
+            except (TypeError, ValueError):
+                raise MatrixError(f"a correctness matrix must hold the numbers 0 and 1, got values such as "
+                                  f"{next(v for v in values.flat if not isinstance(v, (int, float, bool)))!r:.50}") \
+                    from None
+        if values.dtype.kind not in "biuf":        # (a structured or text array: not 0/1 numbers)
+            raise MatrixError(f"a correctness matrix must hold the numbers 0 and 1, got an array of dtype {values.dtype}")
         if values.ndim != 2:
             raise MatrixError(f"a correctness matrix must be 2-D (models x queries), got shape {values.shape}")
         if values.dtype.kind == "f" and np.isnan(values).any():
@@ -218,7 +227,10 @@ def _from_npy(path: Path) -> CorrectnessMatrix:
             tasks = [tasks] * q
         elif tasks is not None and not (isinstance(tasks, list) and all(isinstance(t, str) for t in tasks)):
             raise MatrixError(f"{index_path}: 'benchmark' must be a task name or a list of them, got {tasks!r:.60}")
-    return CorrectnessMatrix(values, tuple(model_ids), tuple(query_ids), tuple(tasks) if tasks else None)
+    try:
+        return CorrectnessMatrix(values, tuple(model_ids), tuple(query_ids), tuple(tasks) if tasks else None)
+    except MatrixError as error:        # (what is wrong with the values: named with the file)
+        raise MatrixError(f"{path}: {error}") from None
 
 
 def _id_list(index: dict, key: str, expected: int, source: Path) -> list[str] | None:
@@ -239,6 +251,10 @@ def from_long(frame: pd.DataFrame, source: str = "table") -> CorrectnessMatrix:
     missing = [c for c in LONG_COLUMNS if c not in frame.columns]
     if missing:
         raise MatrixError(f"{source}: missing column(s) {missing}; a long matrix needs {list(LONG_COLUMNS)}")
+    for column in ("model_id", "query_id"):      # names, not lists or arrays (a cell of one cannot name a row)
+        odd = frame[column].map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+        if odd.any():
+            raise MatrixError(f"{source}: column {column!r} must hold names, got {frame.loc[odd, column].iloc[0]!r:.80}")
     if frame["correct"].isna().any():
         row = frame[frame["correct"].isna()].iloc[0]
         raise MatrixError(f"{source}: NaN in 'correct' for model {row.model_id!r}, query {row.query_id!r}")

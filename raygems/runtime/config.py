@@ -6,11 +6,16 @@ when a search is resumed (`runtime`), and whether `raygems search`/`raygems plan
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
+import numbers
+import os
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from raygems.errors import UsageError
 from raygems.hub.types import DEFAULT_KINDS
@@ -93,7 +98,7 @@ class SearchConfig:
             "RAYGEMS_ALLOW_CODE_EXECUTION=1); without it such a search is refused", runtime=True)
     cache_dir: str | None = setting(doc=f"hub trees: node-local folder for downloaded checkpoints (default "
                                         f"{DEFAULT_CACHE_DIR} on each node)", runtime=True)
-    cache_limit: str | None = setting(doc="hub trees: the most the checkpoint cache may hold on a node, e.g. 500GB "
+    cache_limit: str | int | None = setting(doc="hub trees: the most the checkpoint cache may hold on a node, e.g. 500GB "
                                           "(default: 90% of its free space); eliminated models' files go first",
                                       runtime=True)
     fetch_concurrency: int = setting(2, doc="hub trees: downloads at once per node", runtime=True)
@@ -112,6 +117,10 @@ class SearchConfig:
 
         from raygems.plugins import import_plugins
 
+        _check_types(self)
+        batch = self.backend_settings.get("batch_size", 1)   # (the plan and --lookahead read it, whatever the backend)
+        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+            raise ValueError(f"backend setting batch_size must be a positive whole number, got {batch!r:.100}")
         self.plugins, self.tasks, self.kinds = (_names(v) for v in (self.plugins, self.tasks, self.kinds))
         import_plugins(self.plugins)   # first: their registrations are what the names below are checked against
         if (self.tree is None) == (self.matrix is None):
@@ -213,6 +222,44 @@ class SearchConfig:
 #: Settings that may differ between a run and its resumption without changing the search (`out` too: a run
 #: directory that was moved or copied continues where it is).
 RUNTIME_ONLY = tuple(f.name for f in fields(SearchConfig) if f.metadata["runtime"])
+
+
+def _check_types(config: SearchConfig) -> None:
+    """Each setting of the kind its annotation names (a mistyped call, a hand-edited search.json): one line naming
+    the setting and the value, instead of an error from deep inside the search."""
+    for name in _setting_kinds():
+        problem = setting_type_problem(name, getattr(config, name))
+        if problem:
+            raise ValueError(problem)
+
+
+def setting_type_problem(name: str, value: Any) -> str | None:
+    """Why `value` cannot be search setting `name` (None: it can, or there is no such setting)."""
+    accepts, kind = _setting_kinds().get(name, (lambda v: True, ""))
+    return None if accepts(value) else f"search setting {name} must be {kind}, got {value!r:.200}"
+
+
+@functools.cache
+def _setting_kinds() -> dict[str, tuple[Callable[[Any], bool], str]]:
+    """Per setting: a test of its value and the words for what it takes, from SearchConfig's annotations."""
+    def whole(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    def number(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    def text(v): return isinstance(v, (str, os.PathLike))
+    def names(v): return isinstance(v, str) or (isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v))
+
+    simple = {int: (whole, "a whole number"), float: (number, "a number"), bool: (lambda v: isinstance(v, bool),
+              "true or false"), str: (text, "a text"), tuple: (names, "a name or a list of names"),
+              dict: (lambda v: isinstance(v, dict), "a mapping (a JSON object)")}
+    kinds = {}
+    for name, hint in typing.get_type_hints(SearchConfig).items():
+        union = typing.get_origin(hint) is types.UnionType
+        options = [k for k in typing.get_args(hint) if k is not type(None)] if union else [hint]
+        optional = union and type(None) in typing.get_args(hint)
+        tests = [simple[typing.get_origin(k) or k] for k in options]
+        words = " or ".join(w for _, w in tests) + (" or none" if optional else "")
+        kinds[name] = ((lambda v, tests=tests, optional=optional:
+                        (optional and v is None) or any(test(v) for test, _ in tests)), words)
+    return kinds
 
 
 def _names(value: str | Any) -> tuple[str, ...]:

@@ -26,7 +26,8 @@ from raygems.hub.types import ModelRecord
 from raygems.run_directory import RunDirectory
 from raygems.runtime.candidates import (PriorDecision, apply_prior, list_tree_candidates, matrix_candidates,
                                         popular_base_of, query_pool)
-from raygems.runtime.config import DEFAULT_CACHE_DIR, RETIRED_SETTINGS, RUNTIME_ONLY, SearchConfig
+from raygems.runtime.config import (DEFAULT_CACHE_DIR, RETIRED_SETTINGS, RUNTIME_ONLY, SearchConfig,
+                                    setting_type_problem)
 from raygems.runtime.driver import DriverSettings, remote_driver
 from raygems.runtime.evaluation import MATRIX_BACKENDS, EvaluatorSpec
 from raygems.runtime.lock import RunLock
@@ -59,6 +60,10 @@ def read_saved_search(out: str | Path) -> dict[str, Any]:
     for name, unused in RETIRED_SETTINGS.items():   # saved by an earlier raygems, with the value that meant "none"
         if name in saved and saved[name] == unused:
             del saved[name]
+    for name, value in saved.items():                # (a hand-edited file)
+        problem = setting_type_problem(name, value)
+        if problem:
+            raise UsageError(f"{path}: {problem}")
     return saved
 
 

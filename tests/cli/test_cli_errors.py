@@ -41,6 +41,8 @@ def matrix_dir(tmp_path):
     ("index.json with too few models", "2 models for an array with 3 rows"),
     ("index.json is not JSON", "not valid JSON"),
     ("parquet that is not parquet", "not a readable table"),
+    ("structured npy", "must hold the numbers 0 and 1, got an array of dtype"),
+    ("long parquet with lists for query ids", "column 'query_id' must hold names"),
 ])
 def test_malformed_matrix_files_are_named(capsys, matrix_dir, case, message):
     npy = matrix_dir / "m.npy"
@@ -51,6 +53,8 @@ def test_malformed_matrix_files_are_named(capsys, matrix_dir, case, message):
         npy.write_text("model,query,correct\n")
     elif case == "pickled object array":
         np.save(npy, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    elif case == "structured npy":
+        np.save(npy, np.zeros((3, 3), dtype=[("a", "i4"), ("b", "f4")]))
     else:
         np.save(npy, good)
     if case == "index.json models is a number":
@@ -63,6 +67,11 @@ def test_malformed_matrix_files_are_named(capsys, matrix_dir, case, message):
     if case == "parquet that is not parquet":
         path = matrix_dir / "m.parquet"
         path.write_text("not parquet")
+    if case == "long parquet with lists for query ids":
+        import pandas as pd
+
+        path = matrix_dir / "long.parquet"
+        pd.DataFrame({"model_id": ["a", "b"], "query_id": [["q1"], ["q1"]], "correct": [1, 0]}).to_parquet(path)
     err = one_line_error(capsys, ["replay", "--matrix", str(path), "--methods", "uniform", "--budgets", "2",
                                   "--reps", "1", "--quiet"])
     assert message in err and str(matrix_dir) in err

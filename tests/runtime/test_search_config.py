@@ -34,6 +34,16 @@ def recorded(tmp_path_factory):
     ({"cache_limit": "inf"}, "cache limit 'inf': give a finite size"),
     ({"models": "models.parquet"}, "--models models.parquet: a models table goes with --matrix"),
     ({"data_dir": "/nonexistent/benchmarks"}, "--data-dir /nonexistent/benchmarks: no such directory"),
+    # settings of the wrong kind (a mistyped call, a hand-edited search.json): named, not a TypeError inside
+    ({"budget": "x"}, "search setting budget must be a whole number, got 'x'"),
+    ({"budget": True}, "search setting budget must be a whole number, got True"),
+    ({"tasks": 5}, "search setting tasks must be a name or a list of names, got 5"),
+    ({"backend_settings": 5}, r"search setting backend_settings must be a mapping \(a JSON object\), got 5"),
+    ({"method_options": [1]}, "search setting method_options must be a mapping"),
+    ({"seed": None}, "search setting seed must be a whole number, got None"),
+    ({"prior_keep": "1"}, "search setting prior_keep must be a number, got '1'"),
+    ({"backend_settings": {"batch_size": None}}, "batch_size must be a positive whole number, got None"),
+    ({"backend_settings": {"device": 5}}, "device must be one of"),
 ])
 def test_bad_settings_are_refused_with_the_bad_value(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -129,3 +139,21 @@ def test_an_address_where_no_cluster_answers_fails_at_once():
         _check_ray_address(f"127.0.0.1:{port}")
     for left_to_ray in (None, "auto", "local", "head-node", "ray://head:10001"):
         _check_ray_address(left_to_ray)
+
+
+@pytest.mark.parametrize("saved, message", [
+    ({"budget": "x"}, "search setting budget must be a whole number, got 'x'"),
+    ({"kinds": None}, "search setting kinds must be a name or a list of names, got None"),
+    ({"backend_settings": 5}, "search setting backend_settings must be a mapping"),
+])
+def test_a_hand_edited_search_json_is_named_with_its_bad_value(recorded, tmp_path, capsys, saved, message):
+    from raygems.cli import main
+
+    _, matrix, models = recorded
+    out = tmp_path / "run"
+    out.mkdir()
+    identity = SearchConfig(out=str(out), matrix=str(matrix), models=str(models)).identity()
+    (out / "search.json").write_text(json.dumps({**identity, **saved}))
+    assert main(["search", "--out", str(out), "--resume", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{out / 'search.json'}: {message}" in err
