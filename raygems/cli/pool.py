@@ -45,6 +45,7 @@ def parse_per_task(text: str) -> int | None:
 
 
 def run(args) -> int:
+    from raygems.files import check_output_path
     from raygems.tasks.pool import build_query_pool
 
     from pathlib import Path
@@ -54,6 +55,7 @@ def run(args) -> int:
         raise ValueError("--tasks names no task")
     if Path(args.out).is_dir():
         raise ValueError(f"--out {args.out}: is a directory; give the path of a .parquet file to write")
+    check_output_path(Path(args.out), "--out")
     pool = build_query_pool(names, per_task=parse_per_task(args.per_task), seed=args.seed,
                             data_dir=args.data_dir, stratify_by=args.stratify_by)
     path = pool.to_parquet(args.out)

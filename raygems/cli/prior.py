@@ -70,8 +70,10 @@ def _fit(args: argparse.Namespace) -> int:
     from raygems.errors import UsageError
     from raygems.prior import ModelPrior, PriorConfig, read_records
 
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    cores = os.cpu_count() or 1
+    if not 1 <= args.threads <= 4 * cores:   # (torch starts them all: tens of thousands crash the process)
+        raise UsageError(f"--threads must be between 1 and {4 * cores} (this machine has {cores} cores), "
+                         f"got {args.threads}")
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.steps is not None and args.steps < 1:

@@ -49,6 +49,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from raygems.errors import UsageError
+    from raygems.files import check_output_path
     from raygems.hub.listing import list_tree, save_tree
     from raygems.hub.selection import paper_selection
     from raygems.hub.sources import HUB_MODEL_ID, RELATIONS, HubTreeSource, LocalTreeSource
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     base_id = args.base_id
     if args.out.is_dir():
         raise UsageError(f"--out {args.out}: is a directory; give the path of a .parquet file to write")
+    check_output_path(args.out, "--out")        # (before listing the tree: its folders can be made, it can be written)
     if args.select and min(args.seed, args.top, args.random) < 0:
         raise UsageError(f"--seed {args.seed}, --top {args.top}, --random {args.random}: must be >= 0")
     if args.source != "hub":

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raygems.errors import UsageError
+from raygems.errors import UsageError, one_line
 from raygems.plan.model import Speeds
 from raygems.plan.workload import RunFacts
 from raygems.run_directory import RunDirectory
@@ -51,16 +51,34 @@ def read_run(run_dir: str | Path) -> dict:
     if missing:
         raise UsageError(f"--calibrate-from {run_dir}: not a finished run with an events log (missing "
                          f"{', '.join(missing)}); a search written by this raygems version has them")
-    return {"events": pd.read_parquet(needed["events"]), "summary": json.loads(needed["summary"].read_text()),
-            "search": json.loads(needed["search"].read_text()), "pool": pd.read_parquet(needed["pool"]),
-            "store": run.store}
+    pieces: dict = {"store": run.store}
+    for name, path in needed.items():
+        try:
+            pieces[name] = pd.read_parquet(path) if path.suffix == ".parquet" else json.loads(path.read_text())
+        except (OSError, ValueError) as exc:     # (arrow's and json's errors derive from these)
+            raise UsageError(f"--calibrate-from {run_dir}: {path} cannot be read ({one_line(exc)})") from None
+        if path.suffix == ".json" and not isinstance(pieces[name], dict):
+            raise UsageError(f"--calibrate-from {run_dir}: {path} holds {type(pieces[name]).__name__}, not the "
+                             f"object a run writes")
+    return pieces
 
 
 def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int] | None = None) -> Calibration:
-    """Speeds measured by the run in `run_dir`, the others (download bandwidth) from `base`."""
+    """Speeds measured by the run in `run_dir`, the others (download bandwidth) from `base`. UsageError, in one
+    line, for a run whose files are not what a search writes (damaged or edited)."""
+    run = read_run(run_dir)
+    try:
+        return _calibrate(run, run_dir, base, sizes)
+    except UsageError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise UsageError(f"--calibrate-from {run_dir}: its files are not what a search writes (damaged or edited?): "
+                         f"{one_line(exc)}") from None
+
+
+def _calibrate(run: dict, run_dir: str | Path, base: Speeds, sizes: dict[str, int] | None) -> Calibration:
     from raygems.runtime.store import ResultStore
 
-    run = read_run(run_dir)
     events, summary, search, pool = run["events"], run["summary"], run["search"], run["pool"]
     rows = ResultStore(run["store"]).results()
     tasks = list(dict.fromkeys(str(t) for t in pool["task"]))

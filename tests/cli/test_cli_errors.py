@@ -229,3 +229,15 @@ def test_a_demo_run_on_another_install_of_the_tiny_tree_names_both_places(capsys
     (out / "search.json").write_text(json.dumps({"tree": "Qwen/Qwen2.5-3B", "tasks": ["gsm8k"], "budget": 50}))
     err = one_line_error(capsys, ["demo", "--out", str(out), "--tree-dir", str(tmp_path / "tree"), "--quiet"])
     assert "holds a different search" in err and "tiny tree" not in err
+
+
+def test_an_output_under_a_file_and_absurd_thread_counts_are_one_line(capsys, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for argv in (["pool", "--tasks", "toy_arith", "--per-task", "3", "--out", str(a_file / "pool.parquet")],
+                 ["tree", str(tmp_path), "--out", str(a_file / "tree.parquet")]):
+        err = one_line_error(capsys, argv)
+        assert f"cannot be written ({a_file} is a file, not a directory)" in err
+    err = one_line_error(capsys, ["prior", "fit", "--records", str(tmp_path / "r.csv"), "--out", str(tmp_path / "p"),
+                                  "--threads", "100000"])
+    assert "--threads must be between 1 and" in err and "got 100000" in err

@@ -54,3 +54,37 @@ def test_runs_from_before_warm_ups_were_reported_take_the_whole_first_call():
     assert _warm_ups(every).empty
     extra, loads = _first_load_extra(every, ok, firsts, 0.0, 0.2, _warm_ups(every), no_sizes, Speeds())
     assert extra == pytest.approx(2.8) and loads == 1                # 3.0 (waiting included) - 0.2
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("summary is a list", "summary.json holds list, not the object a run writes"),
+    ("summary is not JSON", "summary.json cannot be read"),
+    ("events without kind", "its files are not what a search writes (damaged or edited?): KeyError: 'kind'"),
+    ("pool without task", "its files are not what a search writes (damaged or edited?): KeyError: 'task'"),
+])
+def test_a_damaged_run_directory_is_one_line_naming_it(tmp_path, damage, message):
+    """`raygems plan --calibrate-from RUN` reads files a user may have edited or truncated: a UsageError naming the
+    run (and the file, where one cannot be read), never a KeyError from deep inside."""
+    import json
+
+    from raygems.errors import UsageError
+    from raygems.plan.calibrate import calibrate
+
+    run = tmp_path / "run"
+    (run / "store" / "results").mkdir(parents=True)
+    events = pd.DataFrame({"kind": ["call"], "returned": [1.0]})
+    pool = pd.DataFrame({"task": ["gsm8k"], "max_new_tokens": [256], "query_id": ["q"]})
+    summary: object = {"cost": {}}
+    if damage == "events without kind":
+        events = events.drop(columns="kind")
+    if damage == "pool without task":
+        pool = pool.drop(columns="task")
+    if damage == "summary is a list":
+        summary = [1]
+    events.to_parquet(run / "events.parquet")
+    pool.to_parquet(run / "pool.parquet")
+    (run / "summary.json").write_text("{cost:" if damage == "summary is not JSON" else json.dumps(summary))
+    (run / "search.json").write_text(json.dumps({"backend": "replay"}))
+    with pytest.raises(UsageError) as caught:
+        calibrate(run)
+    assert message in str(caught.value) and str(run) in str(caught.value) and "\n" not in str(caught.value)
