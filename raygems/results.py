@@ -72,6 +72,11 @@ def read_results(source: str | Path | pd.DataFrame, columns: Iterable[str] | Non
         _check_columns(source.columns, "result rows")
         rows = source if "scoring_version" in source else source.assign(scoring_version=LEGACY_SCORING_VERSION)
         return served(rows)
+    if isinstance(columns, str):        # one column's name, not its letters
+        columns = [columns]
+    unknown = sorted(set(columns or ()) - set(RESULT_COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown result column(s) {unknown}: choose from {list(RESULT_COLUMNS)}")
     wanted = list(dict.fromkeys([*SCORE_COLUMNS, *columns])) if columns is not None else list(RESULT_COLUMNS)
     frames = [served(read_part(path, wanted)) for path in result_files(source)]
     if not frames:       # a store (or a search) nothing was written to yet

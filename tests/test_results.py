@@ -115,3 +115,18 @@ def test_a_run_directory_reads_only_its_store(tmp_path):
     with pytest.raises(ValueError, match=r"notes\.txt is not a \.parquet file"):
         (tmp_path / "notes.txt").write_text("x")
         read_results(tmp_path / "notes.txt")
+
+
+def test_read_results_takes_one_column_by_name_and_refuses_unknown_ones(tmp_path):
+    """A name is one column (not one per letter), and a misspelt one is named, not read as an empty column."""
+    from raygems.results import read_results
+    from raygems.runtime.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    store.put([{"model_id": "m", "revision": "main", "query_id": "q", "variant": v, "task": "gsm8k", "reward": 1,
+                "generation": "4", "prompt_tokens": 3, "completion_tokens": 1, "latency_s": 0.5, "backend": "x",
+                "backend_settings": "{}", "pool_hash": "h", "scoring_version": "1"} for v in ("plain", "system")])
+    rows = read_results(tmp_path, columns="latency_s")
+    assert "latency_s" in rows.columns and "l" not in rows.columns and (rows["latency_s"] == 0.5).all()
+    with pytest.raises(ValueError, match=r"unknown result column\(s\) \['latency'\]"):
+        read_results(tmp_path, columns=["latency"])

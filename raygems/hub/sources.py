@@ -43,7 +43,7 @@ DEFAULT_FETCH_IGNORE = ("*.h5", "*.msgpack", "*.ot", "*.onnx", "*.onnx_data", "*
 
 
 def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
-    kinds = tuple(kinds)
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)     # (one kind's name, not its letters)
     bad = [k for k in kinds if k not in RELATIONS]
     if bad:
         raise ValueError(f"unknown relation(s) {bad}: choose from {RELATIONS}")

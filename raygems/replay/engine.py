@@ -236,7 +236,8 @@ def replay_grid(matrix: CorrectnessMatrix, methods: Iterable[str], budgets: Iter
                 seed: int = 0, *, exact: bool = False, progress: bool = True,
                 options: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
     """Every method at every budget; one summary row per cell (columns: SUMMARY_KEYS and more)."""
-    methods, budgets = list(methods), [int(b) for b in budgets]
+    methods = [methods] if isinstance(methods, str) else list(methods)     # (one method's name, not its letters)
+    budgets = [budgets] if isinstance(budgets, int) else [int(b) for b in budgets]
     rows = []
     bar = tqdm(methods, desc="replay", disable=not progress, unit="method")
     for method in bar:
