@@ -107,12 +107,25 @@ def result_files(source: str | Path) -> list[Path]:
         if not files:
             raise UsageError(f"{path} holds no results: no .parquet files, and it is neither a search's run "
                              f"directory nor a result store")
+        if not any(_holds_result_rows(f) for f in files):      # e.g. a sweep's output (results.parquet, per_rep...)
+            names = ", ".join(f.name for f in files[:3]) + (", ..." if len(files) > 3 else "")
+            raise UsageError(f"{path} holds no result rows: its parquet files ({names}) lack the columns "
+                             f"{list(REQUIRED_COLUMNS)}; give a search's run directory (its --out) or its store")
         return files
     if path.suffix.lower() != ".parquet":
         raise UsageError(f"{path} is not a .parquet file of result rows (nor a search's run directory or a "
                          f"result store)")
     _check_result_file(path)
     return [path]
+
+
+def _holds_result_rows(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        return not _missing_columns(pq.read_schema(path).names)
+    except (OSError, ValueError):
+        return False
 
 
 def _store_parts(store: Path) -> list[Path]:

@@ -130,3 +130,14 @@ def test_read_results_takes_one_column_by_name_and_refuses_unknown_ones(tmp_path
     assert "latency_s" in rows.columns and "l" not in rows.columns and (rows["latency_s"] == 0.5).all()
     with pytest.raises(ValueError, match=r"unknown result column\(s\) \['latency'\]"):
         read_results(tmp_path, columns=["latency"])
+
+
+def test_a_folder_of_other_parquet_files_is_named_as_not_results(tmp_path):
+    """A sweep's output folder (results.parquet, per_rep.parquet) given where results are wanted: bad input (one
+    line naming the folder and its files), not a store to repair."""
+    from raygems.errors import UsageError
+
+    pd.DataFrame({"method": ["ours"], "mean_rank": [1.5]}).to_parquet(tmp_path / "results.parquet")
+    pd.DataFrame({"rep": [0]}).to_parquet(tmp_path / "per_rep.parquet")
+    with pytest.raises(UsageError, match=r"holds no result rows: its parquet files \(per_rep.parquet, results.parquet\)"):
+        read_results(tmp_path)
