@@ -102,6 +102,8 @@ def test_resume_refuses_settings_that_differ_from_the_saved_search(recorded, tmp
     assert "--budget (saved 7, given 9)" in err and "--method" not in err and len(err.splitlines()) == 1
     assert main(["search", "--out", str(out), "--resume", "--no-final-evaluation", "--quiet"]) == 2
     assert "--no-final-evaluation (saved True, given False)" in capsys.readouterr().err    # the flag as typed
+    assert main(["search", "--out", str(out), "--resume", "--tree", str(tmp_path), "--quiet"]) == 2
+    assert f"--tree (saved None, given {str(tmp_path)!r}) differ" in capsys.readouterr().err  # (not "give one of")
     # the saved values themselves may be repeated
     args = build_parser().parse_args(["search", "--out", str(out), "--resume", "--budget", "7", "--quiet"])
     assert config_from_args(args).budget == 7
