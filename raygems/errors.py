@@ -36,6 +36,12 @@ class HubUnreachable(SetupError):
         self.reason = reason
 
 
+def last_line(message: str, limit: int = 300) -> str:
+    """The exception line of a remote error's message (a Ray actor's death: its last line, the traceback's end)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else message
+
+
 def one_line(exc: BaseException, limit: int = 200) -> str:
     """`exc` named in one line, as a failure reason or inside an error message: its type and the first line of
     its message (at most `limit` characters), e.g. "OSError: [Errno 28] No space left on device"."""

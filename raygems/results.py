@@ -72,8 +72,8 @@ def read_results(source: str | Path | pd.DataFrame, columns: Iterable[str] | Non
         _check_columns(source.columns, "result rows")
         rows = source if "scoring_version" in source else source.assign(scoring_version=LEGACY_SCORING_VERSION)
         return served(rows)
-    if isinstance(columns, str):        # one column's name, not its letters
-        columns = [columns]
+    if columns is not None:             # (one column's name is that column, not its letters)
+        columns = [columns] if isinstance(columns, str) else list(columns)
     unknown = sorted(set(columns or ()) - set(RESULT_COLUMNS))
     if unknown:
         raise ValueError(f"unknown result column(s) {unknown}: choose from {list(RESULT_COLUMNS)}")

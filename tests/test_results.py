@@ -128,6 +128,8 @@ def test_read_results_takes_one_column_by_name_and_refuses_unknown_ones(tmp_path
                 "backend_settings": "{}", "pool_hash": "h", "scoring_version": "1"} for v in ("plain", "system")])
     rows = read_results(tmp_path, columns="latency_s")
     assert "latency_s" in rows.columns and "l" not in rows.columns and (rows["latency_s"] == 0.5).all()
+    for columns in ((c for c in ["latency_s"]), pd.Index(["latency_s"])):    # a generator, an index
+        assert "latency_s" in read_results(tmp_path, columns=columns).columns
     with pytest.raises(ValueError, match=r"unknown result column\(s\) \['latency'\]"):
         read_results(tmp_path, columns=["latency"])
 

@@ -155,12 +155,11 @@ def _resume_config(args, given: dict):
     runtime = {name: value for name, value in given.items() if name in RUNTIME_ONLY}
     given = {name: value for name, value in given.items() if name not in RUNTIME_ONLY}
     saved = read_saved_search(args.out)
-    try:
-        wanted = SearchConfig.from_dict({**saved, **given, **runtime, "resume": True}).identity()
-    except ValueError:        # (e.g. --tree given to a search of a matrix: no search at all, so differing)
-        if not any(given.get(name) != saved.get(name) for name in given):
-            raise
+    source = {"tree", "matrix"} & set(given)          # --tree given to a saved search of a matrix, or the reverse:
+    if source and not all(saved.get(name) for name in source):     # no search at all, so a differing setting
         wanted = given
+    else:
+        wanted = SearchConfig.from_dict({**saved, **given, **runtime, "resume": True}).identity()
     differing = sorted(name for name in given if wanted.get(name) != saved.get(name))
     if differing:
         details = ", ".join(f"{flag_of(name)} (saved {saved.get(name)!r}, given {wanted.get(name)!r})"

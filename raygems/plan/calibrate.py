@@ -71,7 +71,7 @@ def calibrate(run_dir: str | Path, base: Speeds = Speeds(), sizes: dict[str, int
         return _calibrate(run, run_dir, base, sizes)
     except UsageError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise UsageError(f"--calibrate-from {run_dir}: its files are not what a search writes (damaged or edited?): "
                          f"{one_line(exc)}") from None
 

@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from raygems.errors import UsageError
 from raygems.hub.types import DEFAULT_KINDS
@@ -98,7 +98,7 @@ class SearchConfig:
             "RAYGEMS_ALLOW_CODE_EXECUTION=1); without it such a search is refused", runtime=True)
     cache_dir: str | None = setting(doc=f"hub trees: node-local folder for downloaded checkpoints (default "
                                         f"{DEFAULT_CACHE_DIR} on each node)", runtime=True)
-    cache_limit: str | int | None = setting(doc="hub trees: the most the checkpoint cache may hold on a node, e.g. 500GB "
+    cache_limit: str | int | float | None = setting(doc="hub trees: the most the checkpoint cache may hold on a node, e.g. 500GB "
                                           "(default: 90% of its free space); eliminated models' files go first",
                                       runtime=True)
     fetch_concurrency: int = setting(2, doc="hub trees: downloads at once per node", runtime=True)
@@ -119,7 +119,7 @@ class SearchConfig:
 
         _check_types(self)
         batch = self.backend_settings.get("batch_size", 1)   # (the plan and --lookahead read it, whatever the backend)
-        if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        if not isinstance(batch, numbers.Integral) or isinstance(batch, bool) or batch < 1:
             raise ValueError(f"backend setting batch_size must be a positive whole number, got {batch!r:.100}")
         self.plugins, self.tasks, self.kinds = (_names(v) for v in (self.plugins, self.tasks, self.kinds))
         import_plugins(self.plugins)   # first: their registrations are what the names below are checked against
@@ -226,11 +226,32 @@ RUNTIME_ONLY = tuple(f.name for f in fields(SearchConfig) if f.metadata["runtime
 
 def _check_types(config: SearchConfig) -> None:
     """Each setting of the kind its annotation names (a mistyped call, a hand-edited search.json): one line naming
-    the setting and the value, instead of an error from deep inside the search."""
+    the setting and the value, instead of an error from deep inside the search. Accepted values of other types
+    become the plain ones (numpy numbers, paths, sets of names, mappings), so that search.json saves them as such."""
     for name in _setting_kinds():
-        problem = setting_type_problem(name, getattr(config, name))
+        value = getattr(config, name)
+        problem = setting_type_problem(name, value)
         if problem:
             raise ValueError(problem)
+        setattr(config, name, _plain(value))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if getattr(value, "dtype", None) is not None and value.dtype.kind == "b" and value.ndim == 0:
+        return bool(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (list, tuple, set, frozenset)) or hasattr(value, "tolist"):
+        return [str(v) for v in (value.tolist() if hasattr(value, "tolist") else value)]
+    return value
 
 
 def setting_type_problem(name: str, value: Any) -> str | None:
@@ -244,12 +265,17 @@ def _setting_kinds() -> dict[str, tuple[Callable[[Any], bool], str]]:
     """Per setting: a test of its value and the words for what it takes, from SearchConfig's annotations."""
     def whole(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)
     def number(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    def truth(v): return isinstance(v, bool) or (getattr(v, "dtype", None) is not None and v.dtype.kind == "b"
+                                                 and v.ndim == 0)
     def text(v): return isinstance(v, (str, os.PathLike))
-    def names(v): return isinstance(v, str) or (isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v))
+    def names(v):
+        items = v.tolist() if hasattr(v, "tolist") else v
+        return isinstance(v, str) or (isinstance(items, (list, tuple, set, frozenset))
+                                      and all(isinstance(x, str) for x in items))
 
-    simple = {int: (whole, "a whole number"), float: (number, "a number"), bool: (lambda v: isinstance(v, bool),
-              "true or false"), str: (text, "a text"), tuple: (names, "a name or a list of names"),
-              dict: (lambda v: isinstance(v, dict), "a mapping (a JSON object)")}
+    simple = {int: (whole, "a whole number"), float: (number, "a number"), bool: (truth, "true or false"),
+              str: (text, "a text"), tuple: (names, "a name or a list of names"),
+              dict: (lambda v: isinstance(v, Mapping), "a mapping (a JSON object)")}
     kinds = {}
     for name, hint in typing.get_type_hints(SearchConfig).items():
         union = typing.get_origin(hint) is types.UnionType

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.bandits import AllArmsFailed, get_method, make_algorithm, repetition_keys
-from raygems.errors import SetupError, one_line
+from raygems.errors import SetupError, last_line, one_line
 from raygems.hub.types import ModelRecord
 from raygems.plugins import import_plugins
 from raygems.runtime.config import DEFAULT_METHOD
@@ -75,6 +75,10 @@ class DriverSettings:
                 if node.get("Alive") and all(node.get("Resources", {}).get(name, 0) + 1e-6 >= amount
                                              for name, amount in needs.items())]
 
+
+#: How long the driver waits for Ray to declare a node gone once its model actors died and nothing else can run
+#: (Ray declares a node gone after several missed health checks: seconds to tens of seconds).
+NODE_LOSS_WAIT_S = 60.0
 
 @dataclass
 class Progress:
@@ -339,6 +343,8 @@ class SearchDriver:
                         if self.checkpoints.fetches else {})
             events = list(in_flight) + self.checkpoints.pending() + list(unplaced)
             if not events:   # nothing could be scheduled and nothing is on its way
+                if self._wait_for_a_lost_node():
+                    continue
                 raise RuntimeError("no model slot available: max_loaded must be at least 1")
             ready, _ = ray.wait(events, num_returns=1)
             handling = time.time()
@@ -388,6 +394,25 @@ class SearchDriver:
                 return None
         return slot.node
 
+    def _wait_for_a_lost_node(self) -> bool:
+        """Nothing runs and nothing can start: the arms left wait for files on a node whose model actors died but
+        which Ray has not declared gone yet (an actor's death is known before its node's). Ask Ray about the nodes
+        holding files until it says one left (then follow it: True), for at most NODE_LOSS_WAIT_S."""
+        if not self.checkpoints.fetches:
+            return False
+        self._refetch_waiting()          # (an arm requeued after its node was followed: its files are on no node)
+        if self.checkpoints.pending():
+            return True
+        deadline = time.monotonic() + NODE_LOSS_WAIT_S
+        while True:
+            for node in self.checkpoints.nodes_with_files():
+                self.checkpoints.check_node(node)
+            if self._follow_lost_nodes():
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(1.0)
+
     def _learn_node(self, slot: SlotState) -> bool:
         """The placed slot's node, from its actor's answer; False when the actor died before it answered (its node
         left): the slot is lost (it held no model yet) and replaced when a slot is next needed."""
@@ -396,7 +421,9 @@ class SearchDriver:
 
         try:
             slot.node = ray.get(slot.node)
-        except RayActorError:
+        except RayActorError as exc:
+            if exc.actor_init_failed:    # it would fail on every node the same way (e.g. a plug-in it lacks)
+                raise SetupError(f"a model actor could not start: {last_line(str(exc))}") from None
             self._slot_lost(slot)
             return False
         return True
@@ -411,8 +438,13 @@ class SearchDriver:
         self._lost_nodes_seen = len(lost)
         for slot in [s for s in self.schedule.slots if not s.busy and not _is_ref(s.node) and s.node in lost]:
             self._slot_lost(slot)
-        self.checkpoints.want(list(self.schedule.waiting))
+        self._refetch_waiting()
         return True
+
+    def _refetch_waiting(self) -> None:
+        """The fetch stage is told again which arms wait for a slot: those whose files are on no node (any more)
+        are fetched."""
+        self.checkpoints.want([arm for arm in self.schedule.waiting if self.schedule.has_work(arm)])
 
     @staticmethod
     def _node_of_id(node):
@@ -464,8 +496,10 @@ class SearchDriver:
                 return
             self._load_book(only_new=True)   # it may have recorded the batch before it died
             self.schedule.requeue(arm, self.book.missing(arm, chunk), returned=len(chunk))
-            if slot.node in self.checkpoints.lost_nodes:     # its files went with the node: fetched again
-                self.checkpoints.want(list(self.schedule.waiting))
+            if not _is_ref(slot.node):     # its node may have left: the arm's files went with it
+                self.checkpoints.check_node(slot.node)
+                if slot.node in self.checkpoints.lost_nodes:
+                    self._refetch_waiting()
             return
         self.cost.event("call", **call, load_s=report.load_s, generate_s=report.generate_s, score_s=report.score_s,
                         record_s=report.record_s, prompt_tokens=report.prompt_tokens,

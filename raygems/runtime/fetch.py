@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from raygems.backends.base import CheckpointError
-from raygems.errors import RaygemsError, SetupError, UsageError
+from raygems.errors import RaygemsError, SetupError, UsageError, last_line
 from raygems.files import NO_SPACE, DiskFull
 from raygems.hub.retry import RetryPolicy
 from raygems.hub.types import ModelRecord
@@ -67,6 +67,13 @@ class CheckpointSource:
 
     def pending(self) -> list:
         return []
+
+    def check_node(self, node) -> None:
+        """Something on `node` died: if the node left the cluster, add it to `lost_nodes` (nothing to do here)."""
+
+    def nodes_with_files(self) -> set:
+        """The nodes holding fetched checkpoints (none here)."""
+        return set()
 
     def completed(self, ref) -> list:
         """The models whose fetch `ref` failed, as (arm, Failure, persist): `persist` false for a failure that is
@@ -300,12 +307,6 @@ class FetchWorker:
         return os.getpid()
 
 
-def _last_line(message: str) -> str:
-    """The exception line of a Ray error's message (its last line: the traceback's end)."""
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else message
-
-
 def remote_fetch_worker():
     import ray
 
@@ -462,7 +463,7 @@ class FetchStage(CheckpointSource):
         except ray.exceptions.RayActorError as exc:
             if exc.actor_init_failed:   # it will not start on the next try either (its cache folder, its disk)
                 raise SetupError(f"the checkpoint downloader of node {node[:12]} could not start: "
-                                 f"{_last_line(str(exc))}") from None
+                                 f"{last_line(str(exc))}") from None
             self._worker_lost(node)
             return None
         except ray.exceptions.ActorUnschedulableError:    # started for a node that has left meanwhile
@@ -480,16 +481,24 @@ class FetchStage(CheckpointSource):
             self._worker_lost(node)
             return False
 
+    def nodes_with_files(self) -> set:
+        return {node for _, node in self.local}
+
     def _worker_lost(self, node: str) -> None:
-        """The node's downloader died. If the node itself left the cluster, its files are gone with it and no
-        fetch goes there again (a new worker there could never start: the search would start one per event);
-        otherwise the next fetch there starts a new worker."""
+        """The node's downloader died: the next fetch there starts a new one, unless the node left (check_node)."""
+        self.workers.pop(node, None)
+        self.check_node(node)
+
+    def check_node(self, node) -> None:
+        """Something on `node` died (its downloader, a model actor). If the node itself left the cluster, its files
+        are gone with it and no fetch goes there again (a new worker there could never start: the search would
+        start one per event)."""
         import ray
 
-        self.workers.pop(node, None)
-        if any(n.get("NodeID") == node and n.get("Alive") for n in ray.nodes()):
+        if node in self.lost_nodes or any(n.get("NodeID") == node and n.get("Alive") for n in ray.nodes()):
             return
         self.lost_nodes.add(node)
+        self.workers.pop(node, None)
         self.slots_per_node.pop(node, None)
         for key in [key for key in self.local if key[1] == node]:
             del self.local[key]

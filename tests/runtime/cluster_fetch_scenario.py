@@ -4,7 +4,10 @@ is known) on a multi-node Ray cluster on this machine (ray.cluster_utils.Cluster
 the model actors and the node's downloader is removed mid-search, then a new node joins; the outcome is
 printed as JSON. Run as a script (its own Ray cluster, apart from the test session's):
 
-    python cluster_fetch_scenario.py TREE_ROOT MATRIX STORE CACHE_DIR
+    python cluster_fetch_scenario.py TREE_ROOT MATRIX STORE CACHE_DIR BANDWIDTH
+
+BANDWIDTH: the hub's bytes/s (downloads still going when the node leaves), or 0 for no limit (every download
+done by then: only the node's model actors tell the search that it left).
 """
 from __future__ import annotations
 
@@ -27,16 +30,17 @@ from raygems.runtime.testing import SIMULATED_REPLAY
 SLOTS = {"num_cpus": 2, "resources": {"model_slot": 2}}
 
 
-def main(tree_root: str, matrix: str, store: str, cache_dir: str) -> dict:
+def main(tree_root: str, matrix: str, store: str, cache_dir: str, bandwidth: str) -> dict:
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
-        return _search(cluster, tree_root, matrix, store, cache_dir)
+        return _search(cluster, tree_root, matrix, store, cache_dir, float(bandwidth) or None)
     finally:                   # (whatever happened: no cluster left running, or recorded in /tmp/ray as current)
         ray.shutdown()
         cluster.shutdown()
 
 
-def _search(cluster: Cluster, tree_root: str, matrix: str, store: str, cache_dir: str) -> dict:
+def _search(cluster: Cluster, tree_root: str, matrix: str, store: str, cache_dir: str,
+            bandwidth: float | None) -> dict:
     worker = cluster.add_node(**SLOTS)
     ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
     cluster.wait_for_nodes()
@@ -45,8 +49,7 @@ def _search(cluster: Cluster, tree_root: str, matrix: str, store: str, cache_dir
     spec = EvaluatorSpec(backend=SIMULATED_REPLAY, matrix=matrix, settings={"delay_s": 0.15})
     settings = DriverSettings(method="ours", budget_per_model=8, seed=4, max_loaded=2, cpus_per_model=0.5,
                               chunk_size=8, slot_resource="model_slot")
-    # a slow link, so that downloads are still going when the node leaves
-    with HubServer(DirectoryCatalog(Path(tree_root)), bandwidth=1.5e6) as hub:
+    with HubServer(DirectoryCatalog(Path(tree_root)), bandwidth=bandwidth) as hub:
         fetch = FetchStage(candidates, FetchSettings(cache_dir=str(Path(cache_dir) / "{node}"), endpoint=hub.endpoint,
                                                      offline=False))
         driver = remote_driver().remote(candidates, pool, store, spec, settings, fetch)   # pinned to the head node
@@ -71,4 +74,4 @@ def _search(cluster: Cluster, tree_root: str, matrix: str, store: str, cache_dir
 
 
 if __name__ == "__main__":
-    print("RESULT " + json.dumps(main(*sys.argv[1:5])))
+    print("RESULT " + json.dumps(main(*sys.argv[1:6])))

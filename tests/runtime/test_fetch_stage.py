@@ -110,11 +110,12 @@ def test_fetched_files_are_reused_by_the_next_search(tiny_tree, hub, tmp_path): 
     assert Path(cache, BASE, ".raygems_download.json").is_file()
 
 
-def test_a_node_that_leaves_while_checkpoints_are_fetched_then_a_new_one(tiny_tree, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("bandwidth", ["1.5e6", "0"], ids=["downloads-going", "downloads-done"])
+def test_a_node_that_leaves_while_checkpoints_are_fetched_then_a_new_one(tiny_tree, tmp_path, bandwidth):  # noqa: F811
     """The hub-fetch search on a simulated multi-node cluster (tests/runtime/cluster_fetch_scenario.py, in its own
-    process): the node holding the model actors and the node's downloader leaves mid-search, a new node joins;
-    the search re-fetches there and chooses what the offline replay of the same answers chooses, paying no pair
-    twice."""
+    process): the node holding the model actors and the node's downloader leaves mid-search (with downloads still
+    going, or all done: then only its model actors' deaths say so), a new node joins; the search re-fetches there
+    and chooses what the offline replay of the same answers chooses, paying no pair twice."""
     import os
     import subprocess
     import sys
@@ -133,7 +134,7 @@ def test_a_node_that_leaves_while_checkpoints_are_fetched_then_a_new_one(tiny_tr
     script = Path(__file__).with_name("cluster_fetch_scenario.py")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, str(script), str(tiny_tree.root), str(path), str(store),
-                           str(tmp_path / "cache")], env=env, capture_output=True, text=True, timeout=400)
+                           str(tmp_path / "cache"), bandwidth], env=env, capture_output=True, text=True, timeout=400)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     result = json.loads(lines[-1][len("RESULT "):])

@@ -159,3 +159,23 @@ def test_a_hand_edited_search_json_is_named_with_its_bad_value(recorded, tmp_pat
     assert main(["search", "--out", str(out), "--resume", "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{out / 'search.json'}: {message}" in err
+
+
+def test_settings_of_equivalent_types_are_kept_as_the_plain_ones(recorded, tmp_path):
+    """numpy numbers, paths, sets of names and read-only mappings are accepted, and saved in search.json as plain
+    JSON (a numpy integer saved as a string would refuse the same search's next run)."""
+    from pathlib import Path
+    from types import MappingProxyType
+
+    import numpy as np
+
+    _, matrix, models = recorded
+    config = SearchConfig(out=tmp_path / "run", matrix=Path(matrix), models=str(models), budget=np.int64(7),
+                          prior_keep=np.float32(0.5), tasks={"gsm8k"}, cache_limit=5e11,
+                          allow_code_execution=np.bool_(True), cache_dir=tmp_path / "cache",
+                          backend_settings=MappingProxyType({"batch_size": np.int64(8)}))
+    assert type(config.budget) is int and config.budget == 7 and type(config.prior_keep) is float
+    assert config.tasks == ("gsm8k",) and config.allow_code_execution is True and config.cache_dir == str(tmp_path / "cache")
+    assert type(config.backend_settings) is dict
+    saved = json.loads(json.dumps(config.identity()))
+    assert saved["budget"] == 7 and SearchConfig.from_dict({**saved, "out": str(tmp_path / "run")}).budget == 7
