@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import ray
-from ray.cluster_utils import Cluster
 
 from raygems.hub.catalog import DirectoryCatalog
 from raygems.hub.serve import HubServer
@@ -27,23 +25,17 @@ from raygems.runtime.driver import remote_driver
 from raygems.runtime.fetch import FetchSettings, FetchStage
 from raygems.runtime.testing import SIMULATED_REPLAY
 
+from preemption import add_worker_node, on_a_cluster, preempt_mid_search
+
 SLOTS = {"num_cpus": 2, "resources": {"model_slot": 2}}
 
 
 def main(tree_root: str, matrix: str, store: str, cache_dir: str, bandwidth: str) -> dict:
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    try:
-        return _search(cluster, tree_root, matrix, store, cache_dir, float(bandwidth) or None)
-    finally:                   # (whatever happened: no cluster left running, or recorded in /tmp/ray as current)
-        ray.shutdown()
-        cluster.shutdown()
+    return on_a_cluster(lambda cluster: _search(cluster, tree_root, matrix, store, cache_dir, float(bandwidth) or None))
 
 
-def _search(cluster: Cluster, tree_root: str, matrix: str, store: str, cache_dir: str,
-            bandwidth: float | None) -> dict:
-    worker = cluster.add_node(**SLOTS)
-    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
-    cluster.wait_for_nodes()
+def _search(cluster, tree_root: str, matrix: str, store: str, cache_dir: str, bandwidth: float | None) -> dict:
+    worker = add_worker_node(cluster, SLOTS)
     config = SearchConfig(out=str(Path(store).parent), matrix=matrix, method="ours", budget=8, seed=4)
     candidates, pool = load_candidates(config)
     spec = EvaluatorSpec(backend=SIMULATED_REPLAY, matrix=matrix, settings={"delay_s": 0.15})
@@ -53,24 +45,13 @@ def _search(cluster: Cluster, tree_root: str, matrix: str, store: str, cache_dir
         fetch = FetchStage(candidates, FetchSettings(cache_dir=str(Path(cache_dir) / "{node}"), endpoint=hub.endpoint,
                                                      offline=False))
         driver = remote_driver().remote(candidates, pool, store, spec, settings, fetch)   # pinned to the head node
-        run = driver.run.remote()
-        removed = added = False
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            ready, _ = ray.wait([run], timeout=0.3)
-            if ready:
-                break
-            written = len(list((Path(store) / "results").glob("part-*.parquet")))
-            if not removed and written >= 4:
-                cluster.remove_node(worker)       # its model actors and its downloader are gone, mid-search
-                removed = True
-                time.sleep(1.0)
-                cluster.add_node(**SLOTS)         # elastic scaling brings another
-                added = True
-        outcome = ray.get(run, timeout=300)
+        # its model actors and its downloader are gone, mid-search
+        preempted = preempt_mid_search(cluster, worker, SLOTS, driver.run.remote(), store, after_parts=4,
+                                       deadline_s=300)
         ray.get(driver.shutdown.remote())
+    outcome = preempted["outcome"]
     return {"chosen_model": outcome["chosen_model"], "budget_used": outcome["budget_used"],
-            "failed": outcome["failed"], "removed": removed, "added": added}
+            "failed": outcome["failed"], "removed": preempted["removed"], "added": preempted["added"]}
 
 
 if __name__ == "__main__":
