@@ -120,12 +120,11 @@ def result_files(source: str | Path) -> list[Path]:
 
 
 def _holds_result_rows(path: Path) -> bool:
-    import pyarrow.parquet as pq
-
     try:
-        return not _missing_columns(pq.read_schema(path).names)
-    except (OSError, ValueError):
+        _check_result_file(path)
+    except UsageError:
         return False
+    return True
 
 
 def _store_parts(store: Path) -> list[Path]:

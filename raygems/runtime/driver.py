@@ -405,8 +405,7 @@ class SearchDriver:
             return True
         deadline = time.monotonic() + NODE_LOSS_WAIT_S
         while True:
-            for node in self.checkpoints.nodes_with_files():
-                self.checkpoints.check_node(node)
+            self.checkpoints.check_nodes(self.checkpoints.nodes_with_files())
             if self._follow_lost_nodes():
                 return True
             if time.monotonic() > deadline:
@@ -497,7 +496,7 @@ class SearchDriver:
             self._load_book(only_new=True)   # it may have recorded the batch before it died
             self.schedule.requeue(arm, self.book.missing(arm, chunk), returned=len(chunk))
             if not _is_ref(slot.node):     # its node may have left: the arm's files went with it
-                self.checkpoints.check_node(slot.node)
+                self.checkpoints.check_nodes([slot.node])
                 if slot.node in self.checkpoints.lost_nodes:
                     self._refetch_waiting()
             return

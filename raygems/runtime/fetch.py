@@ -68,8 +68,8 @@ class CheckpointSource:
     def pending(self) -> list:
         return []
 
-    def check_node(self, node) -> None:
-        """Something on `node` died: if the node left the cluster, add it to `lost_nodes` (nothing to do here)."""
+    def check_nodes(self, nodes: Iterable) -> None:
+        """Something on `nodes` died: those that left the cluster join `lost_nodes` (nothing to do here)."""
 
     def nodes_with_files(self) -> set:
         """The nodes holding fetched checkpoints (none here)."""
@@ -485,23 +485,27 @@ class FetchStage(CheckpointSource):
         return {node for _, node in self.local}
 
     def _worker_lost(self, node: str) -> None:
-        """The node's downloader died: the next fetch there starts a new one, unless the node left (check_node)."""
+        """The node's downloader died: the next fetch there starts a new one, unless the node left (check_nodes)."""
         self.workers.pop(node, None)
-        self.check_node(node)
+        self.check_nodes([node])
 
-    def check_node(self, node) -> None:
-        """Something on `node` died (its downloader, a model actor). If the node itself left the cluster, its files
-        are gone with it and no fetch goes there again (a new worker there could never start: the search would
-        start one per event)."""
+    def check_nodes(self, nodes: Iterable) -> None:
+        """Something on `nodes` died (a downloader, a model actor): each node that left the cluster (one question to
+        Ray) has its files gone with it, and no fetch goes there again (a new worker there could never start: the
+        search would start one per event)."""
         import ray
 
-        if node in self.lost_nodes or any(n.get("NodeID") == node and n.get("Alive") for n in ray.nodes()):
+        unknown = set(nodes) - self.lost_nodes
+        if not unknown:
             return
-        self.lost_nodes.add(node)
-        self.workers.pop(node, None)
-        self.slots_per_node.pop(node, None)
-        for key in [key for key in self.local if key[1] == node]:
-            del self.local[key]
+        gone = unknown - {n.get("NodeID") for n in ray.nodes() if n.get("Alive")}
+        if not gone:
+            return
+        self.lost_nodes |= gone
+        for node in gone:
+            self.workers.pop(node, None)
+            self.slots_per_node.pop(node, None)
+        self.local = {key: path for key, path in self.local.items() if key[1] not in gone}
 
     def _release_on(self, node, arm: int) -> None:
         if node in self.workers:
