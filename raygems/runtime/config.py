@@ -243,7 +243,7 @@ def _plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value)
-    if getattr(value, "dtype", None) is not None and value.dtype.kind == "b" and value.ndim == 0:
+    if _numpy_truth(value):
         return bool(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
@@ -252,6 +252,11 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)) or hasattr(value, "tolist"):
         return [str(v) for v in (value.tolist() if hasattr(value, "tolist") else value)]
     return value
+
+
+def _numpy_truth(value: Any) -> bool:
+    """A numpy boolean scalar (np.bool_, or a 0-d bool array)."""
+    return getattr(value, "dtype", None) is not None and value.dtype.kind == "b" and value.ndim == 0
 
 
 def setting_type_problem(name: str, value: Any) -> str | None:
@@ -265,8 +270,7 @@ def _setting_kinds() -> dict[str, tuple[Callable[[Any], bool], str]]:
     """Per setting: a test of its value and the words for what it takes, from SearchConfig's annotations."""
     def whole(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)
     def number(v): return isinstance(v, numbers.Real) and not isinstance(v, bool)
-    def truth(v): return isinstance(v, bool) or (getattr(v, "dtype", None) is not None and v.dtype.kind == "b"
-                                                 and v.ndim == 0)
+    def truth(v): return isinstance(v, bool) or _numpy_truth(v)
     def text(v): return isinstance(v, (str, os.PathLike))
     def names(v):
         items = v.tolist() if hasattr(v, "tolist") else v

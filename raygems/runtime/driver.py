@@ -80,6 +80,7 @@ class DriverSettings:
 #: (Ray declares a node gone after several missed health checks: seconds to tens of seconds).
 NODE_LOSS_WAIT_S = 60.0
 
+
 @dataclass
 class Progress:
     phase: str = "search"
