@@ -83,13 +83,19 @@ def locate(model: ModelRecord) -> CheckpointFiles:
     base = adapter_config["base_model_name_or_path"]
     base_dir = Path(base)
     if not base_dir.is_absolute() or not base_dir.is_dir():
-        if base_dir.is_absolute() or base.startswith("."):
+        if names_a_local_base(base):
             raise CheckpointError(f"adapter base model not found: {base}", model.model_id)
         base_dir = _local_layout_base(folder, base)     # a hub id: the base sits beside the adapter
         if base_dir is None:
             raise CheckpointError(f"adapter base model not found: {base} (not beside the adapter in its local tree)",
                                   model.model_id)
     return CheckpointFiles(model_dir=folder, is_adapter=True, base_dir=base_dir, adapter_config=adapter_config)
+
+
+def names_a_local_base(base: str) -> bool:
+    """Whether an adapter's `base_model_name_or_path` is a local folder (absolute, or relative from '.'), not a hub
+    model id."""
+    return Path(base).is_absolute() or base.startswith(".")
 
 
 def _local_layout_base(adapter_dir: Path, base_id: str) -> Path | None:

@@ -286,13 +286,13 @@ class FetchWorker:
         CheckpointError when its adapter_config.json cannot be read or names a base that is not a hub model id."""
         from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-        from raygems.backends.checkpoint import ADAPTER_CONFIG, read_adapter_config
+        from raygems.backends.checkpoint import ADAPTER_CONFIG, names_a_local_base, read_adapter_config
 
         adapter = read_adapter_config(folder, model_id)
         if adapter is None:
             return
         base = adapter["base_model_name_or_path"]
-        if Path(base).is_absolute() or base.startswith("."):
+        if names_a_local_base(base):
             return                                 # a local base path: loading finds it (or fails) itself
         try:
             validate_repo_id(base)
