@@ -470,7 +470,7 @@ class Simulation:
         def ready(arm: int, node) -> bool:
             return self.checkpoints.ready(arm, node) and self.checkpoints.hold(arm, node)
 
-        return decisions + self.schedule.assign_idle(ready)
+        return decisions + self.schedule.assign_idle(ready, self.checkpoints.arrivals)
 
     def _new_slot(self) -> SlotState:
         """A model actor: placed on the node with the fewest slots, known to the driver once it has started."""

@@ -383,7 +383,7 @@ class SearchDriver:
             node = self._node_of_id(node)
             return self.checkpoints.ready(arm, node) and self.checkpoints.hold(arm, node)
 
-        return decisions + self.schedule.assign_idle(ready)
+        return decisions + self.schedule.assign_idle(ready, self.checkpoints.arrivals)
 
     def _node_of(self, slot: SlotState):
         """The slot's node id once its actor is placed (None before)."""
@@ -444,7 +444,7 @@ class SearchDriver:
     def _refetch_waiting(self) -> None:
         """The fetch stage is told again which arms wait for a slot: those whose files are on no node (any more)
         are fetched."""
-        self.checkpoints.want([arm for arm in self.schedule.waiting if self.schedule.has_work(arm)])
+        self.checkpoints.want([arm for arm in self.schedule.waiting_in_order() if self.schedule.has_work(arm)])
 
     @staticmethod
     def _node_of_id(node):

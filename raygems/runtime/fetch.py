@@ -42,6 +42,9 @@ class CheckpointSource:
         self.candidates = candidates
         self.events: list[dict] = []   # one record per finished fetch, for the run's events log (none here)
         self.lost_nodes: set[str] = set()   # nodes found to have left the cluster (their slots are lost too)
+        #: (arm, node) of every fetch that brought an arm's files to a node, in order (the slot schedule looks for
+        #: an arm only where it arrived); None: every arm is on every node.
+        self.arrivals: list[tuple[int, str]] | None = None
 
     def want(self, arms: list[int]) -> None:
         pass
@@ -342,6 +345,7 @@ class FetchStage(CheckpointSource):
         self.totals = {"fetch_bytes": 0, "fetch_s": 0.0, "cache_bytes": 0, "peak_cache_bytes": 0,
                        "cache_limit_bytes": 0}
         self._cache_by_node: dict[str, tuple[int, int]] = {}
+        self.arrivals = []
 
     def clock(self) -> float:
         return time.time()
@@ -406,6 +410,7 @@ class FetchStage(CheckpointSource):
         if report.failure is not None:
             return [(arm, Failure(model.model_id, model.revision, "fetch", report.failure), report.failure_persists)]
         self.local[(arm, node)] = report.path
+        self.arrivals.append((arm, node))
         return []
 
     # -------------------------------------------------------------------------------------------- slots

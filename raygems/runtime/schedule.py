@@ -9,13 +9,19 @@ follows the same schedule a search does. Per phase (a round, or the final evalua
 3. an idle slot (its arm has no work left) takes the first waiting arm whose checkpoint is ready on its node,
    the least recently used idle slot first, so that recently used checkpoints stay resident for the next round.
 
+Finding that arm costs O(log K), not a scan of the waiting arms (at K = 2,000 a scan per event was most of a
+plan's time): each waiting arm has a place in the phase's order, and a heap per node holds the places of the
+arms whose files arrived there (the fetch stage's `arrivals` log); a source without fetching has every arm on
+every node, one heap for all.
+
 The round's two other steps, shared the same way: `with_lookahead` (which queries each arm is served) and
 `tell_round` (what the algorithm is told).
 """
 from __future__ import annotations
 
+import heapq
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +51,10 @@ class Dispatch:
     previous: int | None = None
 
 
+#: The heap of the arms that may be ready on any node (a source without fetching).
+EVERY_NODE = None
+
+
 class SlotSchedule:
     def __init__(self, chunk_size: int):
         if chunk_size < 1:
@@ -52,9 +62,12 @@ class SlotSchedule:
         self.chunk_size = chunk_size
         self.slots: list[SlotState] = []
         self.work: dict[int, deque[list[int]]] = {}
-        self.waiting: deque[int] = deque()          # arms with work and no slot, in the phase's order
+        self.waiting: dict[int, int] = {}           # arms with work and no slot -> their place (smaller: sooner)
         self.outstanding = 0                          # queries queued or in flight
         self._uses = 0
+        self._front = 0                               # the place of the arm put first last (requeue)
+        self._heaps: dict[Any, list[tuple[int, int]]] = {}   # node -> (place, arm) of arms whose files are there
+        self._arrivals_seen = 0
 
     # ---------------------------------------------------------------------------------------------- phase
     def begin(self, missing: dict[int, list[int]]) -> list[int]:
@@ -64,8 +77,14 @@ class SlotSchedule:
                      for arm, queries in missing.items() if queries}
         self.outstanding = sum(len(queries) for queries in missing.values())
         held = {slot.arm for slot in self.slots}
-        self.waiting = deque(arm for arm in self.work if arm not in held)
+        self.waiting = {arm: place for place, arm in enumerate(arm for arm in self.work if arm not in held)}
+        self._front = 0
+        self._heaps = {EVERY_NODE: [(place, arm) for arm, place in self.waiting.items()]}   # (sorted: a heap)
+        self._arrivals_seen = 0       # the arrivals log is read again from its start: files kept from before count
         return list(self.waiting)
+
+    def waiting_in_order(self) -> list[int]:
+        return sorted(self.waiting, key=self.waiting.__getitem__)
 
     @property
     def done(self) -> bool:
@@ -79,7 +98,6 @@ class SlotSchedule:
 
     def grow(self, capacity: int, new_slot: Callable[[], SlotState]) -> None:
         """Add slots up to `capacity` while arms wait for one."""
-        self._prune()
         wanted = min(capacity, len(self.slots) + len(self.waiting))
         while len(self.slots) < wanted:
             self.slots.append(new_slot())
@@ -92,31 +110,49 @@ class SlotSchedule:
         """Slots with nothing to do, least recently used first."""
         return sorted((s for s in self.slots if not s.busy and s.arm not in self.work), key=lambda s: s.last_used)
 
-    def assign_idle(self, ready: Callable[[int, Any], bool]) -> list[Dispatch]:
-        """Each idle slot takes the first waiting arm that `ready(arm, node)` says is on its node."""
+    def assign_idle(self, ready: Callable[[int, Any], bool],
+                    arrivals: Sequence[tuple[int, Any]] | None = None) -> list[Dispatch]:
+        """Each idle slot takes the first waiting arm that `ready(arm, node)` says is on its node. `arrivals`: the
+        (arm, node) of every fetch that brought files to a node, in order, a log that only grows (None: every arm
+        is on every node); an arm is looked for only on the nodes it arrived at, and `ready` has the last word."""
+        if arrivals is not None:
+            self._read_arrivals(arrivals)
         out = []
         for slot in self.idle_slots():
             if not self.waiting:
                 break
-            arm = self._first_ready(slot, ready)
+            arm = self._first_ready(slot, ready, EVERY_NODE if arrivals is None else slot.node)
             if arm is None:
                 continue
             previous, slot.arm = slot.arm, arm
             out.append(Dispatch(slot, arm, self._take(slot, arm), load=True, previous=previous))
         return out
 
-    def _first_ready(self, slot: SlotState, ready: Callable[[int, Any], bool]) -> int | None:
-        position = 0
-        while position < len(self.waiting):
-            arm = self.waiting[position]
-            if arm not in self.work:          # dropped meanwhile
-                del self.waiting[position]
-            elif ready(arm, slot.node):
-                del self.waiting[position]
-                return arm
-            else:
-                position += 1
-        return None
+    def _read_arrivals(self, arrivals: Sequence[tuple[int, Any]]) -> None:
+        for arm, node in arrivals[self._arrivals_seen:]:
+            heap = self._heaps.setdefault(node, [])    # (kept even empty: an arm put first again goes in it)
+            if arm in self.waiting:
+                heapq.heappush(heap, (self.waiting[arm], arm))
+        self._arrivals_seen = len(arrivals)
+
+    def _first_ready(self, slot: SlotState, ready: Callable[[int, Any], bool], heap_key) -> int | None:
+        """The first waiting arm on the slot's node. An entry that is out of date (the arm was taken, dropped or
+        put first again since) is dropped; so is one on a node whose files are gone (its next arrival brings it
+        back); an arm `ready` turns down on the heap of every node keeps its place."""
+        heap, passed, found = self._heaps.get(heap_key, []), [], None
+        while heap:
+            place, arm = heapq.heappop(heap)
+            if self.waiting.get(arm) != place:
+                continue
+            if ready(arm, slot.node):
+                del self.waiting[arm]
+                found = arm
+                break
+            if heap_key is EVERY_NODE:
+                passed.append((place, arm))
+        for entry in passed:
+            heapq.heappush(heap, entry)
+        return found
 
     def _take(self, slot: SlotState, arm: int) -> list[int]:
         chunk = self.work[arm].popleft()
@@ -126,10 +162,6 @@ class SlotSchedule:
         self._uses += 1
         slot.last_used = self._uses
         return chunk
-
-    def _prune(self) -> None:
-        while self.waiting and self.waiting[0] not in self.work:
-            self.waiting.popleft()
 
     # --------------------------------------------------------------------------------------------- events
     def finished(self, slot: SlotState, queries: int) -> None:
@@ -143,6 +175,7 @@ class SlotSchedule:
     def drop(self, arm: int, in_flight: int = 0) -> None:
         """`arm` is out (failed): its queued work goes, and `in_flight` queries of a batch that came back."""
         chunks = self.work.pop(arm, ())
+        self.waiting.pop(arm, None)
         self.outstanding -= in_flight + sum(len(chunk) for chunk in chunks)
         for slot in self.slots:
             if slot.arm == arm:
@@ -155,7 +188,10 @@ class SlotSchedule:
         if missing:
             self.work.setdefault(arm, deque()).appendleft(missing)
         if arm in self.work:
-            self.waiting.appendleft(arm)
+            self._front -= 1
+            self.waiting[arm] = self._front
+            for heap in self._heaps.values():      # (on a node it is not on, its entry is dropped when reached)
+                heapq.heappush(heap, (self._front, arm))
 
     def lose(self, slot: SlotState) -> None:
         """A slot that died (its actor, or its node)."""
