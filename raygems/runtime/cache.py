@@ -58,23 +58,35 @@ class CheckpointCache:
             raise UsageError(f"the checkpoint cache limit must be positive, got {limit_bytes} bytes")
         self.root = Path(root)
         self.limit_bytes = int(limit_bytes)
-        self.entries: dict[str, Entry] = {}
+        self.entries: dict[str, Entry] = {}   # (sizes change through _resize and _remove: used_bytes follows)
         self.peak_bytes = 0
+        self._used = 0
         self.evicted: list[str] = []          # model ids deleted to make room, in order
         self._clock = 0
 
     # ------------------------------------------------------------------------------------------ state
     @property
     def used_bytes(self) -> int:
-        return sum(entry.size for entry in self.entries.values())
+        return self._used
+
+    def _resize(self, entry: Entry, size: int) -> None:
+        self._used += int(size) - entry.size
+        entry.size = int(size)
+        self.peak_bytes = max(self.peak_bytes, self._used)
+
+    def _remove(self, model_id: str) -> None:
+        entry = self.entries.pop(model_id, None)
+        if entry is not None:
+            self._used -= entry.size
 
     def folder(self, model_id: str) -> Path:
         return self.root / model_id
 
     def register(self, model_id: str, size: int, revision: str, ready: bool) -> None:
         """A checkpoint found on disk when the worker starts (complete, or a partial download to resume)."""
-        self.entries[model_id] = Entry(model_id, int(size), revision, ready=ready)
-        self.peak_bytes = max(self.peak_bytes, self.used_bytes)
+        self._remove(model_id)
+        entry = self.entries[model_id] = Entry(model_id, 0, revision, ready=ready)
+        self._resize(entry, size)
 
     def _touch(self, entry: Entry) -> None:
         self._clock += 1
@@ -102,13 +114,12 @@ class CheckpointCache:
         else:
             victims = []
         for victim in victims:
-            self.entries.pop(victim)
+            self._remove(victim)
             self.evicted.append(victim)
-        entry = existing or Entry(model_id, size)
-        entry.size, entry.revision, entry.ready = int(size), revision, False
-        self.entries[model_id] = entry
+        entry = existing or self.entries.setdefault(model_id, Entry(model_id, 0))
+        entry.revision, entry.ready = revision, False
+        self._resize(entry, size)
         self._touch(entry)
-        self.peak_bytes = max(self.peak_bytes, self.used_bytes)
         return victims
 
     def _victims(self, needed: int, exclude: str) -> list[str] | None:
@@ -125,13 +136,13 @@ class CheckpointCache:
     def completed(self, model_id: str, size_on_disk: int) -> None:
         """`model_id` is on disk, for a slot to take (kept until one does, or it is retired)."""
         entry = self.entries[model_id]
-        entry.ready, entry.size, entry.fresh = True, int(size_on_disk), not entry.retired
+        entry.ready, entry.fresh = True, not entry.retired
+        self._resize(entry, size_on_disk)
         self._touch(entry)
-        self.peak_bytes = max(self.peak_bytes, self.used_bytes)
 
     def abandon(self, model_id: str) -> None:
         """A download that failed: its reservation goes (the caller deletes what was written)."""
-        self.entries.pop(model_id, None)
+        self._remove(model_id)
 
     # ------------------------------------------------------------------------------------------ usage
     def hold(self, model_id: str) -> None:

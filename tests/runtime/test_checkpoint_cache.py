@@ -66,3 +66,37 @@ def test_a_checkpoint_larger_than_the_budget_fails_and_sizes_parse(tmp_path):
     for bad in ("lots", "-5GB", "0"):
         with pytest.raises(UsageError, match="cache limit"):
             parse_size(bad)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_bytes_in_use_and_their_peak_follow_every_change(tmp_path, seed):
+    # (kept as a running total, not summed per download: with 10,000 checkpoints the sum was most of a plan's time)
+    import random
+
+    rng = random.Random(seed)
+    cache = CheckpointCache(tmp_path, 20 * MB)
+    names = [f"org/m{k}" for k in range(12)]
+    peak = 0
+    for _ in range(300):
+        name, op = rng.choice(names), rng.random()
+        entry = cache.entries.get(name)
+        if op < 0.35:
+            try:
+                cache.admit(name, rng.randint(1, 8) * MB, "sha")
+            except TooLarge:
+                pass
+        elif op < 0.55 and entry is not None and not entry.ready:
+            cache.completed(name, rng.randint(1, 8) * MB if rng.random() < 0.3 else entry.size)  # size on disk
+        elif op < 0.65 and entry is not None and not entry.ready:
+            cache.abandon(name)
+        elif op < 0.8:
+            cache.hold(name)
+        elif op < 0.9:
+            cache.release(name)
+        elif op < 0.95:
+            cache.retire({name})
+        else:
+            cache.register(name, rng.randint(1, 4) * MB, "sha", ready=rng.random() < 0.5)
+        used = sum(e.size for e in cache.entries.values())
+        peak = max(peak, used)
+        assert cache.used_bytes == used and cache.peak_bytes == peak
