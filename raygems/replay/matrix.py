@@ -247,14 +247,23 @@ def _id_list(index: dict, key: str, expected: int, source: Path) -> list[str] | 
 
 
 def from_long(frame: pd.DataFrame, source: str = "table") -> CorrectnessMatrix:
-    """Pivot a long (model_id, query_id, [task,] correct) table into a matrix, checking completeness."""
+    """Pivot a long (model_id, query_id, [task,] correct) table into a matrix, checking completeness. Rows and
+    columns are in order of first appearance; the pivot is done on integer codes (a 10,000-model table of 5
+    million rows loads in seconds)."""
     missing = [c for c in LONG_COLUMNS if c not in frame.columns]
     if missing:
         raise MatrixError(f"{source}: missing column(s) {missing}; a long matrix needs {list(LONG_COLUMNS)}")
-    for column in ("model_id", "query_id"):      # names, not lists or arrays (a cell of one cannot name a row)
-        odd = frame[column].map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
-        if odd.any():
-            raise MatrixError(f"{source}: column {column!r} must hold names, got {frame.loc[odd, column].iloc[0]!r:.80}")
+    codes, names = {}, {}
+    for column in ("model_id", "query_id"):
+        ids = frame[column]
+        if ids.dtype == object:          # names, not lists or arrays (a cell of one cannot name a row)
+            odd = ids.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+            if odd.any():
+                raise MatrixError(f"{source}: column {column!r} must hold names, got {ids[odd].iloc[0]!r:.80}")
+        if ids.isna().any():
+            raise MatrixError(f"{source}: a row without a {column} (row {int(np.flatnonzero(ids.isna())[0]) + 1})")
+        codes[column], uniques = pd.factorize(ids.astype(str))
+        names[column] = tuple(str(name) for name in uniques)
     if frame["correct"].isna().any():
         row = frame[frame["correct"].isna()].iloc[0]
         raise MatrixError(f"{source}: NaN in 'correct' for model {row.model_id!r}, query {row.query_id!r}")
@@ -263,24 +272,24 @@ def from_long(frame: pd.DataFrame, source: str = "table") -> CorrectnessMatrix:
         row = frame[bad].iloc[0]
         raise MatrixError(f"{source}: 'correct' must be 0 or 1, got {getattr(row.correct, 'item', lambda: row.correct)()!r} for model {row.model_id!r}, "
                           f"query {row.query_id!r}")
-    dup = frame.duplicated(["model_id", "query_id"])
+    model_ids, query_ids = names["model_id"], names["query_id"]
+    dup = pd.Series(codes["model_id"].astype(np.int64) * len(query_ids) + codes["query_id"]).duplicated().to_numpy()
     if dup.any():
         row = frame[dup].iloc[0]
         raise MatrixError(f"{source}: duplicate result for model {row.model_id!r}, query {row.query_id!r}")
-    model_ids = list(dict.fromkeys(frame["model_id"].astype(str)))
-    query_ids = list(dict.fromkeys(frame["query_id"].astype(str)))
-    wide = frame.assign(model_id=frame["model_id"].astype(str), query_id=frame["query_id"].astype(str)).pivot(
-        index="model_id", columns="query_id", values="correct").reindex(index=model_ids, columns=query_ids)
-    if wide.isna().any().any():
-        counts = wide.isna().sum(axis=1)
-        model = counts.idxmax()
-        raise MatrixError(f"{source}: incomplete matrix: model {model!r} lacks results for {int(counts[model])} of "
-                          f"{len(query_ids)} queries")
+    absent = 2
+    values = np.full((len(model_ids), len(query_ids)), absent, dtype=np.uint8)
+    values[codes["model_id"], codes["query_id"]] = frame["correct"].to_numpy().astype(np.uint8)
+    lacking = (values == absent).sum(axis=1)
+    if lacking.any():
+        model = int(np.argmax(lacking))
+        raise MatrixError(f"{source}: incomplete matrix: model {model_ids[model]!r} lacks results for "
+                          f"{int(lacking[model])} of {len(query_ids)} queries")
     tasks = None
     if "task" in frame.columns:
-        task_of = frame.drop_duplicates("query_id").set_index(frame.drop_duplicates("query_id")["query_id"].astype(str))["task"]
-        tasks = tuple(str(task_of[q]) for q in query_ids)
-    return CorrectnessMatrix(wide.to_numpy(dtype=np.uint8), tuple(model_ids), tuple(query_ids), tasks)
+        first_rows = np.unique(codes["query_id"], return_index=True)[1]     # (codes are 0..q-1, in order)
+        tasks = tuple(str(task) for task in frame["task"].to_numpy()[first_rows])
+    return CorrectnessMatrix(values, model_ids, query_ids, tasks)
 
 
 def load_models_table(path: str | Path) -> pd.DataFrame:

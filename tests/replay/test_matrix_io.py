@@ -67,6 +67,16 @@ def test_long_format_errors_name_the_problem():
         from_long(pd.concat([good, good.iloc[:1]]))
     with pytest.raises(MatrixError, match="incomplete matrix: model 'org/m0' lacks results for 1"):
         from_long(good.iloc[1:])
+    nameless = good.astype({"model_id": object})
+    nameless.loc[4, "model_id"] = None
+    with pytest.raises(MatrixError, match="a row without a model_id \\(row 5\\)"):
+        from_long(nameless)
+    shuffled = good.sample(frac=1.0, random_state=0).astype({"correct": bool})      # any row order, bool answers
+    back = from_long(shuffled)
+    order = [list(back.model_ids).index(m) for m in small_matrix().model_ids]
+    assert np.array_equal(back.values[order][:, [list(back.query_ids).index(q) for q in small_matrix().query_ids]],
+                          small_matrix().values)
+    assert back.model_ids == tuple(dict.fromkeys(shuffled["model_id"]))          # rows in order of first appearance
     nan = good.astype({"correct": float})
     nan.loc[0, "correct"] = np.nan
     with pytest.raises(MatrixError, match="NaN"):
