@@ -31,6 +31,9 @@ DEFAULT_CACHE_DIR = "~/.cache/raygems/checkpoints"
 RETIRED_SETTINGS: dict[str, Any] = {"fail": {}}
 #: Settings that name local files or folders: saved as absolute paths, so a search resumes from any directory.
 PATH_SETTINGS = ("tree", "matrix", "models", "data_dir", "prior")
+#: Settings that choose a tree's candidates or draw the query pool: a --matrix search has its own (every model and
+#: query of the matrix), so they are refused there rather than ignored.
+TREE_AND_POOL_SETTINGS = ("tasks", "per_task", "pool_seed", "data_dir", "kinds", "max_depth", "max_models")
 #: Settings in `method_options` that belong to the prior (`raygems.runtime.candidates.apply_prior`), not the method.
 PRIOR_OPTIONS = ("prior_strength",)
 
@@ -159,6 +162,8 @@ class SearchConfig:
             if self.models is not None and self.matrix is None:
                 raise UsageError(f"--models {self.models}: a models table goes with --matrix (a tree lists its "
                                  f"models)")
+            if self.matrix is not None:
+                _refuse_tree_settings(self)
             if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
                 raise UsageError(f"--data-dir {self.data_dir}: no such directory")
         if self.tree is not None:
@@ -290,6 +295,21 @@ def _setting_kinds() -> dict[str, tuple[Callable[[Any], bool], str]]:
         kinds[name] = ((lambda v, tests=tests, optional=optional:
                         (optional and v is None) or any(test(v) for test, _ in tests)), words)
     return kinds
+
+
+def _refuse_tree_settings(config: SearchConfig) -> None:
+    """A --matrix search given a setting of `TREE_AND_POOL_SETTINGS` other than its default: one line naming
+    them (they would be ignored: the matrix's models and queries are the search's)."""
+    defaults = {f.name: f.default for f in fields(SearchConfig)}
+    given = [name for name in TREE_AND_POOL_SETTINGS if getattr(config, name) != defaults[name]]
+    if given:
+        shown = ", ".join(f"--{name.replace('_', '-')} {_shown(getattr(config, name))}" for name in given)
+        raise UsageError(f"{shown}: a --matrix search has the matrix's own models and queries (all of them); "
+                         f"{'this applies' if len(given) == 1 else 'these apply'} to --tree searches")
+
+
+def _shown(value: Any) -> str:
+    return ",".join(value) if isinstance(value, tuple) else "all" if value is None else str(value)
 
 
 def _names(value: str | Any) -> tuple[str, ...]:

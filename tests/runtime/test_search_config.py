@@ -9,6 +9,7 @@ import pytest
 
 from raygems.cli import build_parser
 from raygems.cli.search import config_from_args
+from raygems.errors import UsageError
 from raygems.runtime import SearchConfig, run_search
 
 from runtime_helpers import write_matrix
@@ -48,6 +49,21 @@ def recorded(tmp_path_factory):
 def test_bad_settings_are_refused_with_the_bad_value(settings, message):
     with pytest.raises(ValueError, match=message):
         SearchConfig(tree="some/tree", **settings)
+
+
+@pytest.mark.parametrize("settings, named", [
+    ({"tasks": ("gsm8k",)}, "--tasks gsm8k: "),
+    ({"per_task": None}, "--per-task all: "),
+    ({"pool_seed": 3, "max_models": 5}, "--pool-seed 3, --max-models 5: "),
+    ({"kinds": ("finetune",), "max_depth": 1}, "--kinds finetune, --max-depth 1: "),
+])
+def test_a_matrix_search_refuses_the_settings_it_would_ignore(recorded, settings, named):
+    # the matrix's models and queries are the search's: --tasks gsm8k would have run every task, silently
+    _, matrix, models = recorded
+    with pytest.raises(UsageError, match=f"^{named}a --matrix search has the matrix's own models and queries"):
+        SearchConfig(matrix=str(matrix), models=str(models), **settings)
+    default = SearchConfig(matrix=str(matrix), models=str(models), tasks="routerbench")   # the default, said
+    assert default.tasks == ("routerbench",)
 
 
 def test_inputs_are_checked_before_the_search_is_saved(recorded, tmp_path):
@@ -115,7 +131,6 @@ def test_resume_refuses_settings_that_differ_from_the_saved_search(recorded, tmp
 def test_a_search_that_must_run_code_is_refused_before_anything_is_evaluated(tmp_path, shared_dir, monkeypatch):
     """mbpp scores answers by running them: without permission the search stops with one line naming how to
     allow it, before Ray starts or anything is written (an MBPP answer is never recorded as a silent 0)."""
-    from raygems.errors import UsageError
     from raygems.tasks.sandbox import ENV_FLAG
 
     monkeypatch.delenv(ENV_FLAG, raising=False)
@@ -171,11 +186,11 @@ def test_settings_of_equivalent_types_are_kept_as_the_plain_ones(recorded, tmp_p
 
     _, matrix, models = recorded
     config = SearchConfig(out=tmp_path / "run", matrix=Path(matrix), models=str(models), budget=np.int64(7),
-                          prior_keep=np.float32(0.5), tasks={"gsm8k"}, cache_limit=5e11,
+                          prior_keep=np.float32(0.5), tasks={"routerbench"}, cache_limit=5e11,
                           allow_code_execution=np.bool_(True), cache_dir=tmp_path / "cache",
                           backend_settings=MappingProxyType({"batch_size": np.int64(8)}))
     assert type(config.budget) is int and config.budget == 7 and type(config.prior_keep) is float
-    assert config.tasks == ("gsm8k",) and config.allow_code_execution is True and config.cache_dir == str(tmp_path / "cache")
+    assert config.tasks == ("routerbench",) and config.allow_code_execution is True and config.cache_dir == str(tmp_path / "cache")
     assert type(config.backend_settings) is dict
     saved = json.loads(json.dumps(config.identity()))
     assert saved["budget"] == 7 and SearchConfig.from_dict({**saved, "out": str(tmp_path / "run")}).budget == 7
