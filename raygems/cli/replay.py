@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+#: The synthetic tree replayed when no --matrix is given.
+SYNTHETIC_TREE = "qwen-3b"
 JSON_KEYS = ("method", "budget", "reps", "mean_rank", "std_rank", "mean_accuracy", "p_top1", "p_top3",
              "budget_fraction", "seconds")
 
@@ -20,8 +22,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--matrix", help="correctness matrix: long parquet, wide .npy, or a folder with "
                                     "matrix_models_x_items.npy + index.json (default: a synthetic tree)")
-    p.add_argument("--tree", default="qwen-3b",
-                   help="synthetic tree preset used when --matrix is not given (default: qwen-3b)")
+    p.add_argument("--tree", help=f"synthetic tree preset used when --matrix is not given (default: {SYNTHETIC_TREE})")
     p.add_argument("--methods", default="all", help="comma-separated method names, or 'all'")
     p.add_argument("--budgets", default="10,50", help="comma-separated budgets per model N (default: 10,50)")
     p.add_argument("--reps", type=int, default=100, help="repetitions (default: 100)")
@@ -41,7 +42,7 @@ def parse_methods(text: str) -> list[str]:
 
     if text.strip() == "all":
         return list_methods()
-    names = [m.strip() for m in text.split(",") if m.strip()]
+    names = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))   # (each once)
     if not names:
         raise ValueError("no methods given")
     for name in names:
@@ -54,6 +55,7 @@ def parse_budgets(text: str) -> list[int]:
         budgets = [int(b) for b in text.split(",") if b.strip()]
     except ValueError:
         raise ValueError(f"--budgets must be comma-separated integers, got {text!r}") from None
+    budgets = list(dict.fromkeys(budgets))   # (each once)
     if not budgets:
         raise ValueError("no budgets given")
     bad = [b for b in budgets if b < 1]
@@ -76,14 +78,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--reps must be at least 1, got {args.reps}")
     if args.json_out:           # before the replay, not after it
         check_output_path(Path(args.json_out), "--json")
-    if args.matrix:
+    if args.matrix is not None and not args.matrix.strip():
+        raise UsageError("--matrix is empty: give a matrix file or folder, or leave it out to replay a synthetic tree")
+    if args.matrix is not None and args.tree is not None:
+        raise UsageError(f"--tree {args.tree} names a synthetic tree, replayed when no --matrix is given: give one "
+                         f"of them")
+    if args.matrix is None and args.models is not None:
+        raise UsageError(f"--models {args.models}: a models table goes with --matrix (a synthetic tree has its own)")
+    if args.matrix is not None:
         matrix = load_matrix(args.matrix, models=args.models)
         source = args.matrix
     else:
         from raygems.populations import generate_tree
 
-        matrix = generate_tree(args.tree).matrix
-        source = f"synthetic tree {args.tree!r}"
+        tree = args.tree or SYNTHETIC_TREE
+        matrix = generate_tree(tree).matrix
+        source = f"synthetic tree {tree!r}"
     if matrix.models is None and "best-base" in methods:
         if args.methods.strip() == "all":
             methods.remove("best-base")

@@ -151,6 +151,14 @@ def test_cli_errors_are_clear(tmp_path, capsys):
         code = main(["replay", "--matrix", str(path), "--reps", "2", "--quiet"] + extra)
         err = capsys.readouterr().err
         assert code == 2 and message in err, (extra, err)
+    for argv, message in [                # a flag that would be ignored is named, not dropped
+        (["--matrix", ""], "--matrix is empty"),
+        (["--matrix", str(path), "--tree", "qwen-3b"], "--tree qwen-3b names a synthetic tree"),
+        (["--models", str(path)], f"--models {path}: a models table goes with --matrix"),
+    ]:
+        assert main(["replay", "--reps", "2", "--quiet"] + argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
     bad = tmp_path / "bad.npy"
     np.save(bad, np.array([[0, 3], [1, 1]], dtype=np.uint8))
     assert main(["replay", "--matrix", str(bad), "--quiet"]) == 2
@@ -165,7 +173,7 @@ def test_cli_json_contract(tmp_path, capsys):
     models = tmp_path / "models.csv"
     pd.DataFrame({"model_id": m.model_ids, "downloads": range(8), "is_base": [True] + [False] * 7}).to_csv(models)
     out = tmp_path / "out.json"
-    code = main(["replay", "--matrix", str(path), "--methods", "all", "--budgets", "5,10", "--reps", "10",
+    code = main(["replay", "--matrix", str(path), "--methods", "all", "--budgets", "5,10,5", "--reps", "10",
                  "--seed", "0", "--models", str(models), "--json", str(out), "--quiet"])
     assert code == 0
     rows = json.loads(out.read_text())
