@@ -9,7 +9,7 @@ import pytest
 
 from raygems.cli import build_parser
 from raygems.cli.search import _kind, config_from_args
-from raygems.runtime.config import RUNTIME_ONLY, SearchConfig
+from raygems.runtime.config import RUNTIME_ONLY, TREE_AND_POOL_SETTINGS, SearchConfig
 
 #: Settings a command sets itself: --out, --address, --resume, --quiet; method_options only from Python.
 SET_BY_THE_COMMAND = {"out", "address", "resume", "progress", "method_options"}
@@ -27,6 +27,12 @@ def parse(*argv: str) -> SearchConfig:
     return config_from_args(build_parser().parse_args(["search", *argv]))
 
 
+def source_for(name: str, tmp_path) -> list[str]:
+    """A search the setting applies to: a local tree for those choosing a tree's models or the pool (a --matrix
+    search refuses them), a matrix for the others."""
+    return ["--tree", str(tmp_path)] if name in TREE_AND_POOL_SETTINGS else ["--matrix", str(tmp_path / "m.npy")]
+
+
 def test_every_setting_has_a_flag_or_is_set_by_the_command():
     flags = {a.dest for a in build_parser()._subparsers._group_actions[0].choices["search"]._actions}
     assert {f.name for f in fields(SearchConfig)} - flags == SET_BY_THE_COMMAND - {"out", "address", "resume"}
@@ -36,8 +42,8 @@ def test_every_setting_has_a_flag_or_is_set_by_the_command():
                          ids=lambda f: f.name)
 def test_a_flag_value_becomes_its_setting(setting, tmp_path):
     text, value = VALID.get(setting.name) or SAMPLES[_kind(setting.name)]
-    matrix = [] if setting.name == "matrix" else ["--matrix", str(tmp_path / "m.npy")]
-    config = parse(*matrix, f"--{setting.name.replace('_', '-')}", text)
+    source = [] if setting.name == "matrix" else source_for(setting.name, tmp_path)
+    config = parse(*source, f"--{setting.name.replace('_', '-')}", text)
     assert getattr(config, setting.name) == value
 
 
@@ -49,7 +55,7 @@ def test_a_flag_value_becomes_its_setting(setting, tmp_path):
     ("per_task", ["--per-task", "12"], 12),
 ])
 def test_switches_and_special_values(name, argv, value, tmp_path):
-    assert getattr(parse("--matrix", str(tmp_path / "m.npy"), *argv), name) == value
+    assert getattr(parse(*source_for(name, tmp_path), *argv), name) == value
 
 
 def test_flags_not_given_leave_the_defaults(tmp_path):
