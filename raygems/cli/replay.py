@@ -78,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--reps must be at least 1, got {args.reps}")
     if args.json_out:           # before the replay, not after it
         check_output_path(Path(args.json_out), "--json")
-    if args.matrix is not None and not args.matrix.strip():
-        raise UsageError("--matrix is empty: give a matrix file or folder, or leave it out to replay a synthetic tree")
+    for flag, value in (("--matrix", args.matrix), ("--tree", args.tree)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} is empty: give a matrix (--matrix) or a synthetic tree (--tree), or neither "
+                             f"to replay {SYNTHETIC_TREE!r}")
     if args.matrix is not None and args.tree is not None:
         raise UsageError(f"--tree {args.tree} names a synthetic tree, replayed when no --matrix is given: give one "
                          f"of them")

@@ -256,7 +256,7 @@ def from_long(frame: pd.DataFrame, source: str = "table") -> CorrectnessMatrix:
     codes, names = {}, {}
     for column in ("model_id", "query_id"):
         ids = frame[column]
-        if ids.dtype == object:          # names, not lists or arrays (a cell of one cannot name a row)
+        if ids.dtype == object or isinstance(ids.dtype, pd.ArrowDtype):   # names, not lists or arrays
             odd = ids.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
             if odd.any():
                 raise MatrixError(f"{source}: column {column!r} must hold names, got {ids[odd].iloc[0]!r:.80}")

@@ -51,8 +51,9 @@ class Dispatch:
     previous: int | None = None
 
 
-#: The heap of the arms that may be ready on any node (a source without fetching).
-EVERY_NODE = None
+#: The heap of the arms that may be ready on any node (a source without fetching); not None, the node of a slot
+#: not placed yet, which finds no heap while fetching.
+EVERY_NODE = "<every node>"
 
 
 class SlotSchedule:
@@ -148,7 +149,7 @@ class SlotSchedule:
                 del self.waiting[arm]
                 found = arm
                 break
-            if heap_key is EVERY_NODE:
+            if heap_key == EVERY_NODE:
                 passed.append((place, arm))
         for entry in passed:
             heapq.heappush(heap, entry)

@@ -152,7 +152,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err, (extra, err)
     for argv, message in [                # a flag that would be ignored is named, not dropped
-        (["--matrix", ""], "--matrix is empty"),
+        (["--matrix", ""], "--matrix is empty"), (["--tree", " "], "--tree is empty"),
         (["--matrix", str(path), "--tree", "qwen-3b"], "--tree qwen-3b names a synthetic tree"),
         (["--models", str(path)], f"--models {path}: a models table goes with --matrix"),
     ]:

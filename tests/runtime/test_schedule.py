@@ -28,9 +28,11 @@ class Files:
         return (arm, node) in self.on
 
 
-def expected_choices(schedule: SlotSchedule, ready_on: set[tuple[int, str]] | None) -> list[tuple[SlotState, int]]:
-    """The rule as a scan: each idle slot, least recently used first, takes the first ready waiting arm."""
-    order = schedule.waiting_in_order()
+def expected_choices(schedule: SlotSchedule, waiting: list[int], ready_on: set[tuple[int, str]] | None) \
+        -> list[tuple[SlotState, int]]:
+    """The rule as a scan: each idle slot, least recently used first, takes the first ready arm of `waiting` (the
+    test's own list of the waiting arms, in order)."""
+    order = list(waiting)
     out = []
     for slot in schedule.idle_slots():
         arm = next((a for a in order if ready_on is None or (a, slot.node) in ready_on), None)
@@ -47,40 +49,49 @@ def test_an_idle_slot_takes_the_first_waiting_arm_on_its_node(seed):
     fetching = rng.random() < 0.8
     arms = rng.randint(1, 40)
     schedule = SlotSchedule(chunk_size=rng.randint(1, 3))
+    places = nodes + [None]                                 # (None: a slot whose actor is not placed yet)
     for _ in range(rng.randint(1, 6)):
-        schedule.slots.append(SlotState(node=rng.choice(nodes)))
+        schedule.slots.append(SlotState(node=rng.choice(places)))
     files = Files()
     in_flight: dict[int, tuple[SlotState, int, list[int]]] = {}
     for phase in range(3):
         queries = rng.randint(1, 6)
-        schedule.begin({arm: list(range(queries)) for arm in rng.sample(range(arms), rng.randint(1, arms))})
+        arms_asked = rng.sample(range(arms), rng.randint(1, arms))
+        schedule.begin({arm: list(range(queries)) for arm in arms_asked})
+        held = {slot.arm for slot in schedule.slots}
+        waiting = [arm for arm in arms_asked if arm not in held]      # the phase's order: the arms without a slot
         for _ in range(400):
             if schedule.done:
                 break
             event = rng.random()
-            if fetching and event < 0.35 and schedule.waiting:
-                files.arrive(rng.choice(list(schedule.waiting)), rng.choice(nodes))
+            if fetching and event < 0.35 and waiting:
+                files.arrive(rng.choice(waiting), rng.choice(nodes))
             elif fetching and event < 0.45 and files.on:
                 files.on.discard(rng.choice(sorted(files.on)))          # deleted to make room, or its node left
             elif event < 0.5 and schedule.work:
-                schedule.drop(rng.choice(sorted(schedule.work)))        # failed
+                failed = rng.choice(sorted(schedule.work))
+                schedule.drop(failed)
+                waiting = [arm for arm in waiting if arm != failed]
             elif event < 0.55 and in_flight:
                 slot = rng.choice(list(in_flight))
                 slot_state, arm, chunk = in_flight.pop(slot)
                 schedule.lose(slot_state)
                 schedule.requeue(arm, chunk, len(chunk))
-                schedule.slots.append(SlotState(node=rng.choice(nodes)))
+                waiting.insert(0, arm)                                   # first: most recently put back first
+                schedule.slots.append(SlotState(node=rng.choice(places)))
             elif in_flight:
                 slot_state, _, chunk = in_flight.pop(rng.choice(list(in_flight)))
                 schedule.finished(slot_state, len(chunk))
             for dispatch in schedule.continue_own():
                 in_flight[id(dispatch.slot)] = (dispatch.slot, dispatch.arm, dispatch.chunk)
-            expected = expected_choices(schedule, files.on if fetching else None)
+            expected = expected_choices(schedule, waiting, files.on if fetching else None)
             got = (schedule.assign_idle(files.ready, files.arrivals) if fetching
                    else schedule.assign_idle(lambda arm, node: True))      # every arm on every node
             assert [(d.slot, d.arm) for d in got] == expected, f"seed {seed}, phase {phase}"
             for dispatch in got:
                 in_flight[id(dispatch.slot)] = (dispatch.slot, dispatch.arm, dispatch.chunk)
+                waiting.remove(dispatch.arm)
+            assert schedule.waiting_in_order() == waiting
         for slot_state, _, chunk in in_flight.values():
             schedule.finished(slot_state, len(chunk))
         in_flight.clear()
@@ -88,7 +99,7 @@ def test_an_idle_slot_takes_the_first_waiting_arm_on_its_node(seed):
 
 def test_an_idle_slot_with_nothing_on_its_node_asks_about_no_arm():
     schedule = SlotSchedule(chunk_size=1)
-    schedule.slots = [SlotState(node="node-a"), SlotState(node="node-b")]
+    schedule.slots = [SlotState(node="node-a"), SlotState(node="node-b"), SlotState(node=None)]   # (None: unplaced)
     schedule.begin({arm: [0] for arm in range(2000)})
     files = Files()
     for _ in range(100):                      # events while the downloads run: nothing is on a node yet

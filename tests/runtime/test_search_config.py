@@ -64,6 +64,8 @@ def test_a_matrix_search_refuses_the_settings_it_would_ignore(recorded, settings
         SearchConfig(matrix=str(matrix), models=str(models), **settings)
     default = SearchConfig(matrix=str(matrix), models=str(models), tasks="routerbench")   # the default, said
     assert default.tasks == ("routerbench",)
+    said = SearchConfig(matrix=str(matrix), models=str(models), kinds=tuple(reversed(default.kinds)))   # any order
+    assert set(said.kinds) == set(default.kinds)
 
 
 def test_inputs_are_checked_before_the_search_is_saved(recorded, tmp_path):
