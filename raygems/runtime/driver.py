@@ -422,8 +422,7 @@ class SearchDriver:
         try:
             slot.node = ray.get(slot.node)
         except RayActorError as exc:
-            if exc.actor_init_failed:    # it would fail on every node the same way (e.g. a plug-in it lacks)
-                raise SetupError(f"a model actor could not start: {last_line(str(exc))}") from None
+            _stop_if_it_could_not_start(exc)
             self._slot_lost(slot)
             return False
         return True
@@ -487,7 +486,8 @@ class SearchDriver:
                 persist = False
             self._fail(arm, failure, persist=persist, in_flight=len(chunk))
             return
-        except (ActorDiedError, ActorUnavailableError, RayActorError):
+        except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
+            _stop_if_it_could_not_start(exc)
             self._slot_lost(slot)
             self._restarts[arm] = self._restarts.get(arm, 0) + 1
             if self._restarts[arm] > self.settings.max_actor_restarts:
@@ -625,6 +625,14 @@ def remote_driver(pin_to_this_node: bool = True):
         node = ray.get_runtime_context().get_node_id()
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
     return ray.remote(**options)(SearchDriver)
+
+
+def _stop_if_it_could_not_start(exc: Exception) -> None:
+    """A model actor that failed in its own start (not the checkpoint's load) would fail on every node the same way
+    (a plug-in or backend its workers cannot import, ...): the search stops with the reason, instead of starting
+    new actors for every model until each has been "lost" too often."""
+    if getattr(exc, "actor_init_failed", False):
+        raise SetupError(f"a model actor could not start: {last_line(str(exc))}") from None
 
 
 def _is_ref(value) -> bool:

@@ -2,6 +2,8 @@
 driver and the model actors import the module named in `plugins`, and the search finds the best model."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import raygems
@@ -65,3 +67,21 @@ def test_a_name_registered_only_where_the_search_started_is_one_line_from_the_dr
                                  "that module in plugins (--plugins MODULE; raygems.plugins)")
     assert not (tmp_path / "run" / "store" / "results").exists() or not any((tmp_path / "run" / "store" /
                                                                               "results").iterdir())
+
+
+def test_a_model_actor_that_cannot_start_stops_the_search_in_one_line(tmp_path, monkeypatch):
+    """A plug-in the model actors cannot import (tests/plugins/raygems_actor_breaker.py): every model actor would
+    fail the same way on every node, so the search stops with the reason instead of replacing them forever."""
+    from raygems.errors import SetupError
+
+    from runtime_helpers import write_matrix
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "plugins"))    # (the Ray workers have it too)
+    _, matrix, models = write_matrix(tmp_path / "recorded", finetunes=6, adapters=0, per_task=4)
+    config = SearchConfig(matrix=str(matrix), models=str(models), budget=4, plugins=("raygems_actor_breaker",),
+                          out=str(tmp_path / "run"), progress=False)
+    with pytest.raises(SetupError) as raised:
+        run_search(config)
+    message = str(raised.value)
+    assert message.startswith("a model actor could not start: ") and "\n" not in message
+    assert "libmissing.so.1" in message
