@@ -50,6 +50,13 @@ def run(args: argparse.Namespace) -> int:
     if args.num_cpus is not None and args.num_cpus < 1:
         raise ValueError(f"--num-cpus must be at least 1, got {args.num_cpus}")
     if args.report_only:
+        running = [flag for flag, given in (("--fresh", args.fresh), ("--methods", args.methods),
+                                             ("--address", args.address), ("--num-cpus", args.num_cpus))
+                   if given not in (None, False)]
+        if running:
+            raise UsageError(f"--report-only runs nothing, but {', '.join(running)} "
+                             f"{'says' if len(running) == 1 else 'say'} how to run: drop "
+                             f"{'it' if len(running) == 1 else 'them'}, or drop --report-only")
         results = config_rows(config, load_results(out))
         if results.empty:
             raise ValueError(f"{out} has no results of sweep {config.name!r} to report")

@@ -114,6 +114,9 @@ def test_report_only_rewrites_table_and_plot_from_results(replayed, tmp_path, ca
     config, results, per_rep, config_path = replayed
     assert main(["sweep", str(config_path), "--out", str(tmp_path), "--report-only"]) == 2
     assert "has no results of sweep 'tiny'" in capsys.readouterr().err
+    assert main(["sweep", str(config_path), "--out", str(tmp_path), "--report-only", "--fresh", "--methods", "A"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--report-only runs nothing, but --fresh, --methods say how to "
+                                                    "run: drop them, or drop --report-only")
     save(tmp_path, results, per_rep)
     assert main(["sweep", str(config_path), "--out", str(tmp_path), "--report-only"]) == 0
     assert (tmp_path / "table.md").read_text() == render_table(load_results(tmp_path), config)
