@@ -72,7 +72,8 @@ def _methods(text: str | None) -> list[str]:
 
     from raygems.errors import UsageError
 
-    names = [m.strip() for m in (DEFAULT_METHOD if text is None else text).split(",") if m.strip()]
+    names = list(dict.fromkeys(m.strip() for m in (DEFAULT_METHOD if text is None else text).split(",")
+                               if m.strip()))      # (each once)
     if not names:
         raise UsageError(f"--method {text!r}: give one or more methods, e.g. recommended,exhaustive")
     for name in names:

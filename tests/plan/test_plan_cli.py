@@ -62,7 +62,7 @@ def test_best_base_is_planned_from_the_models_table(capsys, matrix):
 
 def test_the_table_names_every_method(capsys, matrix):
     assert main(["plan", "--matrix", matrix[0], "--models", matrix[1], "--budget", "4",
-                 "--method", "ours,uniform"]) == 0
+                 "--method", "ours,uniform,ours"]) == 0      # (a method given twice is planned once)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("plan: 16 candidates") and "GPU-h" in out[2]
     assert [line.split()[0] for line in out[3:]] == ["ours", "uniform"]
