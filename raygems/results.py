@@ -175,30 +175,47 @@ def read_part(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
                          f"store and run again") from None
 
 
+#: Threads reading parts at once (`read_parts`): arrow reads a file without holding the GIL, so a few threads read
+#: many small parts faster (5,000 parts: 3.4-3.7 s with one, 2.6 s with four, on the 2-core AMD EPYC machine; a
+#: 10,000-model search leaves ~29,000 parts to compact).
+PART_READERS = 4
+
+
 def read_parts(paths: list[Path]) -> pd.DataFrame:
     """Every row of many parts (served or not), in order, as one arrow table made into one frame;
     parts without `scoring_version` get the legacy version, and an optional column a part lacks reads as missing
-    values (as in `read_part`)."""
+    values (as in `read_part`). The first part, in order, that is not one is named (SetupError)."""
+    import pyarrow as pa
+    from concurrent.futures import ThreadPoolExecutor
+
+    schema = arrow_schema()
+    if len(paths) < 2 * PART_READERS:
+        tables = [_read_part_table(path, schema) for path in paths]
+    else:
+        with ThreadPoolExecutor(PART_READERS) as readers:
+            tables = list(readers.map(lambda path: _read_part_table(path, schema), paths))
+    return pa.concat_tables(tables).to_pandas().astype(RESULT_COLUMNS)
+
+
+def _read_part_table(path: Path, schema):
+    """One part as an arrow table of `schema` (read_parts)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema, tables = arrow_schema(), []
-    for path in paths:
-        try:
-            with pq.ParquetFile(path) as part:       # (half the time of pq.read_table for a small part)
-                table = part.read()
-            _check_columns(set(table.column_names), str(path))
-        except (OSError, ValueError) as exc:
-            raise SetupError(f"{path} is not a result part raygems can read ({one_line(exc)})") from None
-        if "scoring_version" not in table.column_names:
-            table = table.append_column("scoring_version", pa.array([LEGACY_SCORING_VERSION] * len(table), pa.string()))
-        for column in schema:
-            if column.name not in table.column_names:
-                absent = pa.scalar(_absent_value(RESULT_COLUMNS[column.name]), column.type)
-                table = table.append_column(column.name, pa.repeat(absent, len(table)))
-        table = table.select(list(RESULT_COLUMNS)).replace_schema_metadata()   # (pandas' metadata of one part)
-        tables.append(table if table.schema.equals(schema) else table.cast(schema))
-    return pa.concat_tables(tables).to_pandas().astype(RESULT_COLUMNS)
+    try:
+        with pq.ParquetFile(path) as part:       # (half the time of pq.read_table for a small part)
+            table = part.read()
+        _check_columns(set(table.column_names), str(path))
+    except (OSError, ValueError) as exc:
+        raise SetupError(f"{path} is not a result part raygems can read ({one_line(exc)})") from None
+    if "scoring_version" not in table.column_names:
+        table = table.append_column("scoring_version", pa.array([LEGACY_SCORING_VERSION] * len(table), pa.string()))
+    for column in schema:
+        if column.name not in table.column_names:
+            absent = pa.scalar(_absent_value(RESULT_COLUMNS[column.name]), column.type)
+            table = table.append_column(column.name, pa.repeat(absent, len(table)))
+    table = table.select(list(RESULT_COLUMNS)).replace_schema_metadata()   # (pandas' metadata of one part)
+    return table if table.schema.equals(schema) else table.cast(schema)
 
 
 def _absent_value(dtype: str) -> int | None:

@@ -143,3 +143,23 @@ def test_a_folder_of_other_parquet_files_is_named_as_not_results(tmp_path):
     pd.DataFrame({"rep": [0]}).to_parquet(tmp_path / "per_rep.parquet")
     with pytest.raises(UsageError, match=r"holds no result rows: its parquet files \(per_rep.parquet, results.parquet\)"):
         read_results(tmp_path)
+
+
+def test_many_parts_read_in_order_and_the_first_bad_one_is_named(tmp_path):
+    """read_parts reads many parts with a few threads: rows come back in the parts' order, and of two parts that
+    are not results the first in that order is named, whichever thread met it first."""
+    from raygems.errors import SetupError
+    from raygems.results import PART_READERS, read_parts
+
+    store = ResultStore(tmp_path)
+    row = {"model_id": "org/a", "revision": "main", "task": "toy_arith", "variant": PROMPT_VARIANTS[0], "reward": 1,
+           "generation": "", "prompt_tokens": 1, "completion_tokens": 1, "latency_s": 0.0, "backend": "replay",
+           "backend_settings": "{}", "pool_hash": "h", "scoring_version": "1"}
+    paths = [store.put_rows([{**row, "query_id": f"toy_arith/{k:04d}"}]) for k in range(4 * PART_READERS)]
+    frame = read_parts(paths)
+    assert frame["query_id"].tolist() == [f"toy_arith/{k:04d}" for k in range(4 * PART_READERS)]
+    bad_first, bad_later = tmp_path / "bad-1.parquet", tmp_path / "bad-2.parquet"
+    pd.DataFrame({"x": [1]}).to_parquet(bad_first)
+    bad_later.write_bytes(b"not parquet")
+    with pytest.raises(SetupError, match=f"^{bad_first} is not a result part"):
+        read_parts(paths[:3] + [bad_first] + paths[3:] + [bad_later])
