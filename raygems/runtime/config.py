@@ -301,14 +301,16 @@ def _refuse_tree_settings(config: SearchConfig) -> None:
     """A --matrix search given a setting of `TREE_AND_POOL_SETTINGS` other than its default: one line naming
     them (they would be ignored: the matrix's models and queries are the search's)."""
     defaults = {f.name: f.default for f in fields(SearchConfig)}
-    def same(value, default):            # (names in another order are the same names)
-        return set(value) == set(default) if isinstance(value, tuple) else value == default
-
-    given = [name for name in TREE_AND_POOL_SETTINGS if not same(getattr(config, name), defaults[name])]
+    given = [name for name in TREE_AND_POOL_SETTINGS if not _same_setting(getattr(config, name), defaults[name])]
     if given:
         shown = ", ".join(f"--{name.replace('_', '-')} {_shown(getattr(config, name))}" for name in given)
         raise UsageError(f"{shown}: a --matrix search has the matrix's own models and queries (all of them); "
                          f"{'this applies' if len(given) == 1 else 'these apply'} to --tree searches")
+
+
+def _same_setting(value: Any, default: Any) -> bool:
+    """Names in another order are the same names."""
+    return set(value) == set(default) if isinstance(value, tuple) else value == default
 
 
 def _shown(value: Any) -> str:
