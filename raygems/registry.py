@@ -16,10 +16,15 @@ the registry (the built-in tasks). Names are listed in registration order.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+
+def as_names(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Names given as one name or several: a string is one name (never its letters)."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 class Registry(Generic[T]):

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.errors import SetupError, UsageError, one_line
+from raygems.registry import as_names
 from raygems.run_directory import RunDirectory
 from raygems.tasks.prompting import PROMPT_VARIANTS
 
@@ -72,8 +73,8 @@ def read_results(source: str | Path | pd.DataFrame, columns: Iterable[str] | Non
         _check_columns(source.columns, "result rows")
         rows = source if "scoring_version" in source else source.assign(scoring_version=LEGACY_SCORING_VERSION)
         return served(rows)
-    if columns is not None:             # (one column's name is that column, not its letters)
-        columns = [columns] if isinstance(columns, str) else list(columns)
+    if columns is not None:
+        columns = list(as_names(columns))
     unknown = sorted(set(columns or ()) - set(RESULT_COLUMNS))
     if unknown:
         raise ValueError(f"unknown result column(s) {unknown}: choose from {list(RESULT_COLUMNS)}")

@@ -27,6 +27,7 @@ from raygems.errors import HubUnreachable, UsageError
 from raygems.hub.cards import ModelCard, ModelCardError, parse_model_card, salvage_base_models
 from raygems.hub.retry import RetryPolicy, cached_or_unreachable, call_with_retries, check_reachable, http_status
 from raygems.hub.types import MODEL_KINDS, ModelRecord
+from raygems.registry import as_names
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ DEFAULT_FETCH_IGNORE = ("*.h5", "*.msgpack", "*.ot", "*.onnx", "*.onnx_data", "*
 
 
 def _check_kinds(kinds: Iterable[str]) -> tuple[str, ...]:
-    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)     # (one kind's name, not its letters)
+    kinds = as_names(kinds)
     bad = [k for k in kinds if k not in RELATIONS]
     if bad:
         raise ValueError(f"unknown relation(s) {bad}: choose from {RELATIONS}")

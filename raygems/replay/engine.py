@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from raygems.bandits import get_method, repetition_keys
 from raygems.bandits.base import BanditAlgorithm
 from raygems.errors import UsageError
+from raygems.registry import as_names
 from raygems.replay.environment import Environment, MatrixEnvironment
 from raygems.replay.matrix import CorrectnessMatrix, MatrixError, rank_of
 
@@ -236,7 +237,7 @@ def replay_grid(matrix: CorrectnessMatrix, methods: Iterable[str], budgets: Iter
                 seed: int = 0, *, exact: bool = False, progress: bool = True,
                 options: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
     """Every method at every budget; one summary row per cell (columns: SUMMARY_KEYS and more)."""
-    methods = [methods] if isinstance(methods, str) else list(methods)     # (one method's name, not its letters)
+    methods = list(as_names(methods))
     budgets = [budgets] if isinstance(budgets, int) else [int(b) for b in budgets]
     rows = []
     bar = tqdm(methods, desc="replay", disable=not progress, unit="method")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 
 from raygems.errors import UsageError
 from raygems.hub.types import DEFAULT_KINDS
+from raygems.registry import as_names
 from raygems.tasks.routerbench import PAPER_PER_TASK
 
 #: The method a search uses unless told otherwise (the evidence: docs/statistics.md).
@@ -124,7 +125,7 @@ class SearchConfig:
         batch = self.backend_settings.get("batch_size", 1)   # (the plan and --lookahead read it, whatever the backend)
         if not isinstance(batch, numbers.Integral) or isinstance(batch, bool) or batch < 1:
             raise ValueError(f"backend setting batch_size must be a positive whole number, got {batch!r:.100}")
-        self.plugins, self.tasks, self.kinds = (_names(v) for v in (self.plugins, self.tasks, self.kinds))
+        self.plugins, self.tasks, self.kinds = (as_names(v) for v in (self.plugins, self.tasks, self.kinds))
         import_plugins(self.plugins)   # first: their registrations are what the names below are checked against
         if (self.tree is None) == (self.matrix is None):
             raise ValueError("give exactly one of tree (a directory or hub id) or matrix (replay backend)")
@@ -315,11 +316,6 @@ def _same_setting(value: Any, default: Any) -> bool:
 
 def _shown(value: Any) -> str:
     return ",".join(value) if isinstance(value, tuple) else "all" if value is None else str(value)
-
-
-def _names(value: str | Any) -> tuple[str, ...]:
-    """A tuple of names from a tuple, a list, or one name (not its letters)."""
-    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _check_backend(name: str, settings: dict[str, Any]) -> None:

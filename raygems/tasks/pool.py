@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.errors import UsageError
+from raygems.registry import as_names
 from raygems.tasks.base import EXTRA_COLUMN, as_query
 from raygems.tasks.registry import get_task
 from raygems.tasks.routerbench import PAPER_PER_TASK
@@ -211,7 +212,7 @@ def build_query_pool(task_names: str | Sequence[str], per_task: int | None = PAP
     A composite task (``routerbench``) contributes ``per_task`` queries from each of its member tasks.
     ``data_dir`` and ``task_options`` go to ``get_task``.
     """
-    names = [task_names] if isinstance(task_names, str) else list(task_names)
+    names = list(as_names(task_names))
     if not names:
         raise ValueError("task_names must name at least one task")
     if per_task is not None and (not isinstance(per_task, (int, np.integer)) or per_task < 1):
