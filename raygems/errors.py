@@ -42,6 +42,14 @@ def last_line(message: str, limit: int = 300) -> str:
     return lines[-1][:limit] if lines else message
 
 
+def stop_if_it_could_not_start(exc: BaseException, actor: str) -> None:
+    """A Ray actor that failed in its own start (`actor_init_failed`: its constructor raised) would fail the same way
+    on the next try and on every node (a plug-in its workers cannot import, a cache folder that cannot be made):
+    SetupError naming `actor` and the reason, so that the search stops instead of starting it again and again."""
+    if getattr(exc, "actor_init_failed", False):
+        raise SetupError(f"{actor} could not start: {last_line(str(exc))}") from None
+
+
 def one_line(exc: BaseException, limit: int = 200) -> str:
     """`exc` named in one line, as a failure reason or inside an error message: its type and the first line of
     its message (at most `limit` characters), e.g. "OSError: [Errno 28] No space left on device"."""

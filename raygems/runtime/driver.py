@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from raygems.bandits import AllArmsFailed, get_method, make_algorithm, repetition_keys
-from raygems.errors import SetupError, last_line, one_line
+from raygems.errors import SetupError, one_line, stop_if_it_could_not_start
 from raygems.hub.types import ModelRecord
 from raygems.plugins import import_plugins
 from raygems.runtime.config import DEFAULT_METHOD
@@ -422,7 +422,7 @@ class SearchDriver:
         try:
             slot.node = ray.get(slot.node)
         except RayActorError as exc:
-            _stop_if_it_could_not_start(exc)
+            stop_if_it_could_not_start(exc, "a model actor")   # (not: lost every time)
             self._slot_lost(slot)
             return False
         return True
@@ -487,7 +487,7 @@ class SearchDriver:
             self._fail(arm, failure, persist=persist, in_flight=len(chunk))
             return
         except (ActorDiedError, ActorUnavailableError, RayActorError) as exc:
-            _stop_if_it_could_not_start(exc)
+            stop_if_it_could_not_start(exc, "a model actor")   # (not: lost every time)
             self._slot_lost(slot)
             self._restarts[arm] = self._restarts.get(arm, 0) + 1
             if self._restarts[arm] > self.settings.max_actor_restarts:
@@ -625,14 +625,6 @@ def remote_driver(pin_to_this_node: bool = True):
         node = ray.get_runtime_context().get_node_id()
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node, soft=False)
     return ray.remote(**options)(SearchDriver)
-
-
-def _stop_if_it_could_not_start(exc: Exception) -> None:
-    """A model actor that failed in its own start (not the checkpoint's load) would fail on every node the same way
-    (a plug-in or backend its workers cannot import, ...): the search stops with the reason, instead of starting
-    new actors for every model until each has been "lost" too often."""
-    if getattr(exc, "actor_init_failed", False):
-        raise SetupError(f"a model actor could not start: {last_line(str(exc))}") from None
 
 
 def _is_ref(value) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from raygems.backends.base import CheckpointError
-from raygems.errors import RaygemsError, SetupError, UsageError, last_line
+from raygems.errors import RaygemsError, UsageError, stop_if_it_could_not_start
 from raygems.files import NO_SPACE, DiskFull
 from raygems.hub.retry import RetryPolicy
 from raygems.hub.types import ModelRecord
@@ -466,9 +466,7 @@ class FetchStage(CheckpointSource):
                 raise cause from None
             raise
         except ray.exceptions.RayActorError as exc:
-            if exc.actor_init_failed:   # it will not start on the next try either (its cache folder, its disk)
-                raise SetupError(f"the checkpoint downloader of node {node[:12]} could not start: "
-                                 f"{last_line(str(exc))}") from None
+            stop_if_it_could_not_start(exc, f"the checkpoint downloader of node {node[:12]}")   # (its folder, disk)
             self._worker_lost(node)
             return None
         except ray.exceptions.ActorUnschedulableError:    # started for a node that has left meanwhile
