@@ -47,7 +47,10 @@ def example_plugins(monkeypatch):
 
     name = "raygems_example_plugins"
     monkeypatch.syspath_prepend(PLUGINS_DIR)
-    saved = {registry: dict(registry._entries) for registry in (METHODS, BACKENDS, TASKS)}
+    registries = (METHODS, BACKENDS, TASKS)
+    for registry in registries:      # the built-ins found first: restoring must not take them away again
+        registry.names()
+    saved = {registry: dict(registry._entries) for registry in registries}
     yield name
     for registry, entries in saved.items():
         registry._entries = entries
