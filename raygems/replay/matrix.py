@@ -260,8 +260,9 @@ def from_long(frame: pd.DataFrame, source: str = "table") -> CorrectnessMatrix:
             odd = ids.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
             if odd.any():
                 raise MatrixError(f"{source}: column {column!r} must hold names, got {ids[odd].iloc[0]!r:.80}")
-        if ids.isna().any():
-            raise MatrixError(f"{source}: a row without a {column} (row {int(np.flatnonzero(ids.isna())[0]) + 1})")
+        nameless = ids.isna().to_numpy()
+        if nameless.any():
+            raise MatrixError(f"{source}: a row without a {column} (row {int(np.flatnonzero(nameless)[0]) + 1})")
         codes[column], uniques = pd.factorize(ids.astype(str))
         names[column] = tuple(str(name) for name in uniques)
     if frame["correct"].isna().any():
